@@ -1,0 +1,1 @@
+"""swarmlearn.training."""
