@@ -1,0 +1,266 @@
+"""The environment a swarm works in: protocol, observation, and shared machinery.
+
+An environment holds hidden state (which service is faulty, where the goal
+is …) that workers only learn about through actions. What workers *can* see
+is the :class:`Observation`: the candidate actions, each with the visible
+state of its target (its *context*), and the facts discovered so far.
+"""
+
+from __future__ import annotations
+
+import abc
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from swarmlearn.core.actions import Action, ActionResult, ActionSpec, Candidate
+from swarmlearn.errors import EnvironmentError_
+from swarmlearn.types import Failure, Outcome, Success, Timeout
+
+__all__ = ["BaseEnvironment", "Environment", "Observation"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What every worker can see at the start of a tick.
+
+    ``candidates`` are the actions that may be taken now, each with the
+    visible context of its target; ``targets`` maps each target to that
+    context; ``facts`` holds everything discovered so far.
+    """
+
+    step: int
+    candidates: tuple[Candidate, ...]
+    targets: Mapping[str, str]
+    facts: Mapping[str, str]
+    done: bool
+
+    def context_of(self, action: Action) -> str:
+        """The visible context of an action's target ("" for untargeted actions)."""
+        return self.targets.get(action.target, "") if action.target else ""
+
+
+@runtime_checkable
+class Environment(Protocol):
+    """A task a swarm works on. Deterministic for a seed."""
+
+    kind: ClassVar[str]
+
+    def reset(self, seed: int) -> Observation: ...
+
+    def observe(self) -> Observation: ...
+
+    def step(self, action: Action) -> ActionResult: ...
+
+    def action_specs(self) -> tuple[ActionSpec, ...]: ...
+
+    def render_text(self) -> str: ...
+
+    def task_text(self) -> str: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def outcome(self) -> Outcome: ...
+
+    def context_priority(self) -> Mapping[str, int]: ...
+
+
+class BaseEnvironment(abc.ABC):
+    """Shared machinery: facts, target contexts, cached candidates, costs, outcome.
+
+    Subclasses implement :meth:`_setup` (build the hidden state from
+    ``self.rng``), :meth:`_apply` (one action), :meth:`_specs` (the action
+    set), :meth:`task_text` and :meth:`_progress` (partial score in [0, 1]).
+    They call :meth:`_set_context`, :meth:`_discover`, :meth:`_solve` and
+    :meth:`_fail` to change what is visible and how the task ends.
+    """
+
+    kind: ClassVar[str] = ""
+    #: visible contexts, most promising first; managers focus by this order
+    contexts: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.rng = random.Random(0)
+        self._facts: dict[str, str] = {}
+        self._targets: dict[str, str] = {}
+        self._specs_by_name: dict[str, ActionSpec] = {}
+        self._candidates: tuple[Candidate, ...] = ()
+        self._observation: Observation | None = None
+        self._steps = 0
+        self._cost = 0.0
+        self._solved_score: float | None = None
+        self._failure: str | None = None
+        self._seed = 0
+
+    # -- subclass hooks -------------------------------------------------------
+    @abc.abstractmethod
+    def _setup(self) -> None:
+        """Build hidden state from ``self.rng`` and the initial target contexts."""
+
+    @abc.abstractmethod
+    def _specs(self) -> tuple[ActionSpec, ...]:
+        """The action set for the current task (targets filled in)."""
+
+    @abc.abstractmethod
+    def _apply(self, action: Action) -> ActionResult:
+        """Carry out a known action; the base class has checked name and target."""
+
+    @abc.abstractmethod
+    def task_text(self) -> str:
+        """What the task is, in words a worker (or an LLM) can act on."""
+
+    @abc.abstractmethod
+    def _progress(self) -> float:
+        """How far towards the goal the swarm got, in [0, 1] (for Timeout scores)."""
+
+    def _optimal_steps(self) -> int:
+        """The fewest actions that solve this task (for grading efficiency)."""
+        return 1
+
+    # -- protocol -------------------------------------------------------------
+    def reset(self, seed: int) -> Observation:
+        self._seed = seed
+        self.rng = random.Random(seed)
+        self._facts = {}
+        self._targets = {}
+        self._steps = 0
+        self._cost = 0.0
+        self._solved_score = None
+        self._failure = None
+        self._setup()
+        specs = self._specs()
+        self._specs_by_name = {s.name: s for s in specs}
+        self._candidates = tuple(
+            Candidate(Action(s.name, t)) for s in specs for t in (s.targets or ("",))
+        )
+        self._invalidate()
+        return self.observe()
+
+    def observe(self) -> Observation:
+        if self._observation is None:
+            targets = dict(self._targets)
+            cands = tuple(Candidate(c.action, targets.get(c.action.target, "")) for c in self._candidates)
+            self._candidates = cands
+            self._observation = Observation(
+                step=self._steps,
+                candidates=cands,
+                targets=targets,
+                facts=dict(self._facts),
+                done=self.done,
+            )
+        elif self._observation.step != self._steps:
+            obs = self._observation
+            self._observation = Observation(
+                step=self._steps, candidates=obs.candidates, targets=obs.targets,
+                facts=obs.facts, done=self.done,
+            )
+        return self._observation
+
+    def step(self, action: Action) -> ActionResult:
+        if self.done:
+            raise EnvironmentError_(f"{self.kind}: step({action}) after the task ended")
+        self._steps += 1
+        spec = self._specs_by_name.get(action.name)
+        if spec is None:
+            self._cost += 1.0
+            known = ", ".join(self._specs_by_name)
+            return ActionResult(False, error=f"unknown action {action.name!r} (known: {known})")
+        if spec.targets and action.target not in spec.targets:
+            self._cost += 1.0
+            return ActionResult(
+                False, error=f"{action.name}: unknown target {action.target!r}"
+            )
+        if not spec.targets and action.target:
+            return ActionResult(False, error=f"{action.name} takes no target")
+        return self._apply(action)
+
+    def action_specs(self) -> tuple[ActionSpec, ...]:
+        return tuple(self._specs_by_name.values())
+
+    @property
+    def done(self) -> bool:
+        return self._solved_score is not None or self._failure is not None
+
+    @property
+    def steps(self) -> int:
+        return self._steps
+
+    def outcome(self) -> Outcome:
+        if self._solved_score is not None:
+            return Success(self._solved_score)
+        if self._failure is not None:
+            return Failure(self._failure)
+        return Timeout(round(self._progress(), 4))
+
+    def context_priority(self) -> Mapping[str, int]:
+        n = len(self.contexts)
+        return {c: n - i for i, c in enumerate(self.contexts)}
+
+    def render_text(self) -> str:
+        lines = [f"Task: {self.task_text()}", "Targets:"]
+        for target, ctx in self._targets.items():
+            known = [f"{k.split('.', 1)[1]}={v}" for k, v in self._facts.items()
+                     if k.split(".", 1)[0] == target]
+            detail = f" ({'; '.join(known)})" if known else ""
+            lines.append(f"- {target}: {ctx}{detail}")
+        general = [f"{k}={v}" for k, v in self._facts.items() if "." not in k]
+        if general:
+            lines.append("Known: " + "; ".join(general))
+        lines.append(f"Actions taken: {self._steps}")
+        return "\n".join(lines)
+
+    # -- helpers for subclasses ----------------------------------------------
+    def _invalidate(self) -> None:
+        self._observation = None
+
+    def _set_context(self, target: str, context: str) -> None:
+        if self._targets.get(target) != context:
+            self._targets[target] = context
+            self._invalidate()
+
+    def context(self, target: str) -> str:
+        return self._targets.get(target, "")
+
+    def _discover(self, fact: str, value: str) -> bool:
+        """Record a fact; True if it was new."""
+        if self._facts.get(fact) == value:
+            return False
+        self._facts[fact] = value
+        self._invalidate()
+        return True
+
+    def fact(self, name: str) -> str | None:
+        return self._facts.get(name)
+
+    def _solve(self, *, penalty: float = 0.0) -> None:
+        """Mark solved; the score falls with ``penalty`` and with wasted steps."""
+        efficiency = min(1.0, self._optimal_steps() / max(1, self._steps))
+        score = 1.0 - penalty - 0.5 * (1.0 - efficiency)
+        self._solved_score = round(min(1.0, max(0.05, score)), 4)
+        self._invalidate()
+
+    def _fail(self, reason: str) -> None:
+        self._failure = reason
+        self._invalidate()
+
+    def _charge(self, cost: float) -> None:
+        self._cost += cost
+
+    @property
+    def cost(self) -> float:
+        return self._cost
+
+
+def pick(rng: random.Random, pool: Sequence[str], n: int) -> list[str]:
+    """``n`` distinct names from ``pool`` (suffixed when the pool runs out)."""
+    names = list(pool)
+    rng.shuffle(names)
+    out = names[:n]
+    i = 2
+    while len(out) < n:
+        out.extend(f"{name}{i}" for name in names[: n - len(out)])
+        i += 1
+    return out
+
