@@ -40,12 +40,18 @@ class Candidate(NamedTuple):
 
 
 class ActionResult(NamedTuple):
-    """What an action did: success, text output, an error, and new facts."""
+    """What an action did: success, text output, an error, and new facts.
+
+    ``success`` means the action was useful (made progress or found something
+    new); learners count it. ``invalid`` marks an action the environment does
+    not know (unknown name or target) — e.g. a malformed LLM reply.
+    """
 
     success: bool
     output: str = ""
     error: str = ""
     discoveries: tuple[str, ...] = ()
+    invalid: bool = False
 
 
 @dataclass(frozen=True, slots=True)

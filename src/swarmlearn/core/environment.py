@@ -80,6 +80,8 @@ class BaseEnvironment(abc.ABC):
     kind: ClassVar[str] = ""
     #: visible contexts, most promising first; managers focus by this order
     contexts: ClassVar[tuple[str, ...]] = ()
+    #: contexts in which nothing more is to be done on a target (priority 0)
+    settled: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.rng = random.Random(0)
@@ -130,7 +132,10 @@ class BaseEnvironment(abc.ABC):
         self._solved_score = None
         self._failure = None
         self._setup()
-        specs = self._specs()
+        specs = list(self._specs())
+        # The listed order of the action set carries no hint of the right order:
+        # it is shuffled per task (by its own generator, so hidden state is unchanged).
+        random.Random(seed ^ 0x5EED).shuffle(specs)
         self._specs_by_name = {s.name: s for s in specs}
         self._candidates = tuple(
             Candidate(Action(s.name, t)) for s in specs for t in (s.targets or ("",))
@@ -166,14 +171,17 @@ class BaseEnvironment(abc.ABC):
         if spec is None:
             self._cost += 1.0
             known = ", ".join(self._specs_by_name)
-            return ActionResult(False, error=f"unknown action {action.name!r} (known: {known})")
+            return ActionResult(
+                False, error=f"unknown action {action.name!r} (known: {known})", invalid=True
+            )
         if spec.targets and action.target not in spec.targets:
             self._cost += 1.0
             return ActionResult(
-                False, error=f"{action.name}: unknown target {action.target!r}"
+                False, error=f"{action.name}: unknown target {action.target!r}", invalid=True
             )
         if not spec.targets and action.target:
-            return ActionResult(False, error=f"{action.name} takes no target")
+            self._cost += 1.0
+            return ActionResult(False, error=f"{action.name} takes no target", invalid=True)
         return self._apply(action)
 
     def action_specs(self) -> tuple[ActionSpec, ...]:
@@ -195,8 +203,9 @@ class BaseEnvironment(abc.ABC):
         return Timeout(round(self._progress(), 4))
 
     def context_priority(self) -> Mapping[str, int]:
+        """Visible contexts ranked for focus: higher is more promising, 0 is settled."""
         n = len(self.contexts)
-        return {c: n - i for i, c in enumerate(self.contexts)}
+        return {c: 0 if c in self.settled else n - i for i, c in enumerate(self.contexts)}
 
     def render_text(self) -> str:
         lines = [f"Task: {self.task_text()}", "Targets:"]

@@ -66,6 +66,7 @@ class TroubleshootingEnv(BaseEnvironment):
     contexts: ClassVar[tuple[str, ...]] = (
         "diagnosed", "evidence", "degraded", "warning", "unchecked", "healthy", "restarted",
     )
+    settled: ClassVar[tuple[str, ...]] = ("healthy", "restarted")
 
     def __init__(self, config: TroubleshootingConfig | None = None) -> None:
         super().__init__()

@@ -1,0 +1,98 @@
+"""The manager: guidance for the workers, on a schedule.
+
+Guidance names the targets worth working on (``focus``), those to leave
+alone (``avoid``), a target per worker (``assignments``, so workers do not
+all do the same thing) and a text for LLM workers. The rule manager ranks
+targets by the environment's visible context priority; an LLM manager lives
+in :mod:`swarmlearn.llm`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from swarmlearn.core.environment import Observation
+from swarmlearn.core.events import ActionEvent
+from swarmlearn.types import WorkerId
+
+__all__ = [
+    "Guidance",
+    "GuidanceSchedule",
+    "Manager",
+    "NullManager",
+    "RuleManager",
+    "SwarmView",
+]
+
+
+class GuidanceSchedule(enum.StrEnum):
+    EVERY_TICK = "every_tick"
+    EVERY_N = "every_n"
+    ON_COMPLETION = "on_completion"
+
+
+@dataclass(frozen=True, slots=True)
+class Guidance:
+    tick: int = 0
+    text: str = ""
+    focus: tuple[str, ...] = ()
+    avoid: tuple[str, ...] = ()
+    assignments: Mapping[WorkerId, str] = field(default_factory=dict)
+    avoid_set: frozenset[str] = field(default=frozenset(), compare=False)
+
+    def __post_init__(self) -> None:
+        if self.avoid and not self.avoid_set:
+            object.__setattr__(self, "avoid_set", frozenset(self.avoid))
+
+
+NO_GUIDANCE = Guidance()
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmView:
+    """What a manager sees: the tick, the observation, the workers, the last events."""
+
+    tick: int
+    observation: Observation
+    workers: Sequence[WorkerId]
+    recent: Sequence[ActionEvent]
+    priority: Mapping[str, int]
+    task: str
+
+
+@runtime_checkable
+class Manager(Protocol):
+    def guide(self, view: SwarmView) -> Guidance: ...
+
+
+class NullManager:
+    """Gives no guidance: every worker sees every candidate."""
+
+    def guide(self, view: SwarmView) -> Guidance:
+        return Guidance(tick=view.tick)
+
+
+class RuleManager:
+    """Focus on the most promising targets; spread the workers over them."""
+
+    def guide(self, view: SwarmView) -> Guidance:
+        prio = view.priority
+        targets = view.observation.targets
+        ranked = sorted(
+            (t for t, ctx in targets.items() if prio.get(ctx, 1) > 0),
+            key=lambda t: -prio.get(targets[t], 1),
+        )
+        avoid = tuple(t for t, ctx in targets.items() if prio.get(ctx, 1) <= 0)
+        if not ranked:
+            return Guidance(tick=view.tick, text="No open targets.", avoid=avoid)
+        assignments = {w: ranked[i % len(ranked)] for i, w in enumerate(view.workers)}
+        shown = ", ".join(f"{t} ({targets[t]})" for t in ranked[:4])
+        text = f"Focus on: {shown}."
+        if avoid:
+            text += f" Leave alone: {', '.join(avoid)}."
+        return Guidance(
+            tick=view.tick, text=text, focus=tuple(ranked), avoid=avoid, assignments=assignments
+        )

@@ -1,0 +1,214 @@
+"""The tick orchestrator: workers decide, the environment applies, events flow.
+
+Each tick: the manager guides (on its schedule), every worker decides from
+the same observation — in parallel threads when workers block on I/O (LLM
+workers) — then the actions are applied in worker order (the environment is
+shared and deterministic), each result becomes an :class:`ActionEvent`, the
+worker that acted observes it, and the tick's events are published on the
+bus. An episode ends on success or failure, at ``max_ticks``, or when the
+clock passes ``timeout_s``. The clock is injectable, so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmlearn._config import check_range
+from swarmlearn.core.actions import Action, ActionResult
+from swarmlearn.core.bus import EventBus
+from swarmlearn.core.environment import Environment, Observation
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, EpisodeStarted, Event, EventIds
+from swarmlearn.core.manager import NO_GUIDANCE, Guidance, GuidanceSchedule, Manager, SwarmView
+from swarmlearn.core.workers import Worker
+from swarmlearn.errors import SwarmlearnError
+from swarmlearn.types import Outcome, Timeout
+
+__all__ = ["Clock", "Swarm", "SwarmConfig"]
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SwarmConfig:
+    max_ticks: int = 100
+    timeout_s: float = 60.0
+    schedule: GuidanceSchedule = GuidanceSchedule.EVERY_TICK
+    interval: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("max_ticks", self.max_ticks, lo=1)
+        check_range("timeout_s", self.timeout_s, lo=0.0, lo_open=True)
+        check_range("interval", self.interval, lo=1)
+
+
+@dataclass(slots=True)
+class _Counters:
+    actions: int = 0
+    invalid: int = 0
+    worker_errors: int = 0
+    guidance: int = 0
+    first: int = -1
+    last: int = -1
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Swarm:
+    """Runs episodes of one environment with a fixed set of workers."""
+
+    def __init__(
+        self,
+        env: Environment,
+        workers: Sequence[Worker],
+        *,
+        manager: Manager | None = None,
+        bus: EventBus[Event] | None = None,
+        config: SwarmConfig | None = None,
+        clock: Clock = time.perf_counter,
+        wall: Clock = time.time,
+    ) -> None:
+        if not workers:
+            raise ValueError("a swarm needs at least one worker")
+        self.env = env
+        self.workers = list(workers)
+        self.manager = manager
+        self.bus = bus if bus is not None else EventBus()
+        self.config = config or SwarmConfig()
+        self.clock = clock
+        self.wall = wall
+        self._pool: ThreadPoolExecutor | None = None
+        if len(self.workers) > 1 and any(w.blocking for w in self.workers):
+            self._pool = ThreadPoolExecutor(len(self.workers), thread_name_prefix="worker")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self) -> Swarm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- one episode ------------------------------------------------------------
+    def run_episode(
+        self, *, seed: int, ids: EventIds, task: str = "", group: str = "", episode: int = 0
+    ) -> EpisodeEnded:
+        env, cfg, clock = self.env, self.config, self.clock
+        obs = env.reset(seed)
+        task = task or f"{env.kind}:{seed}"
+        session = ids.session
+        self.bus.publish([EpisodeStarted(ids.next(), session, task, group, episode, seed, self.wall())])
+        dropped_before = self.bus.dropped()
+        counters = _Counters()
+        guidance = NO_GUIDANCE
+        recent: list[ActionEvent] = []
+        start = clock()
+        tick = 0
+        timed_out = False
+        while tick < cfg.max_ticks and not env.done:
+            if clock() - start > cfg.timeout_s:
+                timed_out = True
+                break
+            obs = env.observe()
+            if self.manager is not None and self._due(tick, recent):
+                guidance = self.manager.guide(SwarmView(
+                    tick, obs, [w.id for w in self.workers], recent, env.context_priority(), task,
+                ))
+                counters.guidance += 1
+            actions = self._decide(obs, guidance, counters)
+            recent = self._apply(actions, obs, ids, task, group, episode, tick, counters)
+            self.bus.publish(recent)  # type: ignore[arg-type]
+            tick += 1
+        outcome: Outcome = env.outcome()
+        if timed_out and not env.done:
+            outcome = Timeout(outcome.value)
+        for w in self.workers:
+            w.end_episode(outcome)
+        ended = EpisodeEnded(
+            ids.next(), session, task, group, episode, seed, outcome, tick, counters.actions,
+            clock() - start, counters.first, counters.last,
+            {
+                "invalid_actions": counters.invalid,
+                "worker_errors": counters.worker_errors,
+                "guidance": counters.guidance,
+                "dropped_events": self.bus.dropped() - dropped_before,
+                "timed_out": float(timed_out),
+            },
+            self.wall(),
+        )
+        self.bus.publish([ended])
+        return ended
+
+    def _due(self, tick: int, recent: Sequence[ActionEvent]) -> bool:
+        schedule = self.config.schedule
+        if tick == 0 or schedule is GuidanceSchedule.EVERY_TICK:
+            return True
+        if schedule is GuidanceSchedule.EVERY_N:
+            return tick % self.config.interval == 0
+        return any(e.result.success for e in recent)  # ON_COMPLETION: after progress
+
+    def _decide(
+        self, obs: Observation, guidance: Guidance, counters: _Counters
+    ) -> list[tuple[Worker, Action | None]]:
+        def one(worker: Worker) -> tuple[Worker, Action | None]:
+            try:
+                return worker, worker.decide(obs, guidance)
+            except SwarmlearnError as exc:
+                logger.warning("worker %s could not decide: %s", worker.id, exc)
+                return worker, None
+
+        if self._pool is None:
+            decided = [one(w) for w in self.workers]
+        else:
+            decided = list(self._pool.map(one, self.workers))
+        counters.worker_errors += sum(1 for _, a in decided if a is None)
+        return decided
+
+    def _apply(
+        self,
+        decided: list[tuple[Worker, Action | None]],
+        obs: Observation,
+        ids: EventIds,
+        task: str,
+        group: str,
+        episode: int,
+        tick: int,
+        counters: _Counters,
+    ) -> list[ActionEvent]:
+        env, clock, wall = self.env, self.clock, self.wall
+        session = ids.session
+        events: list[ActionEvent] = []
+        for worker, action in decided:
+            if action is None or env.done:
+                continue
+            t0 = clock()
+            result: ActionResult = env.step(action)
+            event = ActionEvent(
+                ids.next(), session, task, group, episode, tick, worker.id, action.name,
+                action.target, action.args, result, clock() - t0, obs.context_of(action), wall(),
+            )
+            if result.invalid:
+                counters.invalid += 1
+            worker.observe(event)
+            events.append(event)
+        if events:
+            if counters.first < 0:
+                counters.first = events[0].id
+            counters.last = events[-1].id
+            counters.actions += len(events)
+        return events
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "env": self.env.kind,
+            "workers": len(self.workers),
+            "manager": type(self.manager).__name__ if self.manager else None,
+        }
