@@ -1,0 +1,147 @@
+"""Rows ↔ records: how events, episodes, sessions and artifacts sit in tables."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from swarmlearn.core.actions import ActionResult
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, LLMCallEvent
+from swarmlearn.store import _schema as schema
+from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord
+from swarmlearn.types import Outcome, OutcomeKind, outcome_from_dict
+
+__all__ = [
+    "artifact_from_row",
+    "episode_from_row",
+    "episode_row",
+    "event_from_row",
+    "event_row",
+    "event_select",
+    "llm_from_row",
+    "session_record",
+]
+
+_dumps = json.dumps
+
+
+def event_row(e: ActionEvent) -> tuple[Any, ...]:
+    r = e.result
+    return (
+        e.id, e.session, e.task, e.group, e.episode, e.tick, e.worker, e.action, e.target,
+        _dumps(dict(e.args)) if e.args else "",
+        r.success, r.output, r.error,
+        _dumps(r.discoveries) if r.discoveries else "",
+        r.invalid, e.duration, e.context, e.ts,
+    )
+
+
+def event_from_row(row: Any) -> ActionEvent:
+    (id_, session, task, grp, episode, tick, worker, action, target, args, success, output,
+     error, discoveries, invalid, duration, context, ts) = row
+    return ActionEvent(
+        int(id_), int(session), task, grp, int(episode), int(tick), int(worker), action, target,
+        tuple(json.loads(args).items()) if args else (),
+        ActionResult(bool(success), output, error,
+                     tuple(json.loads(discoveries)) if discoveries else (), bool(invalid)),
+        float(duration), context, float(ts),
+    )
+
+
+def _outcome_parts(outcome: Outcome) -> tuple[str, float, str]:
+    reason = getattr(outcome, "reason", "")
+    return outcome.kind.value, float(outcome.value), reason
+
+
+def episode_row(e: EpisodeEnded) -> tuple[Any, ...]:
+    kind, score, reason = _outcome_parts(e.outcome)
+    return (
+        e.id, e.session, e.task, e.group, e.episode, e.seed, kind, score, reason, e.ticks,
+        e.actions, e.duration, e.first_event, e.last_event, _dumps(dict(e.stats)), e.ts,
+    )
+
+
+def episode_from_row(row: Any) -> EpisodeEnded:
+    (id_, session, task, grp, episode, seed, kind, score, reason, ticks, actions, duration,
+     first, last, stats, ts) = row
+    data: dict[str, Any] = {"kind": kind}
+    if kind == OutcomeKind.SUCCESS:
+        data["score"] = score
+    elif kind == OutcomeKind.TIMEOUT:
+        data["partial_score"] = score
+    elif kind == OutcomeKind.FAILURE:
+        data["reason"] = reason
+    return EpisodeEnded(
+        int(id_), int(session), task, grp, int(episode), int(seed), outcome_from_dict(data),
+        int(ticks), int(actions), float(duration), int(first), int(last), json.loads(stats),
+        float(ts),
+    )
+
+
+def llm_from_row(row: Any) -> LLMCallEvent:
+    values = list(row)
+    values[11] = bool(values[11])
+    return LLMCallEvent(*values)
+
+
+def artifact_from_row(row: Any) -> ArtifactRecord:
+    m = row._mapping
+    return ArtifactRecord(
+        id=int(m["id"]), kind=m["kind"], name=m["name"], version=int(m["version"]),
+        format_version=int(m["format_version"]), status=m["status"], created=float(m["created"]),
+        meta=json.loads(m["meta"] or "{}"),
+        payload=bytes(m["payload"]) if m["payload"] is not None else None,
+        sha256=m["sha256"],
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def session_record(row: Any, host: str) -> SessionRecord:
+    m = row._mapping
+    status = m["status"]
+    if status == "running" and m["host"] == host and not _alive(int(m["pid"])):
+        status = "interrupted"  # its process is gone without closing it
+    return SessionRecord(
+        id=int(m["id"]), scenario=m["scenario"], variant=m["variant"], group=m["grp"],
+        kind=m["kind"], status=status, started=float(m["started"]),
+        ended=float(m["ended"]) if m["ended"] is not None else None, host=m["host"],
+        pid=int(m["pid"]), config=json.loads(m["config"] or "{}"),
+        summary=json.loads(m["summary"] or "{}"),
+    )
+
+
+def event_select(q: EventQuery) -> Select[Any]:
+    t, s = schema.events, schema.sessions
+    stmt = select(t)
+    if q.session is not None:
+        stmt = stmt.where(t.c.session == q.session)
+    if q.sessions is not None:
+        stmt = stmt.where(t.c.session.in_(list(q.sessions)))
+    if q.scenario is not None:
+        stmt = stmt.where(t.c.session.in_(select(s.c.id).where(s.c.scenario == q.scenario)))
+    for column, value in ((t.c.task, q.task), (t.c.action, q.action), (t.c.worker, q.worker),
+                          (t.c.success, q.success)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if q.after_id is not None:
+        stmt = stmt.where(t.c.id > q.after_id)
+    if q.before_id is not None:
+        stmt = stmt.where(t.c.id < q.before_id)
+    if q.since is not None:
+        stmt = stmt.where(t.c.ts >= q.since)
+    stmt = stmt.order_by(t.c.id.desc() if q.newest_first else t.c.id)
+    if q.limit is not None:
+        stmt = stmt.limit(q.limit)
+    return stmt

@@ -1,0 +1,122 @@
+"""The store protocol and the records it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent
+from swarmlearn.types import SessionId
+
+__all__ = ["ArtifactRecord", "EventQuery", "SessionRecord", "Store"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    id: SessionId
+    scenario: str
+    variant: str
+    group: str
+    kind: str
+    status: str
+    started: float
+    ended: float | None
+    host: str
+    pid: int
+    config: Mapping[str, Any] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """One version of a learned artifact (snapshot, profile, skill, adapter, policy)."""
+
+    id: int
+    kind: str
+    name: str
+    version: int
+    format_version: int
+    status: str
+    created: float
+    meta: Mapping[str, Any]
+    payload: bytes | None
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventQuery:
+    """Filters for reading action events; all optional, combined with AND."""
+
+    session: SessionId | None = None
+    sessions: Sequence[SessionId] | None = None
+    scenario: str | None = None
+    task: str | None = None
+    action: str | None = None
+    worker: int | None = None
+    success: bool | None = None
+    after_id: int | None = None
+    before_id: int | None = None
+    since: float | None = None
+    limit: int | None = None
+    newest_first: bool = False
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for sessions, events, episodes and versioned artifacts."""
+
+    url: str
+
+    def open_session(
+        self,
+        *,
+        scenario: str,
+        variant: str = "",
+        group: str = "",
+        kind: str = "run",
+        config: Mapping[str, Any] | None = None,
+    ) -> SessionId: ...
+
+    def close_session(
+        self, session: SessionId, *, status: str = "completed",
+        summary: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def write(self, batch: Sequence[Event]) -> None: ...
+
+    def events(self, query: EventQuery | None = None) -> Iterator[ActionEvent]: ...
+
+    def llm_calls(self, session: SessionId) -> list[LLMCallEvent]: ...
+
+    def episodes(
+        self, *, session: SessionId | None = None, scenario: str | None = None,
+        limit: int | None = None,
+    ) -> list[EpisodeEnded]: ...
+
+    def sessions(
+        self, *, scenario: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[SessionRecord]: ...
+
+    def session(self, session: SessionId) -> SessionRecord: ...
+
+    def next_seq(self, session: SessionId) -> int: ...
+
+    def count_events(self, session: SessionId | None = None) -> int: ...
+
+    def put_artifact(
+        self, kind: str, name: str, payload: bytes | None, *,
+        meta: Mapping[str, Any] | None = None, format_version: int = 1,
+        status: str = "candidate",
+    ) -> ArtifactRecord: ...
+
+    def get_artifact(self, kind: str, name: str, version: int | None = None) -> ArtifactRecord: ...
+
+    def artifacts(
+        self, kind: str | None = None, name: str | None = None, *,
+        latest: int | None = None, since: float | None = None, until: float | None = None,
+    ) -> list[ArtifactRecord]: ...
+
+    def set_artifact_status(self, artifact_id: int, status: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,171 @@
+"""Tables of the store, the schema version, and migrations between versions.
+
+The schema version lives in the ``meta`` table. Opening a store brings an
+older database up to :data:`SCHEMA_VERSION` by running each migration in
+order inside one transaction (all or nothing); a newer database is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "LLM_COLUMNS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "artifacts",
+    "episodes",
+    "events",
+    "llm_calls",
+    "meta",
+    "metadata",
+    "sessions",
+]
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("scenario", String(200), nullable=False, default=""),
+    Column("variant", String(200), nullable=False, default=""),
+    Column("grp", String(200), nullable=False, default=""),
+    Column("kind", String(32), nullable=False, default="run"),
+    Column("status", String(32), nullable=False, default="running"),
+    Column("started", Float, nullable=False),
+    Column("ended", Float, nullable=True),
+    Column("host", String(200), nullable=False, default=""),
+    Column("pid", Integer, nullable=False, default=0),
+    Column("config", Text, nullable=False, default="{}"),
+    Column("summary", Text, nullable=False, default="{}"),
+    sqlite_autoincrement=True,  # never reuse a session id, so event ids never collide
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("session", Integer, nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("grp", String(200), nullable=False),
+    Column("episode", Integer, nullable=False),
+    Column("tick", Integer, nullable=False),
+    Column("worker", Integer, nullable=False),
+    Column("action", String(200), nullable=False),
+    Column("target", String(200), nullable=False),
+    Column("args", Text, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("output", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("discoveries", Text, nullable=False),
+    Column("invalid", Boolean, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("context", String(200), nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_events_session", "session"),
+)
+EVENT_COLUMNS = tuple(c.name for c in events.columns)
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("session", Integer, nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("worker", Integer, nullable=False),
+    Column("tick", Integer, nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("adapter", String(200), nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("latency", Float, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_llm_calls_session", "session"),
+)
+LLM_COLUMNS = tuple(c.name for c in llm_calls.columns)
+
+episodes = Table(
+    "episodes",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("session", Integer, nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("grp", String(200), nullable=False),
+    Column("episode", Integer, nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("ticks", Integer, nullable=False),
+    Column("actions", Integer, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("first_event", BigInteger, nullable=False),
+    Column("last_event", BigInteger, nullable=False),
+    Column("stats", Text, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_episodes_session", "session"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("format_version", Integer, nullable=False, default=1),
+    Column("status", String(32), nullable=False, default="candidate"),
+    Column("created", Float, nullable=False),
+    Column("meta", Text, nullable=False, default="{}"),
+    Column("payload", LargeBinary, nullable=True),
+    Column("sha256", String(64), nullable=False, default=""),
+    UniqueConstraint("kind", "name", "version", name="uq_artifact_version"),
+    Index("ix_artifacts_kind_name", "kind", "name"),
+    sqlite_autoincrement=True,
+)
+
+
+def _create_v1(conn: Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+
+
+#: version n → the step that brings a database from n-1 to n
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1}
+
+
+def read_version(conn: Connection) -> int:
+    """The database's schema version; 0 for an empty database."""
+    meta.create(conn, checkfirst=True)
+    row = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).first()
+    return int(row[0]) if row else 0

@@ -1,0 +1,387 @@
+"""The SQL store: SQLite by default (WAL), PostgreSQL by URL, through SQLAlchemy Core.
+
+Writes come in batches, each batch one transaction (all or nothing). On
+SQLite every write transaction starts with ``BEGIN IMMEDIATE`` so that two
+processes writing one file queue up on the lock (``busy_timeout``) instead
+of failing on a read→write upgrade; WAL keeps readers unblocked and makes a
+``kill -9`` lose at most the transaction in flight. Bulk inserts use the
+driver's fastest path: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from swarmlearn.core.events import (
+    SEQ_BITS,
+    ActionEvent,
+    EpisodeEnded,
+    Event,
+    LLMCallEvent,
+)
+from swarmlearn.errors import SchemaError, StoreError
+from swarmlearn.store import _codec as codec
+from swarmlearn.store import _schema as schema
+from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord
+from swarmlearn.types import SessionId
+
+__all__ = ["DEFAULT_URL", "SqlStore", "resolve_url"]
+
+DEFAULT_URL = "sqlite:///.swarmlearn/swarmlearn.db"
+_HINT = "expected sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB"
+
+
+def resolve_url(url: str | None) -> URL:
+    """Turn a store URL (or a plain path) into a SQLAlchemy URL with our drivers."""
+    raw = url or os.environ.get("SWARMLEARN_STORE") or DEFAULT_URL
+    if "://" not in raw:
+        if raw.strip() in ("", ":memory:"):
+            raw = "sqlite://"
+        else:
+            raw = f"sqlite:///{raw}"
+    try:
+        parsed = make_url(raw)
+    except ArgumentError as exc:
+        raise StoreError(f"bad store URL {raw!r}: {exc}; {_HINT}") from exc
+    backend = parsed.drivername.split("+", 1)[0]
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite")
+    raise StoreError(f"bad store URL {raw!r}: unsupported scheme {parsed.drivername!r}; {_HINT}")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    path = url.database or ""
+    if path and path != ":memory:":
+        p = Path(path)
+        if p.is_dir():
+            raise StoreError(f"store path {path!r} is a directory, not a database file")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store's folder {str(p.parent)!r}: {exc}") from exc
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        memory = False
+    else:
+        engine = create_engine(
+            "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+        )
+        memory = True
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = "IMMEDIATE" if conn.get_execution_options().get("write") else "DEFERRED"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class SqlStore:
+    """The store, over SQLite or PostgreSQL. See the module docstring."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self._url = resolve_url(url)
+        self.url = self._url.render_as_string(hide_password=True)
+        self.dialect = self._url.get_backend_name()
+        self._lock = threading.RLock()  # serialises use of an in-memory database
+        try:
+            if self.dialect == "sqlite":
+                self.engine = _sqlite_engine(self._url)
+            else:
+                self.engine = create_engine(self._url, pool_pre_ping=True)
+        except (NoSuchModuleError, ImportError) as exc:
+            raise StoreError(
+                f"cannot open {self.url}: driver missing ({exc}); run `scripts/install.sh pg`"
+            ) from exc
+        self._memory = self.dialect == "sqlite" and not (self._url.database or "")
+        self._host = socket.gethostname()
+        self._migrate()
+
+    # -- connections ------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self, *, write: bool, what: str) -> Iterator[Connection]:
+        try:
+            with self._lock if self._memory else contextlib.nullcontext():
+                with self.engine.connect() as conn:
+                    if write and self.dialect == "sqlite":
+                        conn = conn.execution_options(write=True)
+                    with conn.begin():
+                        yield conn
+        except StoreError:
+            raise
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise StoreError(f"{what} in {self.url} failed: {detail}") from exc
+
+    def _migrate(self) -> None:
+        with self._tx(write=True, what="opening the store") as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7242071)")
+            version = schema.read_version(conn)
+            if version > schema.SCHEMA_VERSION:
+                raise SchemaError(
+                    f"{self.url} has schema version {version}, newer than this swarmlearn "
+                    f"supports ({schema.SCHEMA_VERSION}); upgrade swarmlearn"
+                )
+            for step in range(version + 1, schema.SCHEMA_VERSION + 1):
+                schema.MIGRATIONS[step](conn)
+            if version != schema.SCHEMA_VERSION:
+                table = schema.meta
+                conn.execute(table.delete().where(table.c.key == "schema_version"))
+                conn.execute(table.insert().values(key="schema_version",
+                                                   value=str(schema.SCHEMA_VERSION)))
+
+    def schema_version(self) -> int:
+        with self._tx(write=False, what="reading the schema version") as conn:
+            return schema.read_version(conn)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sessions ---------------------------------------------------------------
+    def open_session(
+        self,
+        *,
+        scenario: str,
+        variant: str = "",
+        group: str = "",
+        kind: str = "run",
+        config: Mapping[str, Any] | None = None,
+    ) -> SessionId:
+        row = dict(
+            scenario=scenario, variant=variant, grp=group, kind=kind, status="running",
+            started=time.time(), host=self._host, pid=os.getpid(),
+            config=json.dumps(config or {}, default=str), summary="{}",
+        )
+        with self._tx(write=True, what="opening a session") as conn:
+            result = conn.execute(schema.sessions.insert().values(**row))
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def close_session(
+        self, session: SessionId, *, status: str = "completed",
+        summary: Mapping[str, Any] | None = None,
+    ) -> None:
+        t = schema.sessions
+        with self._tx(write=True, what=f"closing session {session}") as conn:
+            conn.execute(update(t).where(t.c.id == session).values(
+                status=status, ended=time.time(), summary=json.dumps(summary or {}, default=str)))
+
+    def session(self, session: SessionId) -> SessionRecord:
+        found = self._sessions(select(schema.sessions).where(schema.sessions.c.id == session))
+        if not found:
+            raise StoreError(f"no session {session} in {self.url}")
+        return found[0]
+
+    def sessions(
+        self, *, scenario: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> list[SessionRecord]:
+        t = schema.sessions
+        q = select(t).order_by(t.c.id.desc())
+        if scenario is not None:
+            q = q.where(t.c.scenario == scenario)
+        if kind is not None:
+            q = q.where(t.c.kind == kind)
+        if limit is not None:
+            q = q.limit(limit)
+        return self._sessions(q)
+
+    def _sessions(self, q: Any) -> list[SessionRecord]:
+        with self._tx(write=False, what="reading sessions") as conn:
+            rows = conn.execute(q).all()
+        return [codec.session_record(r, self._host) for r in rows]
+
+    def next_seq(self, session: SessionId) -> int:
+        """The next free event sequence number of ``session`` (to continue it)."""
+        lo, hi = session << SEQ_BITS, (session + 1) << SEQ_BITS
+        best = -1
+        with self._tx(write=False, what=f"reading session {session}") as conn:
+            for t in (schema.events, schema.llm_calls, schema.episodes):
+                m = conn.execute(select(func.max(t.c.id)).where(t.c.id >= lo, t.c.id < hi)).scalar()
+                if m is not None:
+                    best = max(best, int(m) - lo)
+        return best + 1
+
+    # -- events -----------------------------------------------------------------
+    def write(self, batch: Sequence[Event]) -> None:
+        """Write a batch of events in one transaction (episode starts are not stored)."""
+        ev_rows: list[tuple[Any, ...]] = []
+        llm_rows: list[tuple[Any, ...]] = []
+        ep_rows: list[tuple[Any, ...]] = []
+        for e in batch:
+            t = type(e)
+            if t is ActionEvent:
+                ev_rows.append(codec.event_row(e))  # type: ignore[arg-type]
+            elif t is EpisodeEnded:
+                ep_rows.append(codec.episode_row(e))  # type: ignore[arg-type]
+            elif t is LLMCallEvent:
+                llm_rows.append(tuple(e))
+        if not (ev_rows or llm_rows or ep_rows):
+            return
+        with self._tx(write=True, what=f"writing {len(batch)} events") as conn:
+            for table, rows in ((schema.events, ev_rows), (schema.llm_calls, llm_rows),
+                                (schema.episodes, ep_rows)):
+                if rows:
+                    self._bulk_insert(conn, table, rows)
+
+    def _bulk_insert(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+        cols = [c.name for c in table.columns]
+        if self.dialect == "postgresql":
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cur, cur.copy(
+                f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(cols))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})",
+                             rows)  # type: ignore[arg-type]
+
+    def events(self, query: EventQuery | None = None, *, page: int = 10_000) -> Iterator[ActionEvent]:
+        """Action events matching ``query``, streamed in pages by id (keyset pagination)."""
+        q = query or EventQuery()
+        remaining = q.limit
+        while remaining is None or remaining > 0:
+            size = page if remaining is None else min(page, remaining)
+            with self._tx(write=False, what="reading events") as conn:
+                rows = conn.execute(codec.event_select(dataclasses.replace(q, limit=size))).all()
+            for row in rows:
+                yield codec.event_from_row(row)
+            if len(rows) < size:
+                return
+            last = int(rows[-1][0])
+            q = dataclasses.replace(q, before_id=last) if q.newest_first else dataclasses.replace(
+                q, after_id=last)
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def count_events(self, session: SessionId | None = None) -> int:
+        t = schema.events
+        q = select(func.count()).select_from(t)
+        if session is not None:
+            q = q.where(t.c.session == session)
+        with self._tx(write=False, what="counting events") as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    def llm_calls(self, session: SessionId) -> list[LLMCallEvent]:
+        t = schema.llm_calls
+        with self._tx(write=False, what="reading LLM calls") as conn:
+            rows = conn.execute(select(t).where(t.c.session == session).order_by(t.c.id)).all()
+        return [codec.llm_from_row(r) for r in rows]
+
+    def episodes(
+        self, *, session: SessionId | None = None, scenario: str | None = None,
+        limit: int | None = None,
+    ) -> list[EpisodeEnded]:
+        t, s = schema.episodes, schema.sessions
+        q = select(t).order_by(t.c.id)
+        if session is not None:
+            q = q.where(t.c.session == session)
+        if scenario is not None:
+            q = q.where(t.c.session.in_(select(s.c.id).where(s.c.scenario == scenario)))
+        if limit is not None:
+            q = q.limit(limit)
+        with self._tx(write=False, what="reading episodes") as conn:
+            rows = conn.execute(q).all()
+        return [codec.episode_from_row(r) for r in rows]
+
+    # -- artifacts --------------------------------------------------------------
+    def put_artifact(
+        self, kind: str, name: str, payload: bytes | None, *,
+        meta: Mapping[str, Any] | None = None, format_version: int = 1,
+        status: str = "candidate",
+    ) -> ArtifactRecord:
+        """Store a new version of artifact (kind, name); versions count up from 1."""
+        t = schema.artifacts
+        meta_json = json.dumps(dict(meta or {}), default=str, sort_keys=True)
+        digest = hashlib.sha256(payload).hexdigest() if payload is not None else ""
+        for attempt in range(5):
+            try:
+                with self._tx(write=True, what=f"storing artifact {kind}/{name}") as conn:
+                    latest = conn.execute(select(func.max(t.c.version)).where(
+                        t.c.kind == kind, t.c.name == name)).scalar()
+                    version = int(latest or 0) + 1
+                    conn.execute(t.insert().values(
+                        kind=kind, name=name, version=version, format_version=format_version,
+                        status=status, created=time.time(), meta=meta_json, payload=payload,
+                        sha256=digest))
+                return self.get_artifact(kind, name, version)
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, IntegrityError) or attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get_artifact(self, kind: str, name: str, version: int | None = None) -> ArtifactRecord:
+        t = schema.artifacts
+        q = select(t).where(t.c.kind == kind, t.c.name == name)
+        q = q.where(t.c.version == version) if version is not None else q.order_by(
+            t.c.version.desc()).limit(1)
+        with self._tx(write=False, what=f"reading artifact {kind}/{name}") as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            which = f" version {version}" if version is not None else ""
+            raise StoreError(f"no artifact {kind}/{name}{which} in {self.url}")
+        return codec.artifact_from_row(row)
+
+    def artifacts(
+        self, kind: str | None = None, name: str | None = None, *,
+        latest: int | None = None, since: float | None = None, until: float | None = None,
+    ) -> list[ArtifactRecord]:
+        """Artifacts newest first, filtered by kind, name and creation time."""
+        t = schema.artifacts
+        q = select(t).order_by(t.c.created.desc(), t.c.id.desc())
+        if kind is not None:
+            q = q.where(t.c.kind == kind)
+        if name is not None:
+            q = q.where(t.c.name == name)
+        if since is not None:
+            q = q.where(t.c.created >= since)
+        if until is not None:
+            q = q.where(t.c.created <= until)
+        if latest is not None:
+            q = q.limit(latest)
+        with self._tx(write=False, what="listing artifacts") as conn:
+            rows = conn.execute(q).all()
+        return [codec.artifact_from_row(r) for r in rows]
+
+    def set_artifact_status(self, artifact_id: int, status: str) -> None:
+        t = schema.artifacts
+        with self._tx(write=True, what=f"updating artifact {artifact_id}") as conn:
+            n = conn.execute(update(t).where(t.c.id == artifact_id).values(status=status)).rowcount
+        if n == 0:
+            raise StoreError(f"no artifact with id {artifact_id} in {self.url}")
