@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from swarmlearn.core.actions import Action, ActionResult, ActionSpec, Candidate
-from swarmlearn.errors import EnvironmentError_
+from swarmlearn.errors import ConfigError, EnvironmentError_
 from swarmlearn.types import Failure, Outcome, Success, Timeout
 
 __all__ = ["BaseEnvironment", "Environment", "Observation"]
@@ -82,6 +82,8 @@ class BaseEnvironment(abc.ABC):
     contexts: ClassVar[tuple[str, ...]] = ()
     #: contexts in which nothing more is to be done on a target (priority 0)
     settled: ClassVar[tuple[str, ...]] = ()
+    #: action names that only some tasks have (e.g. sampled distractors)
+    optional_actions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.rng = random.Random(0)
@@ -95,6 +97,9 @@ class BaseEnvironment(abc.ABC):
         self._solved_score: float | None = None
         self._failure: str | None = None
         self._seed = 0
+        self._include: tuple[str, ...] = ()
+        self._exclude: frozenset[str] = frozenset()
+        self._all_names: frozenset[str] = frozenset()
 
     # -- subclass hooks -------------------------------------------------------
     @abc.abstractmethod
@@ -121,6 +126,23 @@ class BaseEnvironment(abc.ABC):
         """The fewest actions that solve this task (for grading efficiency)."""
         return 1
 
+    # -- configuration ----------------------------------------------------------
+    def restrict(self, include: Sequence[str] = (), exclude: Sequence[str] = ()) -> None:
+        """Limit the action set to ``include`` (if given) minus ``exclude``.
+
+        Names are checked against the environment's action names; an unknown
+        name raises ConfigError.
+        """
+        if not self._all_names:
+            self.reset(self._seed)
+        for field_name, names in (("actions.include", include), ("actions.exclude", exclude)):
+            unknown = [n for n in names if n not in self._all_names]
+            if unknown:
+                known = ", ".join(sorted(self._all_names))
+                raise ConfigError(f"{field_name}: unknown action {unknown[0]!r} (known: {known})",
+                                  field=field_name, value=unknown[0])
+        self._include, self._exclude = tuple(include), frozenset(exclude)
+
     # -- protocol -------------------------------------------------------------
     def reset(self, seed: int) -> Observation:
         self._seed = seed
@@ -133,6 +155,11 @@ class BaseEnvironment(abc.ABC):
         self._failure = None
         self._setup()
         specs = list(self._specs())
+        self._all_names = frozenset(s.name for s in specs) | frozenset(self.optional_actions)
+        if self._include:
+            order = {name: i for i, name in enumerate(self._include)}
+            specs = sorted((s for s in specs if s.name in order), key=lambda s: order[s.name])
+        specs = [s for s in specs if s.name not in self._exclude]
         # The listed order of the action set carries no hint of the right order:
         # it is shuffled per task (by its own generator, so hidden state is unchanged).
         random.Random(seed ^ 0x5EED).shuffle(specs)

@@ -11,14 +11,28 @@ from typing import Any
 
 from swarmlearn._config import from_mapping
 from swarmlearn.core.environment import BaseEnvironment
+from swarmlearn.envs.code_exploration import CodeExplorationConfig, CodeExplorationEnv
+from swarmlearn.envs.internal_diagnosis import InternalDiagnosisConfig, InternalDiagnosisEnv
 from swarmlearn.envs.troubleshooting import TroubleshootingConfig, TroubleshootingEnv
 from swarmlearn.errors import ConfigError
 
-__all__ = ["ENV_KINDS", "TroubleshootingConfig", "TroubleshootingEnv", "env_config_class", "make_env"]
+__all__ = [
+    "ENV_KINDS",
+    "CodeExplorationConfig",
+    "CodeExplorationEnv",
+    "InternalDiagnosisConfig",
+    "InternalDiagnosisEnv",
+    "TroubleshootingConfig",
+    "TroubleshootingEnv",
+    "env_config_class",
+    "make_env",
+]
 
 #: kind → (environment class, its config dataclass)
 ENV_KINDS: Mapping[str, tuple[Callable[[Any], BaseEnvironment], type]] = {
     TroubleshootingEnv.kind: (TroubleshootingEnv, TroubleshootingConfig),
+    InternalDiagnosisEnv.kind: (InternalDiagnosisEnv, InternalDiagnosisConfig),
+    CodeExplorationEnv.kind: (CodeExplorationEnv, CodeExplorationConfig),
 }
 
 
@@ -35,5 +49,5 @@ def make_env(kind: str, params: Mapping[str, Any] | None = None, *,
     """Build an environment of ``kind`` from a mapping of its parameters."""
     config_cls = env_config_class(kind, where=f"{where}.kind")
     cls = ENV_KINDS[kind][0]
-    config = from_mapping(config_cls, params or {}, where=where)
+    config: Any = from_mapping(config_cls, params or {}, where=where)
     return cls(config)

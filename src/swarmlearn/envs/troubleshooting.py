@@ -67,6 +67,7 @@ class TroubleshootingEnv(BaseEnvironment):
         "diagnosed", "evidence", "degraded", "warning", "unchecked", "healthy", "restarted",
     )
     settled: ClassVar[tuple[str, ...]] = ("healthy", "restarted")
+    optional_actions: ClassVar[tuple[str, ...]] = tuple(name for name, _ in DISTRACTORS)
 
     def __init__(self, config: TroubleshootingConfig | None = None) -> None:
         super().__init__()

@@ -1,0 +1,359 @@
+"""The ``swarmlearn`` command line (typer + rich).
+
+Every command prints one clear line and exits non-zero on bad input; the
+exit code tells the error class (see :data:`swarmlearn.errors.EXIT_CODES`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swarmlearn.core.events import EpisodeEnded
+from swarmlearn.core.scenario import Scenario, WorkerKind, load_scenario
+from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
+from swarmlearn.store import EventQuery, SqlStore, open_store
+from swarmlearn.types import OutcomeKind
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="swarmlearn", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+    help="A swarm of agents that works on tasks and learns from its own experience.",
+)
+events_app = typer.Typer(no_args_is_help=True, help="Read the recorded event stream.")
+scenarios_app = typer.Typer(no_args_is_help=True, help="List and validate scenarios.")
+app.add_typer(events_app, name="events")
+app.add_typer(scenarios_app, name="scenarios")
+
+console = Console()
+err_console = Console(stderr=True)
+
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Store URL or path (default: $SWARMLEARN_STORE or .swarmlearn/swarmlearn.db).")]
+
+
+@app.callback()
+def _setup(
+    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
+                                         help="More log output (-v info, -vv debug).")] = 0,
+) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=err_console, show_path=False)], force=True)
+
+
+def _scenario(path: str, variant: str = "", *, workers: str | None = None,
+              policy: str | None = None) -> Scenario:
+    sc = load_scenario(path, variant=variant)
+    over: dict[str, Any] = {}
+    if workers:
+        if workers not in set(WorkerKind):
+            raise ConfigError(f"--workers: expected one of {', '.join(WorkerKind)}, got {workers!r}")
+        over["kind"] = workers
+    if policy:
+        over["policy"] = policy
+    return sc.override(workers=over) if over else sc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(),
+        console=err_console, transient=False, disable=not err_console.is_terminal,
+    )
+
+
+# -- run / eval ---------------------------------------------------------------------------
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or a built-in name.")],
+    episodes: Annotated[int, typer.Option("-n", "--episodes", help="Tasks to run.")] = 5,
+    variant: Annotated[str, typer.Option(help="Named variant of the scenario.")] = "",
+    seed: Annotated[int | None, typer.Option(help="First task seed.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
+    workers: Annotated[str | None, typer.Option(help="Override the worker kind.")] = None,
+    store: StoreOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
+) -> None:
+    """Run a scenario for some episodes and record everything."""
+    from swarmlearn.session import run_session
+
+    sc = _scenario(scenario, variant, workers=workers, policy=policy)
+    st = None if no_store else open_store(store)
+
+    def show(e: EpisodeEnded) -> None:
+        console.print(f"episode {e.episode:>3}  seed {e.seed:<6} {e.outcome.kind.value:<8} "
+                      f"score {e.outcome.value:.2f}  ticks {e.ticks:<4} actions {e.actions}")
+
+    result = run_session(sc, episodes=episodes, store=st, seed=seed, on_episode=show)
+    s = result.summary()
+    console.print(f"[bold]{sc.label}[/]: success {s['success_rate']:.0%} over {s['episodes']} "
+                  f"episodes, {s['actions']} actions in {s['wall_seconds']:.2f}s"
+                  + (f" — session {result.session} in {st.url}" if st else ""))
+
+
+@app.command("eval")
+def eval_cmd(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or a built-in name.")],
+    runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
+    seed: Annotated[int, typer.Option(help="First task seed.")] = 42,
+    attempts: Annotated[int, typer.Option(help="Attempts per task (pass@k needs k ≤ this).")] = 1,
+    variant: Annotated[list[str] | None, typer.Option(
+        help="Variant(s) to evaluate; repeat the option. 'base' is the scenario itself.")] = None,
+    all_variants: Annotated[bool, typer.Option("--all-variants", help="Base and every variant.")] = False,
+    policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
+    workers: Annotated[str | None, typer.Option(help="Override the worker kind (rule|llm|rl).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the JSON report.")] = None,
+    html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
+    store: StoreOpt = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
+) -> None:
+    """Evaluate a scenario: success rate, pass@k, ticks/actions/duration with 95% CIs."""
+    from swarmlearn.eval import evaluate
+    from swarmlearn.ops.report import eval_html
+
+    sc = _scenario(scenario, workers=workers, policy=policy)
+    names = [("" if v == "base" else v) for v in (variant or [""])]
+    if all_variants:
+        names = ["", *sc.variants]
+    for name in names:
+        if name:
+            sc.with_variant(name)  # fail fast on an unknown variant
+    st = None if no_store else open_store(store)
+    total = runs * attempts * len(names)
+    with _progress() as progress:
+        task = progress.add_task(f"eval {sc.name}", total=total, rate="–")
+        wins = [0, 0]
+
+        def tick(e: EpisodeEnded) -> None:
+            wins[0] += e.outcome.kind is OutcomeKind.SUCCESS
+            wins[1] += 1
+            progress.update(task, advance=1, rate=f"{wins[0] / wins[1]:.0%}")
+
+        report = evaluate(sc, runs=runs, seed=seed, attempts=attempts, variants=names, store=st,
+                          on_episode=tick)
+    _print_eval(report)
+    if output:
+        report.write_json(output)
+        console.print(f"JSON report: {output}")
+    if html_out:
+        eval_html(report).write(html_out)
+        console.print(f"HTML report: {html_out}")
+
+
+def _print_eval(report: Any) -> None:
+    table = Table(title=f"evaluation of {report.scenario}", title_justify="left")
+    for col in ("variant", "runs", "success (95% CI)", "pass@k", "actions (95% CI)",
+                "actions to solve", "ticks", "score", "invalid"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    for v in report.variants:
+        a = v.actions
+        passk = " ".join(f"@{k} {p:.0%}" for k, p in v.pass_at.items())
+        table.add_row(
+            v.variant or "base", f"{v.runs}×{v.attempts}",
+            f"{v.success_rate:.0%} ({v.success_ci[0]:.0%}–{v.success_ci[1]:.0%})", passk,
+            f"{a.mean:.1f} ({a.ci_low:.1f}–{a.ci_high:.1f})", f"{v.actions_to_solve.mean:.1f}",
+            f"{v.ticks.mean:.1f}", f"{v.score.mean:.2f}",
+            f"{v.extras.get('invalid_action_rate', 0.0):.1%}",
+        )
+    console.print(table)
+
+
+# -- demo ---------------------------------------------------------------------------------
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
+        ".swarmlearn/demo-report.html"),
+    runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
+    store: StoreOpt = None,
+) -> None:
+    """The main job on embedded defaults: the built-in troubleshooting scenario, evaluated."""
+    from swarmlearn.eval import evaluate
+    from swarmlearn.ops.report import eval_html
+
+    sc = load_scenario("troubleshooting")
+    st = open_store(store)
+    console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
+    with _progress() as progress:
+        task = progress.add_task("demo", total=runs * (1 + len(sc.variants)), rate="–")
+        report = evaluate(sc, runs=runs, seed=42, variants=["", *sc.variants], store=st,
+                          on_episode=lambda e: progress.update(task, advance=1, rate="…"))
+    _print_eval(report)
+    path = eval_html(report).write(out)
+    console.print(f"HTML report: {path}")
+
+
+# -- events -------------------------------------------------------------------------------
+def _event_line(e: Any) -> str:
+    mark = "[green]✓[/]" if e.result.success else ("[red]✗[/]" if e.result.error else "·")
+    text = e.result.error or e.result.output
+    return (f"{e.id:>14} s{e.session} t{e.tick:<3} w{e.worker} {mark} "
+            f"{e.action}({e.target}) [dim]{e.context}[/] {text[:80]}")
+
+
+def _query(session: int | None, action: str | None, outcome: str | None, limit: int | None,
+           newest_first: bool = False, after: int | None = None) -> EventQuery:
+    success = {None: None, "success": True, "failure": False}.get(outcome, None)
+    if outcome not in (None, "success", "failure"):
+        raise ConfigError(f"--outcome: expected success or failure, got {outcome!r}")
+    return EventQuery(session=session, action=action, success=success, limit=limit,
+                      newest_first=newest_first, after_id=after)
+
+
+@events_app.command("tail")
+def events_tail(
+    limit: Annotated[int, typer.Option("-n", help="How many recent events.")] = 20,
+    session: Annotated[int | None, typer.Option(help="Only this session.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action name.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="success | failure")] = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new events.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """Show the most recent events (and follow new ones with -f)."""
+    st = open_store(store)
+    recent = list(st.events(_query(session, action, outcome, limit, newest_first=True)))[::-1]
+    for e in recent:
+        console.print(_event_line(e), highlight=False)
+    last = recent[-1].id if recent else None
+    while follow:
+        time.sleep(0.5)
+        for e in st.events(_query(session, action, outcome, None, after=last)):
+            console.print(_event_line(e), highlight=False)
+            last = e.id
+
+
+@events_app.command("export")
+def events_export(
+    out: Annotated[Path, typer.Argument(help="JSONL file to write ('-' for stdout).")],
+    session: Annotated[int | None, typer.Option(help="Only this session.")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action name.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="success | failure")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Export events as JSON lines."""
+    st = open_store(store)
+    stream = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
+    n = 0
+    try:
+        for e in st.events(_query(session, action, outcome, limit)):
+            row = e._asdict()
+            row["result"] = e.result._asdict()
+            row["args"] = dict(e.args)
+            stream.write(json.dumps(row) + "\n")
+            n += 1
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    if stream is not sys.stdout:
+        console.print(f"{n} events → {out}")
+
+
+# -- sessions -----------------------------------------------------------------------------
+@app.command()
+def sessions(
+    scenario: Annotated[str | None, typer.Option(help="Only this scenario.")] = None,
+    limit: Annotated[int, typer.Option("-n", help="How many (newest first).")] = 20,
+    show: Annotated[int | None, typer.Option(help="Show one session's episodes.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """List recorded sessions, or show one session's episodes."""
+    st = open_store(store)
+    if show is not None:
+        _show_session(st, show)
+        return
+    table = Table(title=f"sessions in {st.url}", title_justify="left")
+    for col in ("id", "scenario", "kind", "group", "status", "started", "episodes", "success"):
+        table.add_column(col)
+    for s in st.sessions(scenario=scenario, limit=limit):
+        summ = s.summary
+        table.add_row(str(s.id), s.scenario + (f"[{s.variant}]" if s.variant else ""), s.kind,
+                      s.group, s.status, time.strftime("%Y-%m-%d %H:%M:%S",
+                                                       time.localtime(s.started)),
+                      str(summ.get("episodes", "–")),
+                      f"{summ['success_rate']:.0%}" if "success_rate" in summ else "–")
+    console.print(table)
+
+
+def _show_session(st: SqlStore, sid: int) -> None:
+    s = st.session(sid)
+    console.print(f"session {s.id}: {s.scenario} {s.variant} ({s.kind}, {s.status}) "
+                  f"— {st.count_events(sid)} events")
+    table = Table()
+    for col in ("episode", "seed", "outcome", "score", "ticks", "actions", "seconds"):
+        table.add_column(col, justify="right")
+    for e in st.episodes(session=sid):
+        table.add_row(str(e.episode), str(e.seed), e.outcome.kind.value, f"{e.outcome.value:.2f}",
+                      str(e.ticks), str(e.actions), f"{e.duration:.3f}")
+    console.print(table)
+
+
+# -- scenarios ----------------------------------------------------------------------------
+@scenarios_app.command("list")
+def scenarios_list(
+    folder: Annotated[Path | None, typer.Argument(help="A folder of scenario files.")] = None,
+) -> None:
+    """List built-in scenarios (or those in a folder) with their variants."""
+    base = folder or Path(__file__).resolve().parent / "scenarios"
+    table = Table(title=f"scenarios in {base}", title_justify="left")
+    for col in ("name", "environment", "workers", "variants", "description"):
+        table.add_column(col)
+    for path in sorted(base.glob("*.toml")):
+        sc = load_scenario(path)
+        table.add_row(sc.name, sc.env_kind, f"{sc.workers.count}× {sc.workers.kind.value}",
+                      ", ".join(sc.variants) or "–", sc.description)
+    console.print(table)
+
+
+@scenarios_app.command("validate")
+def scenarios_validate(
+    files: Annotated[list[str], typer.Argument(help="Scenario files to check.")],
+) -> None:
+    """Validate scenario files (and all their variants)."""
+    failed = 0
+    for f in files:
+        try:
+            sc = load_scenario(f)
+            console.print(f"[green]ok[/] {f}: {sc.name} ({sc.env_kind}, "
+                          f"{len(sc.variants)} variants)")
+        except SwarmlearnError as exc:
+            err_console.print(f"[red]error[/]: {exc}", highlight=False)
+            failed += 1
+    if failed:
+        raise typer.Exit(3)
+
+
+def main() -> None:
+    """Entry point: run the app and map errors to one line and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(prog_name="swarmlearn", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    except SwarmlearnError as exc:
+        err_console.print(f"[red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exit_code_for(exc))
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Run a scenario: build its swarm, run episodes, record everything in the store.
+
+``run_session(scenario, episodes=10, store=store)`` is the one entry point
+the CLI, evaluation and the learning loops share. Selection policies and
+worker kinds are looked up by name; the learning policies (``ucb1`` …) and
+the LLM / RL worker kinds come from optional packages and are imported only
+when a scenario asks for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from swarmlearn.core.bus import EventBus, SubscriberStats
+from swarmlearn.core.environment import BaseEnvironment
+from swarmlearn.core.events import EpisodeEnded, Event, EventIds
+from swarmlearn.core.manager import Manager, NullManager, RuleManager
+from swarmlearn.core.scenario import ManagerKind, Scenario, WorkerKind
+from swarmlearn.core.swarm import Clock, Swarm, SwarmConfig
+from swarmlearn.core.workers import FifoPolicy, RandomPolicy, RuleWorker, SelectionPolicy, Worker
+from swarmlearn.envs import make_env
+from swarmlearn.errors import ConfigError, StoreError
+from swarmlearn.store import Recorder, Store
+from swarmlearn.types import OutcomeKind, SessionId
+
+__all__ = [
+    "PolicyFactory",
+    "SessionResult",
+    "SwarmParts",
+    "build_env",
+    "build_swarm_parts",
+    "policy_factory",
+    "run_session",
+]
+
+logger = logging.getLogger(__name__)
+
+Scalar = str | int | float | bool
+
+
+class PolicyFactory(Protocol):
+    """Makes the selection policy of worker ``worker`` (0-based)."""
+
+    def __call__(self, worker: int, *, seed: int, params: Mapping[str, Scalar]) -> SelectionPolicy:
+        ...
+
+
+def _fifo(worker: int, *, seed: int, params: Mapping[str, Scalar]) -> SelectionPolicy:
+    return FifoPolicy()
+
+
+def _random(worker: int, *, seed: int, params: Mapping[str, Scalar]) -> SelectionPolicy:
+    return RandomPolicy(seed * 1_000_003 + worker)
+
+
+_BUILTIN_POLICIES: dict[str, PolicyFactory] = {"fifo": _fifo, "random": _random}
+#: policies from optional packages: name → "module:attribute" of a PolicyFactory maker
+_LAZY_POLICIES: dict[str, str] = {}
+#: worker kinds from optional packages: kind → "module:attribute" of a WorkerBuilder
+_LAZY_WORKERS: dict[WorkerKind, str] = {
+    WorkerKind.LLM: "swarmlearn.llm.worker:build_llm_workers",
+    WorkerKind.RL: "swarmlearn.rl:build_rl_workers",
+}
+_LAZY_MANAGERS: dict[ManagerKind, str] = {ManagerKind.LLM: "swarmlearn.llm.worker:build_llm_manager"}
+
+
+def _load(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def policy_factory(name: str) -> PolicyFactory:
+    """The factory of a named selection policy; ConfigError lists the known names."""
+    if name in _BUILTIN_POLICIES:
+        return _BUILTIN_POLICIES[name]
+    if name in _LAZY_POLICIES:
+        factory: PolicyFactory = _load(_LAZY_POLICIES[name])(name)
+        return factory
+    known = ", ".join(sorted([*_BUILTIN_POLICIES, *_LAZY_POLICIES]))
+    raise ConfigError(f"workers.policy: unknown policy {name!r} (known: {known})",
+                      field="workers.policy", value=name)
+
+
+def build_env(scenario: Scenario) -> BaseEnvironment:
+    env = make_env(scenario.env_kind, scenario.env_params)
+    if scenario.actions.include or scenario.actions.exclude:
+        env.restrict(scenario.actions.include, scenario.actions.exclude)
+    return env
+
+
+@dataclass(slots=True)
+class SwarmParts:
+    env: BaseEnvironment
+    workers: list[Worker]
+    manager: Manager | None
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+def build_swarm_parts(
+    scenario: Scenario, *, policies: PolicyFactory | None = None, seed: int | None = None
+) -> SwarmParts:
+    """The environment, workers and manager a scenario describes."""
+    env = build_env(scenario)
+    wcfg = scenario.workers
+    worker_seed = scenario.seeds.workers if seed is None else seed
+    parts = SwarmParts(env, [], None)
+    if wcfg.kind is WorkerKind.RULE:
+        make = policies or policy_factory(wcfg.policy)
+        parts.workers = [
+            RuleWorker(i, make(i, seed=worker_seed, params=wcfg.policy_params))
+            for i in range(wcfg.count)
+        ]
+    else:
+        builder = _load(_LAZY_WORKERS[wcfg.kind])
+        parts.workers, closer = builder(scenario, env, seed=worker_seed, policies=policies)
+        parts.closers.append(closer)
+    mkind = scenario.manager.kind
+    if mkind is ManagerKind.RULE:
+        parts.manager = RuleManager()
+    elif mkind is ManagerKind.NONE:
+        parts.manager = NullManager()
+    else:
+        parts.manager, closer = _load(_LAZY_MANAGERS[mkind])(scenario, env)
+        parts.closers.append(closer)
+    return parts
+
+
+@dataclass(slots=True)
+class SessionResult:
+    session: SessionId
+    scenario: str
+    episodes: list[EpisodeEnded]
+    wall_seconds: float
+    bus: list[SubscriberStats]
+    status: str = "completed"
+
+    @property
+    def actions(self) -> int:
+        return sum(e.actions for e in self.episodes)
+
+    @property
+    def success_rate(self) -> float:
+        if not self.episodes:
+            return 0.0
+        ok = sum(1 for e in self.episodes if e.outcome.kind is OutcomeKind.SUCCESS)
+        return ok / len(self.episodes)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "episodes": len(self.episodes),
+            "success_rate": round(self.success_rate, 4),
+            "actions": self.actions,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "dropped_events": sum(s.dropped for s in self.bus),
+            "failed_deliveries": sum(s.failed for s in self.bus),
+        }
+
+
+def run_session(
+    scenario: Scenario,
+    *,
+    episodes: int = 1,
+    store: Store | None = None,
+    seed: int | None = None,
+    worker_seed: int | None = None,
+    group: str = "",
+    kind: str = "run",
+    policies: PolicyFactory | None = None,
+    subscribers: Sequence[Callable[[EventBus[Event]], object]] = (),
+    on_episode: Callable[[EpisodeEnded], None] | None = None,
+    clock: Clock = time.perf_counter,
+    resume: SessionId | None = None,
+) -> SessionResult:
+    """Run ``episodes`` tasks of ``scenario``; episode i uses task seed ``seed + i``.
+
+    Workers are seeded with ``worker_seed`` (default: the scenario's
+    ``seeds.workers``), so attempts at the same tasks can differ.
+
+    With a store, a session is opened (or ``resume``\\ d, continuing its ids)
+    and every event is recorded; the session is closed as completed, failed
+    or interrupted. ``subscribers`` are called with the bus before the first
+    episode (learners attach there).
+    """
+    if episodes < 1:
+        raise ConfigError(f"episodes: expected >= 1, got {episodes}", field="episodes")
+    base = scenario.seeds.base if seed is None else seed
+    wseed = scenario.seeds.workers if worker_seed is None else worker_seed
+    parts = build_swarm_parts(scenario, policies=policies, seed=wseed)
+    bus: EventBus[Event] = EventBus()
+    recorder: Recorder | None = None
+    if store is not None:
+        if resume is not None:
+            store.session(resume)
+            sid, start = resume, store.next_seq(resume)
+        else:
+            sid = store.open_session(scenario=scenario.name, variant=scenario.variant,
+                                     group=group, kind=kind, config=scenario.to_dict())
+            start = 0
+        recorder = Recorder(store, bus)
+    else:
+        sid, start = 0, 0
+    for attach in subscribers:
+        attach(bus)
+    ids = EventIds(sid, start)
+    lim = scenario.limits
+    swarm = Swarm(
+        parts.env, parts.workers, manager=parts.manager, bus=bus, clock=clock,
+        config=SwarmConfig(max_ticks=lim.max_ticks, timeout_s=lim.timeout_s,
+                           schedule=scenario.manager.schedule, interval=scenario.manager.interval),
+    )
+    done: list[EpisodeEnded] = []
+    status = "failed"
+    t0 = time.perf_counter()
+    try:
+        for i in range(episodes):
+            ended = swarm.run_episode(seed=base + i, ids=ids, group=group, episode=i,
+                                      task=f"{scenario.label}:{base + i}")
+            done.append(ended)
+            if on_episode is not None:
+                on_episode(ended)
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        swarm.close()
+        for close in parts.closers:
+            close()
+        write_error: StoreError | None = None
+        if recorder is not None:
+            try:
+                recorder.flush()
+            except StoreError as exc:
+                write_error, status = exc, "failed"
+        stats = bus.stats()
+        bus.close()
+        result = SessionResult(sid, scenario.label, done, time.perf_counter() - t0, stats, status)
+        if store is not None:
+            store.close_session(sid, status=status, summary=result.summary())
+        if write_error is not None:
+            raise write_error
+    return result
