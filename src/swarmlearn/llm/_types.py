@@ -86,7 +86,7 @@ class CompletionRequest:
     cache_prompt: bool | None = None
     adapter: str = ""
     purpose: str = ""
-    extra: Mapping[str, Any] = field(default=_EMPTY)
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -107,7 +107,7 @@ class CompletionRequest:
     @classmethod
     def chat(cls, user: str, *, system: str | None = None, **kwargs: Any) -> CompletionRequest:
         """A request of one optional system message and one user message."""
-        messages = (Message.user(user),)
+        messages: tuple[Message, ...] = (Message.user(user),)
         if system is not None:
             messages = (Message.system(system), *messages)
         return cls(messages=messages, **kwargs)
@@ -205,6 +205,32 @@ class CallRecord:
     error: str
     attempts: int
     ts: float
+
+    @classmethod
+    def of(
+        cls,
+        request: CompletionRequest,
+        *,
+        completion: Completion | None,
+        error: BaseException | None,
+        latency: float,
+        attempts: int,
+        ts: float,
+        model: str,
+    ) -> CallRecord:
+        """The record of one call that returned ``completion`` or failed with ``error``."""
+        return cls(
+            purpose=request.purpose,
+            model=completion.model if completion else model,
+            adapter=request.adapter_label,
+            prompt_tokens=completion.prompt_tokens if completion else 0,
+            completion_tokens=completion.completion_tokens if completion else 0,
+            latency=latency,
+            ok=error is None,
+            error=f"{type(error).__name__}: {error}" if error else "",
+            attempts=attempts,
+            ts=ts,
+        )
 
     def to_event(
         self, *, id: EventId, session: SessionId, task: str, worker: WorkerId, tick: int
