@@ -52,7 +52,9 @@ def test_default_answers_after_the_script_and_batches_keep_errors_in_place() -> 
         finish_reason="stop",
     )
     client = ScriptedLLMClient([done, BackendUnavailable("down")], default="ok")
-    results = client.complete_many([CompletionRequest.chat(str(i)) for i in range(4)], concurrency=1)
+    results = client.complete_many(
+        [CompletionRequest.chat(str(i)) for i in range(4)], concurrency=1
+    )
     assert results[0] is done and isinstance(results[1], BackendUnavailable)
     assert [r.text for r in results[2:] if isinstance(r, Completion)] == ["ok", "ok"]
     assert client.remaining == 0

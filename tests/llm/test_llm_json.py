@@ -32,7 +32,7 @@ def test_valid_reply_is_counted_valid() -> None:
     "text",
     [
         '{"action": "restart", "target": "db"',  # cut short by max_tokens
-        "```json\n{\"action\": \"inspect\"}\n```",  # fenced
+        '```json\n{"action": "inspect"}\n```',  # fenced
         "{'action': 'inspect'}",  # single quotes
         '{"action": "inspect",}',  # trailing comma
     ],
