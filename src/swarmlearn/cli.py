@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -337,22 +336,15 @@ def scenarios_validate(
 
 
 def main() -> None:
-    """Entry point: run the app and map errors to one line and an exit code."""
-    command = typer.main.get_command(app)
+    """Entry point: run the app; a swarmlearn error becomes one line and an exit code."""
     try:
-        rv = command.main(prog_name="swarmlearn", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        app()  # typer handles usage errors itself (exit code 2)
+    except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
     except SwarmlearnError as exc:
         err_console.print(f"[red]error[/]: {exc}", highlight=False, soft_wrap=True)
         sys.exit(exit_code_for(exc))
-    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _build(data: Mapping[str, Any], path: str, default_name: str) -> Scenario:
-    from swarmlearn.envs import env_config_class
+    from swarmlearn.envs import env_config_class, make_env
 
     unknown = [k for k in data if k not in _TOP]
     if unknown:
@@ -208,6 +208,10 @@ def _build(data: Mapping[str, Any], path: str, default_name: str) -> Scenario:
     env_config = from_mapping(env_config_class(kind), params, where="environment")
     sections = {name: from_mapping(cls, data.get(name, {}), where=name)
                 for name, cls in _SECTIONS.items()}
+    actions = sections["actions"]
+    assert isinstance(actions, ActionsConfig)
+    if actions.include or actions.exclude:  # action names are checked against the environment
+        make_env(kind, to_mapping(env_config)).restrict(actions.include, actions.exclude)
     name = data.get("name", default_name)
     description = data.get("description", "")
     for key, value in (("name", name), ("description", description)):

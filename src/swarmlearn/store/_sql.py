@@ -119,6 +119,7 @@ class SqlStore:
             raise StoreError(
                 f"cannot open {self.url}: driver missing ({exc}); run `scripts/install.sh pg`"
             ) from exc
+        self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
         self._memory = self.dialect == "sqlite" and not (self._url.database or "")
         self._host = socket.gethostname()
         self._migrate()
@@ -135,7 +136,7 @@ class SqlStore:
                         yield conn
         except StoreError:
             raise
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, self._dbapi_error) as exc:
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StoreError(f"{what} in {self.url} failed: {detail}") from exc
 

@@ -1,0 +1,104 @@
+"""Scenario files: loading, variants, and errors that name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swarmlearn.core.manager import GuidanceSchedule
+from swarmlearn.core.scenario import WorkerKind, load_scenario, parse_scenario
+from swarmlearn.errors import ScenarioError
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+
+GOOD = """
+name = "t"
+[environment]
+kind = "troubleshooting"
+services = 6
+
+[workers]
+count = 2
+policy = "random"
+policy_params = { c = 1.5 }
+
+[manager]
+schedule = "every_n"
+interval = 3
+
+[variants.big]
+environment.services = 12
+limits.max_ticks = 200
+"""
+
+
+def test_good_scenario_and_variant() -> None:
+    sc = parse_scenario(GOOD, path="t.toml")
+    assert sc.env_params["services"] == 6 and sc.workers.count == 2
+    assert sc.workers.kind is WorkerKind.RULE and sc.workers.policy_params == {"c": 1.5}
+    assert sc.manager.schedule is GuidanceSchedule.EVERY_N and sc.manager.interval == 3
+    big = sc.with_variant("big")
+    assert big.env_params["services"] == 12 and big.limits.max_ticks == 200
+    assert big.label == "t[big]" and big.workers.count == 2
+    assert sc.override(workers={"policy": "fifo"}).workers.policy == "fifo"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ('[environment]\nkind = "troubleshooting"\nservices = "many"\n', 3,
+         "environment.services: expected int, got 'many'"),
+        ('[environment]\nkind = "nope"\n', 2, "unknown environment kind 'nope'"),
+        ('[environment]\nkind = "troubleshooting"\n[workers]\ncount = 0\n', 4,
+         "workers.count: expected >= 1"),
+        ('[environment]\nkind = "troubleshooting"\n[workers]\ncolour = 1\n', 4,
+         "workers.colour: unknown field"),
+        ('[environment]\nkind = "troubleshooting"\n\n[variants.x]\nenvironment.noise = 2.0\n', 5,
+         "variants.x"),
+        ('[environment\nkind = 1\n', 1, "invalid TOML"),
+        ('[environment]\nkind = "troubleshooting"\n[manager]\nschedule = "often"\n', 4,
+         "expected one of 'every_tick', 'every_n', 'on_completion'"),
+        ('extra = 1\n[environment]\nkind = "troubleshooting"\n', 1, "extra: unknown field"),
+        ('[environment]\nkind = "troubleshooting"\n[actions]\nexclude = ["Nap"]\n', None,
+         "unknown action 'Nap'"),
+    ],
+)
+def test_errors_name_file_line_and_field(text: str, line: int | None, fragment: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        sc = parse_scenario(text, path="bad.toml")
+        from swarmlearn.session import build_env
+
+        build_env(sc)
+    message = str(info.value)
+    assert fragment in message
+    if line is not None:
+        assert message.startswith(f"bad.toml:{line}: ")
+    assert "\n" not in message
+
+
+def test_missing_environment() -> None:
+    with pytest.raises(ScenarioError, match="environment.kind: missing required field"):
+        parse_scenario("[workers]\ncount = 2\n", path="x.toml")
+
+
+def test_unknown_variant_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="unknown variant 'zzz'"):
+        load_scenario("troubleshooting", variant="zzz")
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(tmp_path / "nope.toml")
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(bad)
+
+
+def test_builtin_by_name() -> None:
+    assert load_scenario("troubleshooting").env_kind == "troubleshooting"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_loads_with_all_variants(path: Path) -> None:
+    sc = load_scenario(path)
+    for name in sc.variants:
+        sc.with_variant(name)

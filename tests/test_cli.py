@@ -1,0 +1,87 @@
+"""The CLI: commands work end to end; bad input gets one line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from swarmlearn.cli import main
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+         *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["swarmlearn", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    out = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), out.out, out.err
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("SWARMLEARN_STORE", url)
+    monkeypatch.setenv("COLUMNS", "200")
+    return url
+
+
+def test_run_eval_sessions_events(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _cli(monkeypatch, capsys, "run", "troubleshooting", "-n", "2")
+    assert code == 0 and "episode   1" in out and "session 1" in out
+    code, out, _ = _cli(monkeypatch, capsys, "eval", "troubleshooting", "-n", "5",
+                        "--variant", "base", "--variant", "hard", "-o", str(tmp_path / "r.json"),
+                        "--html", str(tmp_path / "r.html"))
+    assert code == 0 and "hard" in out
+    assert json.loads((tmp_path / "r.json").read_text())["variants"][1]["variant"] == "hard"
+    assert (tmp_path / "r.html").stat().st_size > 10_000
+    code, out, _ = _cli(monkeypatch, capsys, "sessions")
+    assert code == 0 and "eval" in out and "completed" in out
+    code, out, _ = _cli(monkeypatch, capsys, "sessions", "--show", "1")
+    assert code == 0 and "episode" in out
+    code, out, _ = _cli(monkeypatch, capsys, "events", "tail", "-n", "3")
+    assert code == 0 and len(out.strip().splitlines()) >= 3
+    dest = tmp_path / "ev.jsonl"
+    code, out, _ = _cli(monkeypatch, capsys, "events", "export", str(dest), "--session", "1",
+                        "--outcome", "success")
+    rows = [json.loads(line) for line in dest.read_text().splitlines()]
+    assert code == 0 and rows and all(r["result"]["success"] for r in rows)
+    assert all(r["session"] == 1 for r in rows)
+
+
+def test_scenarios_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = _cli(monkeypatch, capsys, "scenarios", "list")
+    assert code == 0 and "troubleshooting" in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[environment]\nkind = "troubleshooting"\nservices = -1\n')
+    code, out, err = _cli(monkeypatch, capsys, "scenarios", "validate", "examples/troubleshooting.toml",
+                          str(bad))
+    assert code == 3 and "ok" in out and f"{bad}:3: environment.services" in err.replace("\n", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "fragment"),
+    [
+        (["run", "no-such-scenario"], 3, "no such scenario file"),
+        (["eval", "troubleshooting", "--variant", "zzz"], 3, "unknown variant 'zzz'"),
+        (["run", "troubleshooting", "--store", "foo://x"], 5, "unsupported scheme 'foo'"),
+        (["run", "troubleshooting", "--policy", "psychic"], 2, "unknown policy 'psychic'"),
+        (["run", "troubleshooting", "--workers", "robots"], 2, "--workers: expected one of"),
+        (["events", "tail", "--outcome", "maybe"], 2, "--outcome"),
+        (["run"], 2, "Missing argument"),
+    ],
+)
+def test_bad_input_gets_one_line(store: str, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str], args: list[str], code: int,
+                                 fragment: str) -> None:
+    got, _, err = _cli(monkeypatch, capsys, *args)
+    assert got == code
+    assert fragment in err
+    if code != 2 or "Missing" not in fragment:
+        assert len([line for line in err.splitlines() if line.strip()]) == 1, err

@@ -1,0 +1,69 @@
+"""Pure statistics against known values, and invariants with hypothesis."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from swarmlearn._stats import betainc, pass_at_k, summarize, t_cdf, t_ppf, welch_ci, wilson
+
+# two-sided 95% critical values of Student's t (standard tables)
+T975 = {1: 12.7062, 2: 4.3027, 5: 2.5706, 10: 2.2281, 29: 2.0452, 100: 1.9840}
+
+
+@pytest.mark.parametrize(("df", "value"), sorted(T975.items()))
+def test_t_ppf_matches_tables(df: int, value: float) -> None:
+    assert t_ppf(0.975, df) == pytest.approx(value, abs=1e-4)
+
+
+@given(st.floats(0.001, 0.999), st.integers(1, 200))
+def test_t_ppf_inverts_t_cdf(p: float, df: int) -> None:
+    assert t_cdf(t_ppf(p, df), df) == pytest.approx(p, abs=1e-8)
+
+
+def test_betainc_known_values() -> None:
+    assert betainc(1, 1, 0.3) == pytest.approx(0.3)
+    assert betainc(2, 3, 0.4) == pytest.approx(0.5248, abs=1e-4)
+
+
+def test_summary_and_interval() -> None:
+    s = summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (s.mean, s.median, s.minimum, s.maximum) == (3.0, 3.0, 1.0, 5.0)
+    assert s.std == pytest.approx(math.sqrt(2.5))
+    half = 2.7764 * math.sqrt(2.5) / math.sqrt(5)
+    assert (s.ci_low, s.ci_high) == pytest.approx((3 - half, 3 + half), abs=1e-3)
+    assert summarize([]).n == 0 and summarize([2.0]).ci_low == 2.0
+
+
+def test_wilson() -> None:
+    lo, hi = wilson(5, 20)
+    assert (lo, hi) == pytest.approx((0.1119, 0.4687), abs=1e-4)
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+@given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n),
+                                                      st.integers(1, n))))
+def test_pass_at_k_properties(args: tuple[int, int, int]) -> None:
+    n, c, k = args
+    p = pass_at_k(n, c, k)
+    assert 0.0 <= p <= 1.0
+    assert pass_at_k(n, c, 1) == pytest.approx(c / n)
+    if k < n:
+        assert pass_at_k(n, c, k + 1) >= p - 1e-12
+
+
+def test_pass_at_k_exact() -> None:
+    # n=10, c=3, k=5: 1 - C(7,5)/C(10,5) = 1 - 21/252
+    assert pass_at_k(10, 3, 5) == pytest.approx(1 - 21 / 252)
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_welch_ci_contains_true_difference() -> None:
+    a = [1.0, 2.0, 3.0, 2.0, 1.5, 2.5]
+    b = [x + 10 for x in a]
+    d, lo, hi = welch_ci(a, b)
+    assert d == pytest.approx(10) and lo < 10 < hi
