@@ -38,7 +38,8 @@ def pg_server_url() -> Iterator[str]:
         yield f"{base}/{name}"
     finally:
         admin.execute(  # type: ignore[attr-defined]
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
         admin.execute(f"DROP DATABASE IF EXISTS {name}")  # type: ignore[attr-defined]
         admin.close()  # type: ignore[attr-defined]
 

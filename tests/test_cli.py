@@ -11,8 +11,9 @@ import pytest
 from swarmlearn.cli import main
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         *args: str) -> tuple[int, str, str]:
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["swarmlearn", *args])
     with pytest.raises(SystemExit) as info:
         main()
@@ -29,13 +30,27 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-def test_run_eval_sessions_events(store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_eval_sessions_events(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = _cli(monkeypatch, capsys, "run", "troubleshooting", "-n", "2")
     assert code == 0 and "episode   1" in out and "session 1" in out
-    code, out, _ = _cli(monkeypatch, capsys, "eval", "troubleshooting", "-n", "5",
-                        "--variant", "base", "--variant", "hard", "-o", str(tmp_path / "r.json"),
-                        "--html", str(tmp_path / "r.html"))
+    code, out, _ = _cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "troubleshooting",
+        "-n",
+        "5",
+        "--variant",
+        "base",
+        "--variant",
+        "hard",
+        "-o",
+        str(tmp_path / "r.json"),
+        "--html",
+        str(tmp_path / "r.html"),
+    )
     assert code == 0 and "hard" in out
     assert json.loads((tmp_path / "r.json").read_text())["variants"][1]["variant"] == "hard"
     assert (tmp_path / "r.html").stat().st_size > 10_000
@@ -46,22 +61,25 @@ def test_run_eval_sessions_events(store: str, tmp_path: Path, monkeypatch: pytes
     code, out, _ = _cli(monkeypatch, capsys, "events", "tail", "-n", "3")
     assert code == 0 and len(out.strip().splitlines()) >= 3
     dest = tmp_path / "ev.jsonl"
-    code, out, _ = _cli(monkeypatch, capsys, "events", "export", str(dest), "--session", "1",
-                        "--outcome", "success")
+    code, out, _ = _cli(
+        monkeypatch, capsys, "events", "export", str(dest), "--session", "1", "--outcome", "success"
+    )
     rows = [json.loads(line) for line in dest.read_text().splitlines()]
     assert code == 0 and rows and all(r["result"]["success"] for r in rows)
     assert all(r["session"] == 1 for r in rows)
 
 
-def test_scenarios_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_scenarios_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     code, out, _ = _cli(monkeypatch, capsys, "scenarios", "list")
     assert code == 0 and "troubleshooting" in out
     bad = tmp_path / "bad.toml"
     bad.write_text('[environment]\nkind = "troubleshooting"\nservices = -1\n')
-    code, out, err = _cli(monkeypatch, capsys, "scenarios", "validate", "examples/troubleshooting.toml",
-                          str(bad))
+    code, out, err = _cli(
+        monkeypatch, capsys, "scenarios", "validate", "examples/troubleshooting.toml", str(bad)
+    )
     assert code == 3 and "ok" in out and f"{bad}:3: environment.services" in err.replace("\n", "")
 
 
@@ -77,9 +95,14 @@ def test_scenarios_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         (["run"], 2, "Missing argument"),
     ],
 )
-def test_bad_input_gets_one_line(store: str, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str], args: list[str], code: int,
-                                 fragment: str) -> None:
+def test_bad_input_gets_one_line(
+    store: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: int,
+    fragment: str,
+) -> None:
     got, _, err = _cli(monkeypatch, capsys, *args)
     assert got == code
     assert fragment in err

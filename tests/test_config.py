@@ -37,10 +37,21 @@ class Outer:
 
 
 def test_builds_and_round_trips() -> None:
-    cfg = from_mapping(Outer, {"name": "x", "count": 3, "color": "blue", "tags": ["a"],
-                               "inner": {"rate": 1}, "extra": {"k": 2}, "maybe": None})
-    assert cfg == Outer(name="x", count=3, color=Color.BLUE, tags=("a",), inner=Inner(rate=1.0),
-                        extra={"k": 2.0})
+    cfg = from_mapping(
+        Outer,
+        {
+            "name": "x",
+            "count": 3,
+            "color": "blue",
+            "tags": ["a"],
+            "inner": {"rate": 1},
+            "extra": {"k": 2},
+            "maybe": None,
+        },
+    )
+    assert cfg == Outer(
+        name="x", count=3, color=Color.BLUE, tags=("a",), inner=Inner(rate=1.0), extra={"k": 2.0}
+    )
     assert from_mapping(Outer, to_mapping(cfg)) == cfg
 
 

@@ -15,10 +15,17 @@ def test_evaluate_variants_with_attempts(tmp_path: Path) -> None:
     sc = load_scenario("troubleshooting").override(workers={"policy": "random"})
     st = open_store(f"sqlite:///{tmp_path}/e.db")
     seen: list[int] = []
-    report = evaluate(sc, runs=8, seed=5, attempts=3, variants=["", "hard"], store=st,
-                      on_episode=lambda e: seen.append(e.seed))
+    report = evaluate(
+        sc,
+        runs=8,
+        seed=5,
+        attempts=3,
+        variants=["", "hard"],
+        store=st,
+        on_episode=lambda e: seen.append(e.seed),
+    )
     assert len(seen) == 8 * 3 * 2
-    base, hard = report.variants
+    base, _hard = report.variants
     assert base.runs == 8 and base.attempts == 3 and len(base.episodes) == 24
     assert set(base.pass_at) == {1, 3}
     assert base.pass_at[3] >= base.pass_at[1]
@@ -31,7 +38,8 @@ def test_evaluate_variants_with_attempts(tmp_path: Path) -> None:
     # same seeds → same results: evaluation is reproducible
     again = evaluate(sc, runs=8, seed=5, attempts=3, variants=["", "hard"])
     assert [e["actions"] for e in again.variants[0].episodes] == [
-        e["actions"] for e in base.episodes]
+        e["actions"] for e in base.episodes
+    ]
 
     out = tmp_path / "r.json"
     report.write_json(out)

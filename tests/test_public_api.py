@@ -14,8 +14,10 @@ def test_all_names_exist() -> None:
 
 
 def test_core_import_is_light() -> None:
-    code = ("import sys, swarmlearn, swarmlearn.cli, swarmlearn.session, swarmlearn.eval;"
-            "heavy = [m for m in ('torch', 'transformers', 'peft', 'xllamacpp', 'mlflow', "
-            "'gymnasium', 'matplotlib') if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, swarmlearn, swarmlearn.cli, swarmlearn.session, swarmlearn.eval;"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'xllamacpp', 'mlflow', "
+        "'gymnasium', 'matplotlib') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

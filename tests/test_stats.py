@@ -44,8 +44,11 @@ def test_wilson() -> None:
     assert wilson(0, 0) == (0.0, 1.0)
 
 
-@given(st.integers(1, 40).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n),
-                                                      st.integers(1, n))))
+@given(
+    st.integers(1, 40).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))
+    )
+)
 def test_pass_at_k_properties(args: tuple[int, int, int]) -> None:
     n, c, k = args
     p = pass_at_k(n, c, k)

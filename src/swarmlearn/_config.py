@@ -59,7 +59,9 @@ def _convert(value: Any, tp: Any, field: str) -> Any:  # noqa: C901 - one branch
         if value in typing.get_args(tp):
             return value
         allowed = ", ".join(repr(a) for a in typing.get_args(tp))
-        raise ConfigError(f"{field}: expected one of {allowed}, got {value!r}", field=field, value=value)
+        raise ConfigError(
+            f"{field}: expected one of {allowed}, got {value!r}", field=field, value=value
+        )
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, list | tuple):
@@ -70,7 +72,10 @@ def _convert(value: Any, tp: Any, field: str) -> Any:  # noqa: C901 - one branch
             raise ConfigError(
                 f"{field}: expected {len(args)} items, got {len(value)}", field=field, value=value
             )
-        return tuple(_convert(v, a, f"{field}[{i}]") for i, (v, a) in enumerate(zip(args, value, strict=True)))
+        return tuple(
+            _convert(v, a, f"{field}[{i}]")
+            for i, (v, a) in enumerate(zip(args, value, strict=True))
+        )
     if origin in (dict, Mapping, typing.Mapping) or tp in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{field}: expected a table, got {value!r}", field=field, value=value)

@@ -28,7 +28,9 @@ from swarmlearn.types import OutcomeKind
 __all__ = ["app", "main"]
 
 app = typer.Typer(
-    name="swarmlearn", no_args_is_help=True, add_completion=False,
+    name="swarmlearn",
+    no_args_is_help=True,
+    add_completion=False,
     pretty_exceptions_enable=False,
     help="A swarm of agents that works on tasks and learns from its own experience.",
 )
@@ -40,27 +42,42 @@ app.add_typer(scenarios_app, name="scenarios")
 console = Console()
 err_console = Console(stderr=True)
 
-StoreOpt = Annotated[str | None, typer.Option(
-    "--store", help="Store URL or path (default: $SWARMLEARN_STORE or .swarmlearn/swarmlearn.db).")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store URL or path (default: $SWARMLEARN_STORE or .swarmlearn/swarmlearn.db).",
+    ),
+]
 
 
 @app.callback()
 def _setup(
-    verbose: Annotated[int, typer.Option("-v", "--verbose", count=True,
-                                         help="More log output (-v info, -vv debug).")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug)."),
+    ] = 0,
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=err_console, show_path=False)], force=True)
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+        force=True,
+    )
 
 
-def _scenario(path: str, variant: str = "", *, workers: str | None = None,
-              policy: str | None = None) -> Scenario:
+def _scenario(
+    path: str, variant: str = "", *, workers: str | None = None, policy: str | None = None
+) -> Scenario:
     sc = load_scenario(path, variant=variant)
     over: dict[str, Any] = {}
     if workers:
         if workers not in set(WorkerKind):
-            raise ConfigError(f"--workers: expected one of {', '.join(WorkerKind)}, got {workers!r}")
+            raise ConfigError(
+                f"--workers: expected one of {', '.join(WorkerKind)}, got {workers!r}"
+            )
         over["kind"] = workers
     if policy:
         over["policy"] = policy
@@ -69,9 +86,14 @@ def _scenario(path: str, variant: str = "", *, workers: str | None = None,
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("success {task.fields[rate]}"), TimeElapsedColumn(),
-        console=err_console, transient=False, disable=not err_console.is_terminal,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("success {task.fields[rate]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal,
     )
 
 
@@ -94,14 +116,18 @@ def run(
     st = None if no_store else open_store(store)
 
     def show(e: EpisodeEnded) -> None:
-        console.print(f"episode {e.episode:>3}  seed {e.seed:<6} {e.outcome.kind.value:<8} "
-                      f"score {e.outcome.value:.2f}  ticks {e.ticks:<4} actions {e.actions}")
+        console.print(
+            f"episode {e.episode:>3}  seed {e.seed:<6} {e.outcome.kind.value:<8} "
+            f"score {e.outcome.value:.2f}  ticks {e.ticks:<4} actions {e.actions}"
+        )
 
     result = run_session(sc, episodes=episodes, store=st, seed=seed, on_episode=show)
     s = result.summary()
-    console.print(f"[bold]{sc.label}[/]: success {s['success_rate']:.0%} over {s['episodes']} "
-                  f"episodes, {s['actions']} actions in {s['wall_seconds']:.2f}s"
-                  + (f" — session {result.session} in {st.url}" if st else ""))
+    console.print(
+        f"[bold]{sc.label}[/]: success {s['success_rate']:.0%} over {s['episodes']} "
+        f"episodes, {s['actions']} actions in {s['wall_seconds']:.2f}s"
+        + (f" — session {result.session} in {st.url}" if st else "")
+    )
 
 
 @app.command("eval")
@@ -110,12 +136,22 @@ def eval_cmd(
     runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
     seed: Annotated[int, typer.Option(help="First task seed.")] = 42,
     attempts: Annotated[int, typer.Option(help="Attempts per task (pass@k needs k ≤ this).")] = 1,
-    variant: Annotated[list[str] | None, typer.Option(
-        help="Variant(s) to evaluate; repeat the option. 'base' is the scenario itself.")] = None,
-    all_variants: Annotated[bool, typer.Option("--all-variants", help="Base and every variant.")] = False,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Variant(s) to evaluate; repeat the option. 'base' is the scenario itself."
+        ),
+    ] = None,
+    all_variants: Annotated[
+        bool, typer.Option("--all-variants", help="Base and every variant.")
+    ] = False,
     policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
-    workers: Annotated[str | None, typer.Option(help="Override the worker kind (rule|llm|rl).")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the JSON report.")] = None,
+    workers: Annotated[
+        str | None, typer.Option(help="Override the worker kind (rule|llm|rl).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the JSON report.")
+    ] = None,
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
@@ -142,8 +178,9 @@ def eval_cmd(
             wins[1] += 1
             progress.update(task, advance=1, rate=f"{wins[0] / wins[1]:.0%}")
 
-        report = evaluate(sc, runs=runs, seed=seed, attempts=attempts, variants=names, store=st,
-                          on_episode=tick)
+        report = evaluate(
+            sc, runs=runs, seed=seed, attempts=attempts, variants=names, store=st, on_episode=tick
+        )
     _print_eval(report)
     if output:
         report.write_json(output)
@@ -155,17 +192,30 @@ def eval_cmd(
 
 def _print_eval(report: Any) -> None:
     table = Table(title=f"evaluation of {report.scenario}", title_justify="left")
-    for col in ("variant", "runs", "success (95% CI)", "pass@k", "actions (95% CI)",
-                "actions to solve", "ticks", "score", "invalid"):
+    for col in (
+        "variant",
+        "runs",
+        "success (95% CI)",
+        "pass@k",
+        "actions (95% CI)",
+        "actions to solve",
+        "ticks",
+        "score",
+        "invalid",
+    ):
         table.add_column(col, justify="left" if col == "variant" else "right")
     for v in report.variants:
         a = v.actions
         passk = " ".join(f"@{k} {p:.0%}" for k, p in v.pass_at.items())
         table.add_row(
-            v.variant or "base", f"{v.runs}×{v.attempts}",
-            f"{v.success_rate:.0%} ({v.success_ci[0]:.0%}–{v.success_ci[1]:.0%})", passk,
-            f"{a.mean:.1f} ({a.ci_low:.1f}–{a.ci_high:.1f})", f"{v.actions_to_solve.mean:.1f}",
-            f"{v.ticks.mean:.1f}", f"{v.score.mean:.2f}",
+            v.variant or "base",
+            f"{v.runs}×{v.attempts}",
+            f"{v.success_rate:.0%} ({v.success_ci[0]:.0%}–{v.success_ci[1]:.0%})",
+            passk,
+            f"{a.mean:.1f} ({a.ci_low:.1f}–{a.ci_high:.1f})",
+            f"{v.actions_to_solve.mean:.1f}",
+            f"{v.ticks.mean:.1f}",
+            f"{v.score.mean:.2f}",
             f"{v.extras.get('invalid_action_rate', 0.0):.1%}",
         )
     console.print(table)
@@ -175,7 +225,8 @@ def _print_eval(report: Any) -> None:
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
-        ".swarmlearn/demo-report.html"),
+        ".swarmlearn/demo-report.html"
+    ),
     runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
     store: StoreOpt = None,
 ) -> None:
@@ -188,8 +239,14 @@ def demo(
     console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
     with _progress() as progress:
         task = progress.add_task("demo", total=runs * (1 + len(sc.variants)), rate="–")
-        report = evaluate(sc, runs=runs, seed=42, variants=["", *sc.variants], store=st,
-                          on_episode=lambda e: progress.update(task, advance=1, rate="…"))
+        report = evaluate(
+            sc,
+            runs=runs,
+            seed=42,
+            variants=["", *sc.variants],
+            store=st,
+            on_episode=lambda e: progress.update(task, advance=1, rate="…"),
+        )
     _print_eval(report)
     path = eval_html(report).write(out)
     console.print(f"HTML report: {path}")
@@ -199,17 +256,31 @@ def demo(
 def _event_line(e: Any) -> str:
     mark = "[green]✓[/]" if e.result.success else ("[red]✗[/]" if e.result.error else "·")
     text = e.result.error or e.result.output
-    return (f"{e.id:>14} s{e.session} t{e.tick:<3} w{e.worker} {mark} "
-            f"{e.action}({e.target}) [dim]{e.context}[/] {text[:80]}")
+    return (
+        f"{e.id:>14} s{e.session} t{e.tick:<3} w{e.worker} {mark} "
+        f"{e.action}({e.target}) [dim]{e.context}[/] {text[:80]}"
+    )
 
 
-def _query(session: int | None, action: str | None, outcome: str | None, limit: int | None,
-           newest_first: bool = False, after: int | None = None) -> EventQuery:
+def _query(
+    session: int | None,
+    action: str | None,
+    outcome: str | None,
+    limit: int | None,
+    newest_first: bool = False,
+    after: int | None = None,
+) -> EventQuery:
     success = {None: None, "success": True, "failure": False}.get(outcome, None)
     if outcome not in (None, "success", "failure"):
         raise ConfigError(f"--outcome: expected success or failure, got {outcome!r}")
-    return EventQuery(session=session, action=action, success=success, limit=limit,
-                      newest_first=newest_first, after_id=after)
+    return EventQuery(
+        session=session,
+        action=action,
+        success=success,
+        limit=limit,
+        newest_first=newest_first,
+        after_id=after,
+    )
 
 
 @events_app.command("tail")
@@ -218,7 +289,9 @@ def events_tail(
     session: Annotated[int | None, typer.Option(help="Only this session.")] = None,
     action: Annotated[str | None, typer.Option(help="Only this action name.")] = None,
     outcome: Annotated[str | None, typer.Option(help="success | failure")] = None,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new events.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new events.")
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
     """Show the most recent events (and follow new ones with -f)."""
@@ -279,24 +352,38 @@ def sessions(
         table.add_column(col)
     for s in st.sessions(scenario=scenario, limit=limit):
         summ = s.summary
-        table.add_row(str(s.id), s.scenario + (f"[{s.variant}]" if s.variant else ""), s.kind,
-                      s.group, s.status, time.strftime("%Y-%m-%d %H:%M:%S",
-                                                       time.localtime(s.started)),
-                      str(summ.get("episodes", "–")),
-                      f"{summ['success_rate']:.0%}" if "success_rate" in summ else "–")
+        table.add_row(
+            str(s.id),
+            s.scenario + (f"[{s.variant}]" if s.variant else ""),
+            s.kind,
+            s.group,
+            s.status,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.started)),
+            str(summ.get("episodes", "–")),
+            f"{summ['success_rate']:.0%}" if "success_rate" in summ else "–",
+        )
     console.print(table)
 
 
 def _show_session(st: SqlStore, sid: int) -> None:
     s = st.session(sid)
-    console.print(f"session {s.id}: {s.scenario} {s.variant} ({s.kind}, {s.status}) "
-                  f"— {st.count_events(sid)} events")
+    console.print(
+        f"session {s.id}: {s.scenario} {s.variant} ({s.kind}, {s.status}) "
+        f"— {st.count_events(sid)} events"
+    )
     table = Table()
     for col in ("episode", "seed", "outcome", "score", "ticks", "actions", "seconds"):
         table.add_column(col, justify="right")
     for e in st.episodes(session=sid):
-        table.add_row(str(e.episode), str(e.seed), e.outcome.kind.value, f"{e.outcome.value:.2f}",
-                      str(e.ticks), str(e.actions), f"{e.duration:.3f}")
+        table.add_row(
+            str(e.episode),
+            str(e.seed),
+            e.outcome.kind.value,
+            f"{e.outcome.value:.2f}",
+            str(e.ticks),
+            str(e.actions),
+            f"{e.duration:.3f}",
+        )
     console.print(table)
 
 
@@ -312,8 +399,13 @@ def scenarios_list(
         table.add_column(col)
     for path in sorted(base.glob("*.toml")):
         sc = load_scenario(path)
-        table.add_row(sc.name, sc.env_kind, f"{sc.workers.count}× {sc.workers.kind.value}",
-                      ", ".join(sc.variants) or "–", sc.description)
+        table.add_row(
+            sc.name,
+            sc.env_kind,
+            f"{sc.workers.count}× {sc.workers.kind.value}",
+            ", ".join(sc.variants) or "–",
+            sc.description,
+        )
     console.print(table)
 
 
@@ -326,8 +418,9 @@ def scenarios_validate(
     for f in files:
         try:
             sc = load_scenario(f)
-            console.print(f"[green]ok[/] {f}: {sc.name} ({sc.env_kind}, "
-                          f"{len(sc.variants)} variants)")
+            console.print(
+                f"[green]ok[/] {f}: {sc.name} ({sc.env_kind}, {len(sc.variants)} variants)"
+            )
         except SwarmlearnError as exc:
             err_console.print(f"[red]error[/]: {exc}", highlight=False)
             failed += 1

@@ -89,7 +89,7 @@ class SchemaError(StoreError):
     """The database schema version is not one this swarmlearn can use."""
 
 
-class EnvironmentError_(SwarmlearnError):  # noqa: N801 - avoid shadowing builtin
+class EnvironmentError_(SwarmlearnError):
     """An environment was driven wrongly (unknown action, step after done …)."""
 
 
@@ -134,5 +134,5 @@ def exit_code_for(exc: SwarmlearnError) -> int:
     """The CLI exit code for ``exc``: the entry of its nearest class, else 1."""
     for cls in type(exc).__mro__:
         if cls in EXIT_CODES:
-            return EXIT_CODES[cls]  # type: ignore[index]
+            return EXIT_CODES[cls]
     return 1

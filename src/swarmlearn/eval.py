@@ -58,14 +58,23 @@ class VariantReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "scenario": self.scenario, "variant": self.variant, "runs": self.runs,
-            "attempts": self.attempts, "successes": self.successes,
-            "success_rate": self.success_rate, "success_ci": list(self.success_ci),
+            "scenario": self.scenario,
+            "variant": self.variant,
+            "runs": self.runs,
+            "attempts": self.attempts,
+            "successes": self.successes,
+            "success_rate": self.success_rate,
+            "success_ci": list(self.success_ci),
             "pass_at_k": {str(k): v for k, v in self.pass_at.items()},
-            "ticks": self.ticks.to_dict(), "actions": self.actions.to_dict(),
-            "actions_to_solve": self.actions_to_solve.to_dict(), "score": self.score.to_dict(),
-            "duration": self.duration.to_dict(), "outcomes": self.outcomes,
-            "sessions": self.sessions, "extras": self.extras, "episodes": self.episodes,
+            "ticks": self.ticks.to_dict(),
+            "actions": self.actions.to_dict(),
+            "actions_to_solve": self.actions_to_solve.to_dict(),
+            "score": self.score.to_dict(),
+            "duration": self.duration.to_dict(),
+            "outcomes": self.outcomes,
+            "sessions": self.sessions,
+            "extras": self.extras,
+            "episodes": self.episodes,
         }
 
 
@@ -81,10 +90,14 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format_version": FORMAT_VERSION, "scenario": self.scenario, "path": self.path,
-            "seed": self.seed, "created": self.created,
+            "format_version": FORMAT_VERSION,
+            "scenario": self.scenario,
+            "path": self.path,
+            "seed": self.seed,
+            "created": self.created,
             "variants": [v.to_dict() for v in self.variants],
-            "comparisons": self.comparisons, "extra": self.extra,
+            "comparisons": self.comparisons,
+            "extra": self.extra,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -93,9 +106,15 @@ class EvalReport:
 
 def _episode_dict(e: EpisodeEnded, attempt: int) -> dict[str, Any]:
     return {
-        "task_seed": e.seed, "attempt": attempt, "outcome": e.outcome.kind.value,
-        "score": e.outcome.value, "ticks": e.ticks, "actions": e.actions,
-        "duration": e.duration, "session": e.session, **dict(e.stats),
+        "task_seed": e.seed,
+        "attempt": attempt,
+        "outcome": e.outcome.kind.value,
+        "score": e.outcome.value,
+        "ticks": e.ticks,
+        "actions": e.actions,
+        "duration": e.duration,
+        "session": e.session,
+        **dict(e.stats),
     }
 
 
@@ -106,24 +125,38 @@ def variant_report(
     flat = [e for eps in by_attempt for e in eps]
     ok = [e for e in flat if e.outcome.kind is OutcomeKind.SUCCESS]
     attempts, runs = len(by_attempt), len(by_attempt[0]) if by_attempt else 0
-    per_task = [sum(1 for j in range(attempts) if by_attempt[j][i].outcome.kind
-                    is OutcomeKind.SUCCESS) for i in range(runs)]
-    pass_at = {k: sum(pass_at_k(attempts, c, k) for c in per_task) / max(1, runs)
-               for k in PASS_KS if k <= attempts}
+    per_task = [
+        sum(1 for j in range(attempts) if by_attempt[j][i].outcome.kind is OutcomeKind.SUCCESS)
+        for i in range(runs)
+    ]
+    pass_at = {
+        k: sum(pass_at_k(attempts, c, k) for c in per_task) / max(1, runs)
+        for k in PASS_KS
+        if k <= attempts
+    }
     extras: dict[str, float] = {}
     for key in ("invalid_actions", "worker_errors", "dropped_events"):
         extras[key] = float(sum(float(e.stats.get(key, 0.0)) for e in flat))
     total_actions = sum(e.actions for e in flat)
-    extras["invalid_action_rate"] = extras["invalid_actions"] / total_actions if total_actions else 0.0
+    extras["invalid_action_rate"] = (
+        extras["invalid_actions"] / total_actions if total_actions else 0.0
+    )
     return VariantReport(
-        scenario=scenario.name, variant=scenario.variant, runs=runs, attempts=attempts,
-        successes=len(ok), success_rate=len(ok) / len(flat) if flat else 0.0,
-        success_ci=wilson(len(ok), len(flat)), pass_at=pass_at,
-        ticks=summarize([e.ticks for e in flat]), actions=summarize([e.actions for e in flat]),
+        scenario=scenario.name,
+        variant=scenario.variant,
+        runs=runs,
+        attempts=attempts,
+        successes=len(ok),
+        success_rate=len(ok) / len(flat) if flat else 0.0,
+        success_ci=wilson(len(ok), len(flat)),
+        pass_at=pass_at,
+        ticks=summarize([e.ticks for e in flat]),
+        actions=summarize([e.actions for e in flat]),
         actions_to_solve=summarize([e.actions for e in ok]),
         score=summarize([e.outcome.value for e in flat]),
         duration=summarize([e.duration for e in flat]),
-        outcomes=dict(Counter(e.outcome.kind.value for e in flat)), sessions=sessions,
+        outcomes=dict(Counter(e.outcome.kind.value for e in flat)),
+        sessions=sessions,
         episodes=[_episode_dict(e, j) for j, eps in enumerate(by_attempt) for e in eps],
         extras=extras,
     )
@@ -137,10 +170,12 @@ def _compare(base: VariantReport, other: VariantReport) -> dict[str, Any]:
         return [1.0 if e["outcome"] == "success" else 0.0 for e in rep.episodes]
 
     out: dict[str, Any] = {"baseline": base.label, "variant": other.label}
-    for name, a, b in (("success_rate", success(base), success(other)),
-                       ("actions", values(base, "actions"), values(other, "actions")),
-                       ("ticks", values(base, "ticks"), values(other, "ticks")),
-                       ("score", values(base, "score"), values(other, "score"))):
+    for name, a, b in (
+        ("success_rate", success(base), success(other)),
+        ("actions", values(base, "actions"), values(other, "actions")),
+        ("ticks", values(base, "ticks"), values(other, "ticks")),
+        ("score", values(base, "score"), values(other, "score")),
+    ):
         diff, lo, hi = welch_ci(a, b)
         out[name] = {"diff": diff, "ci_low": lo, "ci_high": hi}
     return out
@@ -169,12 +204,20 @@ def evaluate(
         sessions: list[int] = []
         for attempt in range(attempts):
             result = run_session(
-                sc, episodes=runs, store=store, seed=seed, worker_seed=sc.seeds.workers + attempt,
-                group=group, kind="eval", policies=policies, on_episode=on_episode,
+                sc,
+                episodes=runs,
+                store=store,
+                seed=seed,
+                worker_seed=sc.seeds.workers + attempt,
+                group=group,
+                kind="eval",
+                policies=policies,
+                on_episode=on_episode,
             )
             by_attempt.append(result.episodes)
             sessions.append(result.session)
         reports.append(variant_report(sc, by_attempt, sessions))
     comparisons = [_compare(reports[0], r) for r in reports[1:]]
-    return EvalReport(scenario.name, scenario.path, seed, time.time(), reports, comparisons,
-                      {"group": group})
+    return EvalReport(
+        scenario.name, scenario.path, seed, time.time(), reports, comparisons, {"group": group}
+    )

@@ -46,8 +46,9 @@ Scalar = str | int | float | bool
 class PolicyFactory(Protocol):
     """Makes the selection policy of worker ``worker`` (0-based)."""
 
-    def __call__(self, worker: int, *, seed: int, params: Mapping[str, Scalar]) -> SelectionPolicy:
-        ...
+    def __call__(
+        self, worker: int, *, seed: int, params: Mapping[str, Scalar]
+    ) -> SelectionPolicy: ...
 
 
 def _fifo(worker: int, *, seed: int, params: Mapping[str, Scalar]) -> SelectionPolicy:
@@ -66,7 +67,9 @@ _LAZY_WORKERS: dict[WorkerKind, str] = {
     WorkerKind.LLM: "swarmlearn.llm.worker:build_llm_workers",
     WorkerKind.RL: "swarmlearn.rl:build_rl_workers",
 }
-_LAZY_MANAGERS: dict[ManagerKind, str] = {ManagerKind.LLM: "swarmlearn.llm.worker:build_llm_manager"}
+_LAZY_MANAGERS: dict[ManagerKind, str] = {
+    ManagerKind.LLM: "swarmlearn.llm.worker:build_llm_manager"
+}
 
 
 def _load(ref: str) -> Any:
@@ -82,8 +85,11 @@ def policy_factory(name: str) -> PolicyFactory:
         factory: PolicyFactory = _load(_LAZY_POLICIES[name])(name)
         return factory
     known = ", ".join(sorted([*_BUILTIN_POLICIES, *_LAZY_POLICIES]))
-    raise ConfigError(f"workers.policy: unknown policy {name!r} (known: {known})",
-                      field="workers.policy", value=name)
+    raise ConfigError(
+        f"workers.policy: unknown policy {name!r} (known: {known})",
+        field="workers.policy",
+        value=name,
+    )
 
 
 def build_env(scenario: Scenario) -> BaseEnvironment:
@@ -161,6 +167,25 @@ class SessionResult:
         }
 
 
+def _open(
+    store: Store | None, scenario: Scenario, *, group: str, kind: str, resume: SessionId | None
+) -> tuple[SessionId, int]:
+    """The session id and first sequence number (continuing ``resume`` if given)."""
+    if store is None:
+        return 0, 0
+    if resume is not None:
+        store.session(resume)  # raises StoreError if there is no such session
+        return resume, store.next_seq(resume)
+    sid = store.open_session(
+        scenario=scenario.name,
+        variant=scenario.variant,
+        group=group,
+        kind=kind,
+        config=scenario.to_dict(),
+    )
+    return sid, 0
+
+
 def run_session(
     scenario: Scenario,
     *,
@@ -192,34 +217,33 @@ def run_session(
     wseed = scenario.seeds.workers if worker_seed is None else worker_seed
     parts = build_swarm_parts(scenario, policies=policies, seed=wseed)
     bus: EventBus[Event] = EventBus()
-    recorder: Recorder | None = None
-    if store is not None:
-        if resume is not None:
-            store.session(resume)
-            sid, start = resume, store.next_seq(resume)
-        else:
-            sid = store.open_session(scenario=scenario.name, variant=scenario.variant,
-                                     group=group, kind=kind, config=scenario.to_dict())
-            start = 0
-        recorder = Recorder(store, bus)
-    else:
-        sid, start = 0, 0
+    sid, start = _open(store, scenario, group=group, kind=kind, resume=resume)
+    recorder = Recorder(store, bus) if store is not None else None
     for attach in subscribers:
         attach(bus)
     ids = EventIds(sid, start)
     lim = scenario.limits
     swarm = Swarm(
-        parts.env, parts.workers, manager=parts.manager, bus=bus, clock=clock,
-        config=SwarmConfig(max_ticks=lim.max_ticks, timeout_s=lim.timeout_s,
-                           schedule=scenario.manager.schedule, interval=scenario.manager.interval),
+        parts.env,
+        parts.workers,
+        manager=parts.manager,
+        bus=bus,
+        clock=clock,
+        config=SwarmConfig(
+            max_ticks=lim.max_ticks,
+            timeout_s=lim.timeout_s,
+            schedule=scenario.manager.schedule,
+            interval=scenario.manager.interval,
+        ),
     )
     done: list[EpisodeEnded] = []
     status = "failed"
     t0 = time.perf_counter()
     try:
         for i in range(episodes):
-            ended = swarm.run_episode(seed=base + i, ids=ids, group=group, episode=i,
-                                      task=f"{scenario.label}:{base + i}")
+            ended = swarm.run_episode(
+                seed=base + i, ids=ids, group=group, episode=i, task=f"{scenario.label}:{base + i}"
+            )
             done.append(ended)
             if on_episode is not None:
                 on_episode(ended)

@@ -47,21 +47,39 @@ def test_good_scenario_and_variant() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ('[environment]\nkind = "troubleshooting"\nservices = "many"\n', 3,
-         "environment.services: expected int, got 'many'"),
+        (
+            '[environment]\nkind = "troubleshooting"\nservices = "many"\n',
+            3,
+            "environment.services: expected int, got 'many'",
+        ),
         ('[environment]\nkind = "nope"\n', 2, "unknown environment kind 'nope'"),
-        ('[environment]\nkind = "troubleshooting"\n[workers]\ncount = 0\n', 4,
-         "workers.count: expected >= 1"),
-        ('[environment]\nkind = "troubleshooting"\n[workers]\ncolour = 1\n', 4,
-         "workers.colour: unknown field"),
-        ('[environment]\nkind = "troubleshooting"\n\n[variants.x]\nenvironment.noise = 2.0\n', 5,
-         "variants.x"),
-        ('[environment\nkind = 1\n', 1, "invalid TOML"),
-        ('[environment]\nkind = "troubleshooting"\n[manager]\nschedule = "often"\n', 4,
-         "expected one of 'every_tick', 'every_n', 'on_completion'"),
+        (
+            '[environment]\nkind = "troubleshooting"\n[workers]\ncount = 0\n',
+            4,
+            "workers.count: expected >= 1",
+        ),
+        (
+            '[environment]\nkind = "troubleshooting"\n[workers]\ncolour = 1\n',
+            4,
+            "workers.colour: unknown field",
+        ),
+        (
+            '[environment]\nkind = "troubleshooting"\n\n[variants.x]\nenvironment.noise = 2.0\n',
+            5,
+            "variants.x",
+        ),
+        ("[environment\nkind = 1\n", 1, "invalid TOML"),
+        (
+            '[environment]\nkind = "troubleshooting"\n[manager]\nschedule = "often"\n',
+            4,
+            "expected one of 'every_tick', 'every_n', 'on_completion'",
+        ),
         ('extra = 1\n[environment]\nkind = "troubleshooting"\n', 1, "extra: unknown field"),
-        ('[environment]\nkind = "troubleshooting"\n[actions]\nexclude = ["Nap"]\n', None,
-         "unknown action 'Nap'"),
+        (
+            '[environment]\nkind = "troubleshooting"\n[actions]\nexclude = ["Nap"]\n',
+            None,
+            "unknown action 'Nap'",
+        ),
     ],
 )
 def test_errors_name_file_line_and_field(text: str, line: int | None, fragment: str) -> None:
@@ -78,7 +96,7 @@ def test_errors_name_file_line_and_field(text: str, line: int | None, fragment: 
 
 
 def test_missing_environment() -> None:
-    with pytest.raises(ScenarioError, match="environment.kind: missing required field"):
+    with pytest.raises(ScenarioError, match=r"environment\.kind: missing required field"):
         parse_scenario("[workers]\ncount = 2\n", path="x.toml")
 
 

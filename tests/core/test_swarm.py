@@ -31,12 +31,20 @@ class FakeClock:
 
 def _swarm(policy: str = "random", workers: int = 3, **cfg: object) -> tuple[Swarm, list[Event]]:
     env = make_env("troubleshooting", {})
-    ws = [RuleWorker(i, FifoPolicy() if policy == "fifo" else RandomPolicy(i)) for i in range(workers)]
+    ws = [
+        RuleWorker(i, FifoPolicy() if policy == "fifo" else RandomPolicy(i)) for i in range(workers)
+    ]
     bus: EventBus[Event] = EventBus()
     seen: list[Event] = []
     bus.subscribe(seen.extend, inline=True)
-    swarm = Swarm(env, ws, manager=RuleManager(), bus=bus, config=SwarmConfig(**cfg),  # type: ignore[arg-type]
-                  clock=FakeClock())
+    swarm = Swarm(
+        env,
+        ws,
+        manager=RuleManager(),
+        bus=bus,
+        config=SwarmConfig(**cfg),  # type: ignore[arg-type]
+        clock=FakeClock(),
+    )
     return swarm, seen
 
 
@@ -72,8 +80,12 @@ def test_max_ticks_ends_with_timeout_and_partial_score() -> None:
 
 def test_clock_timeout_without_sleeping() -> None:
     env = make_env("troubleshooting", {})
-    swarm = Swarm(env, [RuleWorker(0, RandomPolicy(0))], config=SwarmConfig(timeout_s=1.0),
-                  clock=FakeClock(step=0.25))
+    swarm = Swarm(
+        env,
+        [RuleWorker(0, RandomPolicy(0))],
+        config=SwarmConfig(timeout_s=1.0),
+        clock=FakeClock(step=0.25),
+    )
     start = time.perf_counter()
     ended = swarm.run_episode(seed=1, ids=EventIds(1))
     assert time.perf_counter() - start < 1.0
@@ -122,8 +134,9 @@ class FailingWorker(SlowWorker):
 
 def test_worker_errors_are_counted_not_fatal() -> None:
     env = make_env("troubleshooting", {})
-    swarm = Swarm(env, [FailingWorker(0), RuleWorker(1, RandomPolicy(1))],
-                  config=SwarmConfig(max_ticks=5))
+    swarm = Swarm(
+        env, [FailingWorker(0), RuleWorker(1, RandomPolicy(1))], config=SwarmConfig(max_ticks=5)
+    )
     ended = swarm.run_episode(seed=0, ids=EventIds(1))
     assert ended.stats["worker_errors"] >= 1
 
@@ -153,14 +166,17 @@ class CountingManager:
 
 @pytest.mark.parametrize(
     ("schedule", "interval", "expected"),
-    [(GuidanceSchedule.EVERY_TICK, 1, [0, 1, 2, 3, 4, 5]),
-     (GuidanceSchedule.EVERY_N, 3, [0, 3])],
+    [(GuidanceSchedule.EVERY_TICK, 1, [0, 1, 2, 3, 4, 5]), (GuidanceSchedule.EVERY_N, 3, [0, 3])],
 )
 def test_guidance_schedules(schedule: GuidanceSchedule, interval: int, expected: list[int]) -> None:
     env = make_env("troubleshooting", {"max_wrong_restarts": 100})
     mgr = CountingManager()
-    swarm = Swarm(env, [InvalidWorker(0)], manager=mgr,
-                  config=SwarmConfig(max_ticks=6, schedule=schedule, interval=interval))
+    swarm = Swarm(
+        env,
+        [InvalidWorker(0)],
+        manager=mgr,
+        config=SwarmConfig(max_ticks=6, schedule=schedule, interval=interval),
+    )
     swarm.run_episode(seed=0, ids=EventIds(1))
     assert mgr.ticks == expected
 
@@ -168,8 +184,12 @@ def test_guidance_schedules(schedule: GuidanceSchedule, interval: int, expected:
 def test_guidance_on_completion_follows_progress() -> None:
     env = make_env("troubleshooting", {})
     mgr = CountingManager()
-    swarm = Swarm(env, [RuleWorker(0, FifoPolicy())], manager=mgr,
-                  config=SwarmConfig(max_ticks=30, schedule=GuidanceSchedule.ON_COMPLETION))
+    swarm = Swarm(
+        env,
+        [RuleWorker(0, FifoPolicy())],
+        manager=mgr,
+        config=SwarmConfig(max_ticks=30, schedule=GuidanceSchedule.ON_COMPLETION),
+    )
     bus_events: list[Event] = []
     swarm.bus.subscribe(bus_events.extend, inline=True)
     swarm.run_episode(seed=0, ids=EventIds(1))
@@ -194,14 +214,14 @@ def test_rule_manager_spreads_workers_and_avoids_settled_targets() -> None:
 
 
 def test_episode_end_reaches_every_worker() -> None:
-    class Recording(RuleWorker):
-        outcomes: list[Outcome] = []
+    seen: list[Outcome] = []
 
+    class Recording(RuleWorker):
         def end_episode(self, outcome: Outcome) -> None:
-            self.outcomes.append(outcome)
+            seen.append(outcome)
             super().end_episode(outcome)
 
     env = make_env("troubleshooting", {})
     ws = [Recording(i, RandomPolicy(i)) for i in range(2)]
     ended: EpisodeEnded = Swarm(env, ws).run_episode(seed=0, ids=EventIds(1))
-    assert Recording.outcomes == [ended.outcome, ended.outcome]
+    assert seen == [ended.outcome, ended.outcome]

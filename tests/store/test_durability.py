@@ -18,9 +18,19 @@ from swarmlearn.store import EventQuery, SqlStore
 
 def _run_cli(url: str, episodes: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "swarmlearn.cli", "run", "troubleshooting", "-n", str(episodes),
-         "--store", url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "swarmlearn.cli",
+            "run",
+            "troubleshooting",
+            "-n",
+            str(episodes),
+            "--store",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -31,8 +41,13 @@ def _check_consistent(st: SqlStore, db: Path) -> None:
     finally:
         con.close()
     for ep in st.episodes():
-        got = list(st.events(EventQuery(session=ep.session, after_id=ep.first_event - 1,
-                                        before_id=ep.last_event + 1)))
+        got = list(
+            st.events(
+                EventQuery(
+                    session=ep.session, after_id=ep.first_event - 1, before_id=ep.last_event + 1
+                )
+            )
+        )
         assert len(got) == ep.actions, f"episode {ep.id} lost events"
 
 

@@ -14,19 +14,50 @@ from swarmlearn.store import SCHEMA_VERSION, EventQuery, SqlStore, open_store
 from swarmlearn.types import Failure, Success, Timeout, Unknown
 
 
-def _event(ids: EventIds, i: int, *, success: bool = True, action: str = "CheckStatus") -> ActionEvent:
+def _event(
+    ids: EventIds, i: int, *, success: bool = True, action: str = "CheckStatus"
+) -> ActionEvent:
     return ActionEvent(
-        ids.next(), ids.session, "task:1", "g", 0, i, i % 3, action, f"svc{i % 4}",
+        ids.next(),
+        ids.session,
+        "task:1",
+        "g",
+        0,
+        i,
+        i % 3,
+        action,
+        f"svc{i % 4}",
         (("fix", "E42"),) if i % 2 else (),
-        ActionResult(success, f"out {i} ünïcødé", "" if success else "boom",
-                     (f"svc{i}.status=degraded",) if success else (), i % 7 == 0),
-        0.001 * i, "unchecked", time.time(),
+        ActionResult(
+            success,
+            f"out {i} ünïcødé",
+            "" if success else "boom",
+            (f"svc{i}.status=degraded",) if success else (),
+            i % 7 == 0,
+        ),
+        0.001 * i,
+        "unchecked",
+        time.time(),
     )
 
 
 def _episode(ids: EventIds, outcome: object, first: int, last: int) -> EpisodeEnded:
-    return EpisodeEnded(ids.next(), ids.session, "task:1", "g", 0, 42, outcome, 5, 7, 0.5,  # type: ignore[arg-type]
-                        first, last, {"invalid_actions": 1.0}, time.time())
+    return EpisodeEnded(
+        ids.next(),
+        ids.session,
+        "task:1",
+        "g",
+        0,
+        42,
+        outcome,
+        5,
+        7,
+        0.5,  # type: ignore[arg-type]
+        first,
+        last,
+        {"invalid_actions": 1.0},
+        time.time(),
+    )
 
 
 def test_events_round_trip(store: SqlStore) -> None:
@@ -52,10 +83,27 @@ def test_all_outcomes_round_trip(store: SqlStore) -> None:
 def test_llm_calls_round_trip(store: SqlStore) -> None:
     sid = store.open_session(scenario="s")
     ids = EventIds(sid)
-    calls = [LLMCallEvent(ids.next(), sid, "t", 0, 3, "decide", "smollm2", "", 120, 9, 0.4,
-                          True, "", time.time()),
-             LLMCallEvent(ids.next(), sid, "t", 1, 3, "decide", "smollm2", "a1", 0, 0, 5.0,
-                          False, "timeout", time.time())]
+    calls = [
+        LLMCallEvent(
+            ids.next(), sid, "t", 0, 3, "decide", "smollm2", "", 120, 9, 0.4, True, "", time.time()
+        ),
+        LLMCallEvent(
+            ids.next(),
+            sid,
+            "t",
+            1,
+            3,
+            "decide",
+            "smollm2",
+            "a1",
+            0,
+            0,
+            5.0,
+            False,
+            "timeout",
+            time.time(),
+        ),
+    ]
     store.write(calls)
     assert store.llm_calls(sid) == calls
 
@@ -64,8 +112,9 @@ def test_queries_filter_and_paginate(store: SqlStore) -> None:
     sid = store.open_session(scenario="s")
     other = store.open_session(scenario="t")
     ids, ids2 = EventIds(sid), EventIds(other)
-    store.write([_event(ids, i, success=i % 2 == 0, action="A" if i < 30 else "B")
-                 for i in range(100)])
+    store.write(
+        [_event(ids, i, success=i % 2 == 0, action="A" if i < 30 else "B") for i in range(100)]
+    )
     store.write([_event(ids2, i) for i in range(10)])
     assert len(list(store.events(EventQuery(session=sid), page=7))) == 100
     assert len(list(store.events(EventQuery(scenario="t")))) == 10

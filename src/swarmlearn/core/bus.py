@@ -101,8 +101,11 @@ class Subscription(Generic[E]):
                 self._queue.extend(events[:keep])
                 lost = len(events) - keep
                 if self.stats.dropped == 0:
-                    logger.warning("subscriber %r is too slow: dropping events (queue %d full)",
-                                   self.name, self.maxsize)
+                    logger.warning(
+                        "subscriber %r is too slow: dropping events (queue %d full)",
+                        self.name,
+                        self.maxsize,
+                    )
                 self.stats.dropped += lost
             else:
                 self._queue.extend(events)
@@ -179,7 +182,7 @@ class EventBus(Generic[E]):
     ) -> Subscription[E]:
         """Add a subscriber; ``handler`` receives a batch (a sequence) of events."""
         sub = Subscription(
-            name or getattr(handler, "__qualname__", "subscriber"),
+            name or str(getattr(handler, "__qualname__", "subscriber")),
             handler,
             maxsize=0 if inline else max(1, maxsize),
             overflow=overflow,

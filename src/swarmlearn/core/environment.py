@@ -12,7 +12,7 @@ import abc
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from swarmlearn.core.actions import Action, ActionResult, ActionSpec, Candidate
 from swarmlearn.errors import ConfigError, EnvironmentError_
@@ -139,8 +139,11 @@ class BaseEnvironment(abc.ABC):
             unknown = [n for n in names if n not in self._all_names]
             if unknown:
                 known = ", ".join(sorted(self._all_names))
-                raise ConfigError(f"{field_name}: unknown action {unknown[0]!r} (known: {known})",
-                                  field=field_name, value=unknown[0])
+                raise ConfigError(
+                    f"{field_name}: unknown action {unknown[0]!r} (known: {known})",
+                    field=field_name,
+                    value=unknown[0],
+                )
         self._include, self._exclude = tuple(include), frozenset(exclude)
 
     # -- protocol -------------------------------------------------------------
@@ -173,7 +176,9 @@ class BaseEnvironment(abc.ABC):
     def observe(self) -> Observation:
         if self._observation is None:
             targets = dict(self._targets)
-            cands = tuple(Candidate(c.action, targets.get(c.action.target, "")) for c in self._candidates)
+            cands = tuple(
+                Candidate(c.action, targets.get(c.action.target, "")) for c in self._candidates
+            )
             self._candidates = cands
             self._observation = Observation(
                 step=self._steps,
@@ -185,8 +190,11 @@ class BaseEnvironment(abc.ABC):
         elif self._observation.step != self._steps:
             obs = self._observation
             self._observation = Observation(
-                step=self._steps, candidates=obs.candidates, targets=obs.targets,
-                facts=obs.facts, done=self.done,
+                step=self._steps,
+                candidates=obs.candidates,
+                targets=obs.targets,
+                facts=obs.facts,
+                done=self.done,
             )
         return self._observation
 
@@ -237,8 +245,11 @@ class BaseEnvironment(abc.ABC):
     def render_text(self) -> str:
         lines = [f"Task: {self.task_text()}", "Targets:"]
         for target, ctx in self._targets.items():
-            known = [f"{k.split('.', 1)[1]}={v}" for k, v in self._facts.items()
-                     if k.split(".", 1)[0] == target]
+            known = [
+                f"{k.split('.', 1)[1]}={v}"
+                for k, v in self._facts.items()
+                if k.split(".", 1)[0] == target
+            ]
             detail = f" ({'; '.join(known)})" if known else ""
             lines.append(f"- {target}: {ctx}{detail}")
         general = [f"{k}={v}" for k, v in self._facts.items() if "." not in k]
@@ -299,4 +310,3 @@ def pick(rng: random.Random, pool: Sequence[str], n: int) -> list[str]:
         out.extend(f"{name}{i}" for name in names[: n - len(out)])
         i += 1
     return out
-

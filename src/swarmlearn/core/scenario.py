@@ -150,11 +150,16 @@ class Scenario:
             return self
         if name not in self.variants:
             known = ", ".join(sorted(self.variants)) or "none"
-            raise ScenarioError(f"unknown variant {name!r} (variants: {known})",
-                                path=self.path or None, field="variant", value=name)
+            raise ScenarioError(
+                f"unknown variant {name!r} (variants: {known})",
+                path=self.path or None,
+                field="variant",
+                value=name,
+            )
         data = _merge(self.raw, self.variants[name])
-        return replace(_build(data, self.path, ""), variant=name, variants=self.variants,
-                       raw=self.raw)
+        return replace(
+            _build(data, self.path, ""), variant=name, variants=self.variants, raw=self.raw
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = copy.deepcopy(dict(self.raw))
@@ -196,8 +201,9 @@ def _build(data: Mapping[str, Any], path: str, default_name: str) -> Scenario:
 
     unknown = [k for k in data if k not in _TOP]
     if unknown:
-        raise ConfigError(f"{unknown[0]}: unknown field (known: {', '.join(sorted(_TOP))})",
-                          field=unknown[0])
+        raise ConfigError(
+            f"{unknown[0]}: unknown field (known: {', '.join(sorted(_TOP))})", field=unknown[0]
+        )
     env = data.get("environment")
     if not isinstance(env, Mapping) or "kind" not in env:
         raise ConfigError("environment.kind: missing required field", field="environment.kind")
@@ -205,9 +211,10 @@ def _build(data: Mapping[str, Any], path: str, default_name: str) -> Scenario:
     if not isinstance(kind, str):
         raise ConfigError(f"environment.kind: expected str, got {kind!r}", field="environment.kind")
     params = {k: v for k, v in env.items() if k != "kind"}
-    env_config = from_mapping(env_config_class(kind), params, where="environment")
-    sections = {name: from_mapping(cls, data.get(name, {}), where=name)
-                for name, cls in _SECTIONS.items()}
+    env_config: object = from_mapping(env_config_class(kind), params, where="environment")
+    sections: dict[str, Any] = {
+        name: from_mapping(cls, data.get(name, {}), where=name) for name, cls in _SECTIONS.items()
+    }
     actions = sections["actions"]
     assert isinstance(actions, ActionsConfig)
     if actions.include or actions.exclude:  # action names are checked against the environment
@@ -218,11 +225,18 @@ def _build(data: Mapping[str, Any], path: str, default_name: str) -> Scenario:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected str, got {value!r}", field=key)
     variants = data.get("variants", {})
-    if not isinstance(variants, Mapping) or not all(isinstance(v, Mapping) for v in variants.values()):
+    if not isinstance(variants, Mapping) or not all(
+        isinstance(v, Mapping) for v in variants.values()
+    ):
         raise ConfigError("variants: expected tables [variants.NAME]", field="variants")
     return Scenario(
-        name=name or kind, description=description, env_kind=kind,
-        env_params=to_mapping(env_config), variants=variants, path=path, raw=data,
+        name=name or kind,
+        description=description,
+        env_kind=kind,
+        env_params=to_mapping(env_config),
+        variants=variants,
+        path=path,
+        raw=data,
         **sections,
     )
 
@@ -258,8 +272,9 @@ def parse_scenario(text: str, *, path: str = "", variant: str = "") -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
-        raise ScenarioError(f"invalid TOML: {exc}", path=where,
-                            line=int(m.group(1)) if m else None) from exc
+        raise ScenarioError(
+            f"invalid TOML: {exc}", path=where, line=int(m.group(1)) if m else None
+        ) from exc
     stem = Path(path).stem if path else ""
     try:
         scenario = _build(data, path, stem)
@@ -277,8 +292,9 @@ def parse_scenario(text: str, *, path: str = "", variant: str = "") -> Scenario:
         line = _locate(text, exc.field) if exc.field else None
         if line is None and exc.field and exc.field.startswith("variants."):
             line = _locate(text, ".".join(exc.field.split(".")[:2]))
-        raise ScenarioError(str(exc), path=where, line=line, field=exc.field,
-                            value=exc.value) from exc
+        raise ScenarioError(
+            str(exc), path=where, line=line, field=exc.field, value=exc.value
+        ) from exc
 
 
 def _variant_error(exc: ConfigError, name: str) -> ConfigError:
@@ -296,8 +312,9 @@ def load_scenario(path: str | Path, *, variant: str = "") -> Scenario:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError("no such scenario file (or built-in scenario name)",
-                            path=str(path)) from None
+        raise ScenarioError(
+            "no such scenario file (or built-in scenario name)", path=str(path)
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read: {exc}", path=str(path)) from exc
     return parse_scenario(text, path=str(path), variant=variant)

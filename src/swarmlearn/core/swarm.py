@@ -105,7 +105,9 @@ class Swarm:
         obs = env.reset(seed)
         task = task or f"{env.kind}:{seed}"
         session = ids.session
-        self.bus.publish([EpisodeStarted(ids.next(), session, task, group, episode, seed, self.wall())])
+        self.bus.publish(
+            [EpisodeStarted(ids.next(), session, task, group, episode, seed, self.wall())]
+        )
         dropped_before = self.bus.dropped()
         counters = _Counters()
         guidance = NO_GUIDANCE
@@ -119,13 +121,20 @@ class Swarm:
                 break
             obs = env.observe()
             if self.manager is not None and self._due(tick, recent):
-                guidance = self.manager.guide(SwarmView(
-                    tick, obs, [w.id for w in self.workers], recent, env.context_priority(), task,
-                ))
+                guidance = self.manager.guide(
+                    SwarmView(
+                        tick,
+                        obs,
+                        [w.id for w in self.workers],
+                        recent,
+                        env.context_priority(),
+                        task,
+                    )
+                )
                 counters.guidance += 1
             actions = self._decide(obs, guidance, counters)
             recent = self._apply(actions, obs, ids, task, group, episode, tick, counters)
-            self.bus.publish(recent)  # type: ignore[arg-type]
+            self.bus.publish(recent)
             tick += 1
         outcome: Outcome = env.outcome()
         if timed_out and not env.done:
@@ -133,8 +142,18 @@ class Swarm:
         for w in self.workers:
             w.end_episode(outcome)
         ended = EpisodeEnded(
-            ids.next(), session, task, group, episode, seed, outcome, tick, counters.actions,
-            clock() - start, counters.first, counters.last,
+            ids.next(),
+            session,
+            task,
+            group,
+            episode,
+            seed,
+            outcome,
+            tick,
+            counters.actions,
+            clock() - start,
+            counters.first,
+            counters.last,
             {
                 "invalid_actions": counters.invalid,
                 "worker_errors": counters.worker_errors,
@@ -192,8 +211,20 @@ class Swarm:
             t0 = clock()
             result: ActionResult = env.step(action)
             event = ActionEvent(
-                ids.next(), session, task, group, episode, tick, worker.id, action.name,
-                action.target, action.args, result, clock() - t0, obs.context_of(action), wall(),
+                ids.next(),
+                session,
+                task,
+                group,
+                episode,
+                tick,
+                worker.id,
+                action.name,
+                action.target,
+                action.args,
+                result,
+                clock() - t0,
+                obs.context_of(action),
+                wall(),
             )
             if result.invalid:
                 counters.invalid += 1

@@ -115,7 +115,9 @@ class RandomPolicy:
         return None
 
 
-def narrow(candidates: Sequence[Candidate], guidance: Guidance, worker: WorkerId) -> Sequence[Candidate]:
+def narrow(
+    candidates: Sequence[Candidate], guidance: Guidance, worker: WorkerId
+) -> Sequence[Candidate]:
     """The candidates a worker should consider under ``guidance``.
 
     With an assigned target: that target's actions plus untargeted ones.

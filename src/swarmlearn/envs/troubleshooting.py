@@ -24,8 +24,22 @@ from swarmlearn.core.environment import BaseEnvironment, pick
 __all__ = ["TroubleshootingConfig", "TroubleshootingEnv"]
 
 SERVICES = (
-    "api", "auth", "db", "cache", "queue", "search", "billing", "gateway",
-    "storage", "mailer", "scheduler", "metrics", "cdn", "payments", "users", "inventory",
+    "api",
+    "auth",
+    "db",
+    "cache",
+    "queue",
+    "search",
+    "billing",
+    "gateway",
+    "storage",
+    "mailer",
+    "scheduler",
+    "metrics",
+    "cdn",
+    "payments",
+    "users",
+    "inventory",
 )
 
 # fault → (log line, metric reading)
@@ -39,9 +53,14 @@ FAULTS: dict[str, tuple[str, str]] = {
 
 # distractor name → takes a service target
 DISTRACTORS: tuple[tuple[str, bool], ...] = (
-    ("PingGateway", False), ("FlushDNS", False), ("ClearCache", True),
-    ("RotateCredentials", True), ("CheckCalendar", False), ("ReindexSearch", False),
-    ("ScaleUp", True), ("RunBackup", False),
+    ("PingGateway", False),
+    ("FlushDNS", False),
+    ("ClearCache", True),
+    ("RotateCredentials", True),
+    ("CheckCalendar", False),
+    ("ReindexSearch", False),
+    ("ScaleUp", True),
+    ("RunBackup", False),
 )
 
 
@@ -64,7 +83,13 @@ class TroubleshootingConfig:
 class TroubleshootingEnv(BaseEnvironment):
     kind: ClassVar[str] = "troubleshooting"
     contexts: ClassVar[tuple[str, ...]] = (
-        "diagnosed", "evidence", "degraded", "warning", "unchecked", "healthy", "restarted",
+        "diagnosed",
+        "evidence",
+        "degraded",
+        "warning",
+        "unchecked",
+        "healthy",
+        "restarted",
     )
     settled: ClassVar[tuple[str, ...]] = ("healthy", "restarted")
     optional_actions: ClassVar[tuple[str, ...]] = tuple(name for name, _ in DISTRACTORS)
@@ -85,7 +110,9 @@ class TroubleshootingEnv(BaseEnvironment):
         self.services = pick(self.rng, SERVICES, cfg.services)
         self.faulty = self.rng.choice(self.services)
         self.fault = self.rng.choice(sorted(FAULTS))
-        self._warning = {s for s in self.services if s != self.faulty and self.rng.random() < cfg.noise}
+        self._warning = {
+            s for s in self.services if s != self.faulty and self.rng.random() < cfg.noise
+        }
         self._evidence = {s: set() for s in self.services}
         self._distractors = self.rng.sample(DISTRACTORS, cfg.distractors)
         self._wrong_restarts = 0
@@ -96,12 +123,24 @@ class TroubleshootingEnv(BaseEnvironment):
         svc = tuple(self.services)
         specs = [
             ActionSpec("CheckStatus", "Show a service's health status.", svc),
-            ActionSpec("ReadLogs", "Scan a checked service's recent error logs.", svc, ("CheckStatus",)),
-            ActionSpec("AnalyzeMetrics", "Analyze a checked service's metrics.", svc, ("CheckStatus",)),
-            ActionSpec("Diagnose", "Name the fault of a service from the evidence gathered.", svc,
-                       ("ReadLogs", "AnalyzeMetrics")),
-            ActionSpec("Restart", "Restart a service (fixes a diagnosed fault; costly if healthy).",
-                       svc, ("Diagnose",)),
+            ActionSpec(
+                "ReadLogs", "Scan a checked service's recent error logs.", svc, ("CheckStatus",)
+            ),
+            ActionSpec(
+                "AnalyzeMetrics", "Analyze a checked service's metrics.", svc, ("CheckStatus",)
+            ),
+            ActionSpec(
+                "Diagnose",
+                "Name the fault of a service from the evidence gathered.",
+                svc,
+                ("ReadLogs", "AnalyzeMetrics"),
+            ),
+            ActionSpec(
+                "Restart",
+                "Restart a service (fixes a diagnosed fault; costly if healthy).",
+                svc,
+                ("Diagnose",),
+            ),
         ]
         for name, targeted in self._distractors:
             specs.append(ActionSpec(name, f"{name} (maintenance task).", svc if targeted else ()))
@@ -152,7 +191,9 @@ class TroubleshootingEnv(BaseEnvironment):
             return ActionResult(False, output=f"{s}: {source} already read")
         self._evidence[s].add(source)
         if s != self.faulty:
-            reading = "WARN slow request (1 occurrence)" if source == "logs" else "within normal range"
+            reading = (
+                "WARN slow request (1 occurrence)" if source == "logs" else "within normal range"
+            )
             self._discover(f"{s}.{source}", reading)
             if len(self._evidence[s]) >= self.config.evidence:
                 self._set_context(s, "healthy")
@@ -161,8 +202,9 @@ class TroubleshootingEnv(BaseEnvironment):
         self._discover(f"{s}.{source}", reading)
         if len(self._evidence[s]) >= self.config.evidence:
             self._set_context(s, "evidence")
-        return ActionResult(True, output=f"{s} {source}: {reading}",
-                            discoveries=(f"{s}.{source}={reading}",))
+        return ActionResult(
+            True, output=f"{s} {source}: {reading}", discoveries=(f"{s}.{source}={reading}",)
+        )
 
     def _diagnose(self, s: str) -> ActionResult:
         ctx = self.context(s)
@@ -172,17 +214,22 @@ class TroubleshootingEnv(BaseEnvironment):
             return ActionResult(False, error=f"Diagnose({s}): not enough evidence")
         self._discover(f"{s}.diagnosis", self.fault)
         self._set_context(s, "diagnosed")
-        return ActionResult(True, output=f"{s}: {self.fault}", discoveries=(f"{s}.diagnosis={self.fault}",))
+        return ActionResult(
+            True, output=f"{s}: {self.fault}", discoveries=(f"{s}.diagnosis={self.fault}",)
+        )
 
     def _restart(self, s: str) -> ActionResult:
         if s == self.faulty and self.context(s) == "diagnosed":
             self._set_context(s, "restarted")
             self._solve(penalty=0.25 * self._wrong_restarts)
-            return ActionResult(True, output=f"{s}: restarted, {self.fault} fixed",
-                                discoveries=(f"{s}.fixed=yes",))
+            return ActionResult(
+                True, output=f"{s}: restarted, {self.fault} fixed", discoveries=(f"{s}.fixed=yes",)
+            )
         self._charge(1.0)
         if s == self.faulty:
-            return ActionResult(False, error=f"{s}: restarted, but the fault returns (not diagnosed)")
+            return ActionResult(
+                False, error=f"{s}: restarted, but the fault returns (not diagnosed)"
+            )
         self._wrong_restarts += 1
         self._discover("wrong_restarts", str(self._wrong_restarts))
         if self._wrong_restarts >= self.config.max_wrong_restarts:

@@ -31,23 +31,69 @@ _dumps = json.dumps
 def event_row(e: ActionEvent) -> tuple[Any, ...]:
     r = e.result
     return (
-        e.id, e.session, e.task, e.group, e.episode, e.tick, e.worker, e.action, e.target,
+        e.id,
+        e.session,
+        e.task,
+        e.group,
+        e.episode,
+        e.tick,
+        e.worker,
+        e.action,
+        e.target,
         _dumps(dict(e.args)) if e.args else "",
-        r.success, r.output, r.error,
+        r.success,
+        r.output,
+        r.error,
         _dumps(r.discoveries) if r.discoveries else "",
-        r.invalid, e.duration, e.context, e.ts,
+        r.invalid,
+        e.duration,
+        e.context,
+        e.ts,
     )
 
 
 def event_from_row(row: Any) -> ActionEvent:
-    (id_, session, task, grp, episode, tick, worker, action, target, args, success, output,
-     error, discoveries, invalid, duration, context, ts) = row
+    (
+        id_,
+        session,
+        task,
+        grp,
+        episode,
+        tick,
+        worker,
+        action,
+        target,
+        args,
+        success,
+        output,
+        error,
+        discoveries,
+        invalid,
+        duration,
+        context,
+        ts,
+    ) = row
     return ActionEvent(
-        int(id_), int(session), task, grp, int(episode), int(tick), int(worker), action, target,
+        int(id_),
+        int(session),
+        task,
+        grp,
+        int(episode),
+        int(tick),
+        int(worker),
+        action,
+        target,
         tuple(json.loads(args).items()) if args else (),
-        ActionResult(bool(success), output, error,
-                     tuple(json.loads(discoveries)) if discoveries else (), bool(invalid)),
-        float(duration), context, float(ts),
+        ActionResult(
+            bool(success),
+            output,
+            error,
+            tuple(json.loads(discoveries)) if discoveries else (),
+            bool(invalid),
+        ),
+        float(duration),
+        context,
+        float(ts),
     )
 
 
@@ -59,14 +105,44 @@ def _outcome_parts(outcome: Outcome) -> tuple[str, float, str]:
 def episode_row(e: EpisodeEnded) -> tuple[Any, ...]:
     kind, score, reason = _outcome_parts(e.outcome)
     return (
-        e.id, e.session, e.task, e.group, e.episode, e.seed, kind, score, reason, e.ticks,
-        e.actions, e.duration, e.first_event, e.last_event, _dumps(dict(e.stats)), e.ts,
+        e.id,
+        e.session,
+        e.task,
+        e.group,
+        e.episode,
+        e.seed,
+        kind,
+        score,
+        reason,
+        e.ticks,
+        e.actions,
+        e.duration,
+        e.first_event,
+        e.last_event,
+        _dumps(dict(e.stats)),
+        e.ts,
     )
 
 
 def episode_from_row(row: Any) -> EpisodeEnded:
-    (id_, session, task, grp, episode, seed, kind, score, reason, ticks, actions, duration,
-     first, last, stats, ts) = row
+    (
+        id_,
+        session,
+        task,
+        grp,
+        episode,
+        seed,
+        kind,
+        score,
+        reason,
+        ticks,
+        actions,
+        duration,
+        first,
+        last,
+        stats,
+        ts,
+    ) = row
     data: dict[str, Any] = {"kind": kind}
     if kind == OutcomeKind.SUCCESS:
         data["score"] = score
@@ -75,8 +151,19 @@ def episode_from_row(row: Any) -> EpisodeEnded:
     elif kind == OutcomeKind.FAILURE:
         data["reason"] = reason
     return EpisodeEnded(
-        int(id_), int(session), task, grp, int(episode), int(seed), outcome_from_dict(data),
-        int(ticks), int(actions), float(duration), int(first), int(last), json.loads(stats),
+        int(id_),
+        int(session),
+        task,
+        grp,
+        int(episode),
+        int(seed),
+        outcome_from_dict(data),
+        int(ticks),
+        int(actions),
+        float(duration),
+        int(first),
+        int(last),
+        json.loads(stats),
         float(ts),
     )
 
@@ -90,8 +177,13 @@ def llm_from_row(row: Any) -> LLMCallEvent:
 def artifact_from_row(row: Any) -> ArtifactRecord:
     m = row._mapping
     return ArtifactRecord(
-        id=int(m["id"]), kind=m["kind"], name=m["name"], version=int(m["version"]),
-        format_version=int(m["format_version"]), status=m["status"], created=float(m["created"]),
+        id=int(m["id"]),
+        kind=m["kind"],
+        name=m["name"],
+        version=int(m["version"]),
+        format_version=int(m["format_version"]),
+        status=m["status"],
+        created=float(m["created"]),
         meta=json.loads(m["meta"] or "{}"),
         payload=bytes(m["payload"]) if m["payload"] is not None else None,
         sha256=m["sha256"],
@@ -114,10 +206,17 @@ def session_record(row: Any, host: str) -> SessionRecord:
     if status == "running" and m["host"] == host and not _alive(int(m["pid"])):
         status = "interrupted"  # its process is gone without closing it
     return SessionRecord(
-        id=int(m["id"]), scenario=m["scenario"], variant=m["variant"], group=m["grp"],
-        kind=m["kind"], status=status, started=float(m["started"]),
-        ended=float(m["ended"]) if m["ended"] is not None else None, host=m["host"],
-        pid=int(m["pid"]), config=json.loads(m["config"] or "{}"),
+        id=int(m["id"]),
+        scenario=m["scenario"],
+        variant=m["variant"],
+        group=m["grp"],
+        kind=m["kind"],
+        status=status,
+        started=float(m["started"]),
+        ended=float(m["ended"]) if m["ended"] is not None else None,
+        host=m["host"],
+        pid=int(m["pid"]),
+        config=json.loads(m["config"] or "{}"),
         summary=json.loads(m["summary"] or "{}"),
     )
 
@@ -131,8 +230,12 @@ def event_select(q: EventQuery) -> Select[Any]:
         stmt = stmt.where(t.c.session.in_(list(q.sessions)))
     if q.scenario is not None:
         stmt = stmt.where(t.c.session.in_(select(s.c.id).where(s.c.scenario == q.scenario)))
-    for column, value in ((t.c.task, q.task), (t.c.action, q.action), (t.c.worker, q.worker),
-                          (t.c.success, q.success)):
+    for column, value in (
+        (t.c.task, q.task),
+        (t.c.action, q.action),
+        (t.c.worker, q.worker),
+        (t.c.success, q.success),
+    ):
         if value is not None:
             stmt = stmt.where(column == value)
     if q.after_id is not None:

@@ -79,7 +79,10 @@ class Store(Protocol):
     ) -> SessionId: ...
 
     def close_session(
-        self, session: SessionId, *, status: str = "completed",
+        self,
+        session: SessionId,
+        *,
+        status: str = "completed",
         summary: Mapping[str, Any] | None = None,
     ) -> None: ...
 
@@ -90,7 +93,10 @@ class Store(Protocol):
     def llm_calls(self, session: SessionId) -> list[LLMCallEvent]: ...
 
     def episodes(
-        self, *, session: SessionId | None = None, scenario: str | None = None,
+        self,
+        *,
+        session: SessionId | None = None,
+        scenario: str | None = None,
         limit: int | None = None,
     ) -> list[EpisodeEnded]: ...
 
@@ -105,16 +111,26 @@ class Store(Protocol):
     def count_events(self, session: SessionId | None = None) -> int: ...
 
     def put_artifact(
-        self, kind: str, name: str, payload: bytes | None, *,
-        meta: Mapping[str, Any] | None = None, format_version: int = 1,
+        self,
+        kind: str,
+        name: str,
+        payload: bytes | None,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        format_version: int = 1,
         status: str = "candidate",
     ) -> ArtifactRecord: ...
 
     def get_artifact(self, kind: str, name: str, version: int | None = None) -> ArtifactRecord: ...
 
     def artifacts(
-        self, kind: str | None = None, name: str | None = None, *,
-        latest: int | None = None, since: float | None = None, until: float | None = None,
+        self,
+        kind: str | None = None,
+        name: str | None = None,
+        *,
+        latest: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[ArtifactRecord]: ...
 
     def set_artifact_status(self, artifact_id: int, status: str) -> None: ...

@@ -25,14 +25,21 @@ class Recorder:
     """
 
     def __init__(
-        self, store: Store, bus: EventBus[Event], *, batch_size: int = 4_096,
+        self,
+        store: Store,
+        bus: EventBus[Event],
+        *,
+        batch_size: int = 4_096,
         maxsize: int = 262_144,
     ) -> None:
         self.store = store
         self.written = 0
         self.errors: list[str] = []
         self._sub: Subscription[Event] = bus.subscribe(
-            self._write, name="recorder", maxsize=maxsize, overflow=Overflow.BLOCK,
+            self._write,
+            name="recorder",
+            maxsize=maxsize,
+            overflow=Overflow.BLOCK,
             batch_size=batch_size,
         )
         self._bus = bus

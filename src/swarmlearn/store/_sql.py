@@ -155,8 +155,9 @@ class SqlStore:
             if version != schema.SCHEMA_VERSION:
                 table = schema.meta
                 conn.execute(table.delete().where(table.c.key == "schema_version"))
-                conn.execute(table.insert().values(key="schema_version",
-                                                   value=str(schema.SCHEMA_VERSION)))
+                conn.execute(
+                    table.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION))
+                )
 
     def schema_version(self) -> int:
         with self._tx(write=False, what="reading the schema version") as conn:
@@ -182,9 +183,16 @@ class SqlStore:
         config: Mapping[str, Any] | None = None,
     ) -> SessionId:
         row = dict(
-            scenario=scenario, variant=variant, grp=group, kind=kind, status="running",
-            started=time.time(), host=self._host, pid=os.getpid(),
-            config=json.dumps(config or {}, default=str), summary="{}",
+            scenario=scenario,
+            variant=variant,
+            grp=group,
+            kind=kind,
+            status="running",
+            started=time.time(),
+            host=self._host,
+            pid=os.getpid(),
+            config=json.dumps(config or {}, default=str),
+            summary="{}",
         )
         with self._tx(write=True, what="opening a session") as conn:
             result = conn.execute(schema.sessions.insert().values(**row))
@@ -193,13 +201,21 @@ class SqlStore:
             return int(key[0])
 
     def close_session(
-        self, session: SessionId, *, status: str = "completed",
+        self,
+        session: SessionId,
+        *,
+        status: str = "completed",
         summary: Mapping[str, Any] | None = None,
     ) -> None:
         t = schema.sessions
         with self._tx(write=True, what=f"closing session {session}") as conn:
-            conn.execute(update(t).where(t.c.id == session).values(
-                status=status, ended=time.time(), summary=json.dumps(summary or {}, default=str)))
+            conn.execute(
+                update(t)
+                .where(t.c.id == session)
+                .values(
+                    status=status, ended=time.time(), summary=json.dumps(summary or {}, default=str)
+                )
+            )
 
     def session(self, session: SessionId) -> SessionRecord:
         found = self._sessions(select(schema.sessions).where(schema.sessions.c.id == session))
@@ -253,8 +269,11 @@ class SqlStore:
         if not (ev_rows or llm_rows or ep_rows):
             return
         with self._tx(write=True, what=f"writing {len(batch)} events") as conn:
-            for table, rows in ((schema.events, ev_rows), (schema.llm_calls, llm_rows),
-                                (schema.episodes, ep_rows)):
+            for table, rows in (
+                (schema.events, ev_rows),
+                (schema.llm_calls, llm_rows),
+                (schema.episodes, ep_rows),
+            ):
                 if rows:
                     self._bulk_insert(conn, table, rows)
 
@@ -263,17 +282,20 @@ class SqlStore:
         if self.dialect == "postgresql":
             raw = conn.connection.driver_connection
             assert raw is not None
-            with raw.cursor() as cur, cur.copy(
-                f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
-            ) as copy:
+            with (
+                raw.cursor() as cur,
+                cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
             return
         marks = ", ".join("?" * len(cols))
-        conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})",
-                             rows)  # type: ignore[arg-type]
+        sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({marks})"
+        conn.exec_driver_sql(sql, rows)
 
-    def events(self, query: EventQuery | None = None, *, page: int = 10_000) -> Iterator[ActionEvent]:
+    def events(
+        self, query: EventQuery | None = None, *, page: int = 10_000
+    ) -> Iterator[ActionEvent]:
         """Action events matching ``query``, streamed in pages by id (keyset pagination)."""
         q = query or EventQuery()
         remaining = q.limit
@@ -286,8 +308,11 @@ class SqlStore:
             if len(rows) < size:
                 return
             last = int(rows[-1][0])
-            q = dataclasses.replace(q, before_id=last) if q.newest_first else dataclasses.replace(
-                q, after_id=last)
+            q = (
+                dataclasses.replace(q, before_id=last)
+                if q.newest_first
+                else dataclasses.replace(q, after_id=last)
+            )
             if remaining is not None:
                 remaining -= len(rows)
 
@@ -306,7 +331,10 @@ class SqlStore:
         return [codec.llm_from_row(r) for r in rows]
 
     def episodes(
-        self, *, session: SessionId | None = None, scenario: str | None = None,
+        self,
+        *,
+        session: SessionId | None = None,
+        scenario: str | None = None,
         limit: int | None = None,
     ) -> list[EpisodeEnded]:
         t, s = schema.episodes, schema.sessions
@@ -323,8 +351,13 @@ class SqlStore:
 
     # -- artifacts --------------------------------------------------------------
     def put_artifact(
-        self, kind: str, name: str, payload: bytes | None, *,
-        meta: Mapping[str, Any] | None = None, format_version: int = 1,
+        self,
+        kind: str,
+        name: str,
+        payload: bytes | None,
+        *,
+        meta: Mapping[str, Any] | None = None,
+        format_version: int = 1,
         status: str = "candidate",
     ) -> ArtifactRecord:
         """Store a new version of artifact (kind, name); versions count up from 1."""
@@ -334,13 +367,23 @@ class SqlStore:
         for attempt in range(5):
             try:
                 with self._tx(write=True, what=f"storing artifact {kind}/{name}") as conn:
-                    latest = conn.execute(select(func.max(t.c.version)).where(
-                        t.c.kind == kind, t.c.name == name)).scalar()
+                    latest = conn.execute(
+                        select(func.max(t.c.version)).where(t.c.kind == kind, t.c.name == name)
+                    ).scalar()
                     version = int(latest or 0) + 1
-                    conn.execute(t.insert().values(
-                        kind=kind, name=name, version=version, format_version=format_version,
-                        status=status, created=time.time(), meta=meta_json, payload=payload,
-                        sha256=digest))
+                    conn.execute(
+                        t.insert().values(
+                            kind=kind,
+                            name=name,
+                            version=version,
+                            format_version=format_version,
+                            status=status,
+                            created=time.time(),
+                            meta=meta_json,
+                            payload=payload,
+                            sha256=digest,
+                        )
+                    )
                 return self.get_artifact(kind, name, version)
             except StoreError as exc:
                 if not isinstance(exc.__cause__, IntegrityError) or attempt == 4:
@@ -350,8 +393,11 @@ class SqlStore:
     def get_artifact(self, kind: str, name: str, version: int | None = None) -> ArtifactRecord:
         t = schema.artifacts
         q = select(t).where(t.c.kind == kind, t.c.name == name)
-        q = q.where(t.c.version == version) if version is not None else q.order_by(
-            t.c.version.desc()).limit(1)
+        q = (
+            q.where(t.c.version == version)
+            if version is not None
+            else q.order_by(t.c.version.desc()).limit(1)
+        )
         with self._tx(write=False, what=f"reading artifact {kind}/{name}") as conn:
             row = conn.execute(q).first()
         if row is None:
@@ -360,8 +406,13 @@ class SqlStore:
         return codec.artifact_from_row(row)
 
     def artifacts(
-        self, kind: str | None = None, name: str | None = None, *,
-        latest: int | None = None, since: float | None = None, until: float | None = None,
+        self,
+        kind: str | None = None,
+        name: str | None = None,
+        *,
+        latest: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[ArtifactRecord]:
         """Artifacts newest first, filtered by kind, name and creation time."""
         t = schema.artifacts

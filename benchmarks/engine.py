@@ -1,0 +1,203 @@
+"""Engine throughput: end-to-end actions/s, per-action overhead, batch ingestion events/s.
+
+    .venv/bin/python benchmarks/engine.py [--episodes 3000] [--events 200000] [--pg URL]
+
+Targets on a 2-core machine: >= 20,000 actions/s end to end (rule workers,
+store on) and >= 100,000 events/s batch ingestion. The reference beside our
+ingestion figure is the raw driver (sqlite3 ``executemany`` of the very same
+rows into the same schema) — the floor no store layer can beat. Each figure
+is the median of ``--repeat`` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from swarmlearn.core.actions import Action
+from swarmlearn.core.events import ActionEvent, EventIds
+from swarmlearn.core.scenario import load_scenario
+from swarmlearn.session import build_env, run_session
+from swarmlearn.store import SqlStore
+from swarmlearn.store._codec import event_row
+
+
+def end_to_end(episodes: int, store_url: str | None, policy: str) -> tuple[float, int]:
+    sc = load_scenario("troubleshooting").override(workers={"policy": policy})
+    store = SqlStore(store_url) if store_url else None
+    t0 = time.perf_counter()
+    result = run_session(sc, episodes=episodes, store=store, seed=1000)
+    elapsed = time.perf_counter() - t0
+    if store is not None:
+        assert store.count_events(result.session) == result.actions  # nothing lost
+        store.close()
+    return result.actions / elapsed, result.actions
+
+
+def env_only(actions: int) -> float:
+    """Seconds per action of the environment alone (same scenario, random actions)."""
+    import random
+
+    env = build_env(load_scenario("troubleshooting"))
+    rng = random.Random(0)
+    done, seed = 0, 0
+    t0 = time.perf_counter()
+    while done < actions:
+        obs = env.reset(seed)
+        seed += 1
+        cands: list[Action] = [c.action for c in obs.candidates]
+        while not env.done and done < actions:
+            env.step(rng.choice(cands))
+            done += 1
+    return (time.perf_counter() - t0) / actions
+
+
+def make_events(n: int) -> list[ActionEvent]:
+    sc = load_scenario("troubleshooting").override(workers={"policy": "random"})
+    events: list[ActionEvent] = []
+    episodes = 200
+    while len(events) < n:
+        from swarmlearn.core.bus import EventBus
+
+        def grab(bus: EventBus) -> None:  # type: ignore[type-arg]
+            bus.subscribe(
+                lambda b: events.extend(e for e in b if isinstance(e, ActionEvent)), inline=True
+            )
+
+        run_session(sc, episodes=episodes, seed=len(events), subscribers=[grab])
+    # give them unique ids in one session
+    ids = EventIds(1)
+    return [e._replace(id=ids.next(), session=1) for e in events[:n]]
+
+
+def ingest(events: list[ActionEvent], url: str, batch: int) -> float:
+    store = SqlStore(url)
+    t0 = time.perf_counter()
+    for i in range(0, len(events), batch):
+        store.write(events[i : i + batch])
+    elapsed = time.perf_counter() - t0
+    assert store.count_events() == len(events)
+    store.close()
+    return len(events) / elapsed
+
+
+def ingest_raw_sqlite(events: list[ActionEvent], path: Path, batch: int) -> float:
+    SqlStore(f"sqlite:///{path}").close()  # same schema, same pragmas
+    con = sqlite3.connect(path, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    sql = f"INSERT INTO events VALUES ({', '.join('?' * 18)})"
+    t0 = time.perf_counter()
+    for i in range(0, len(events), batch):
+        rows = [event_row(e) for e in events[i : i + batch]]
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(sql, rows)
+        con.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    con.close()
+    return len(events) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--episodes", type=int, default=3000)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pg", default="", help="also measure ingestion into this PostgreSQL URL")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rows: list[tuple[str, str, str]] = []
+        for policy in ("random", "fifo"):
+            with_store, without, n = [], [], 0
+            for r in range(args.repeat):
+                rate, n = end_to_end(args.episodes, f"sqlite:///{tmp}/e2e-{policy}-{r}.db", policy)
+                with_store.append(rate)
+                without.append(end_to_end(args.episodes, None, policy)[0])
+            rows.append(
+                (
+                    f"end to end, {policy} rule workers, store on",
+                    f"{statistics.median(with_store):,.0f} actions/s",
+                    "target >= 20,000",
+                )
+            )
+            rows.append(
+                (
+                    f"end to end, {policy} rule workers, no store",
+                    f"{statistics.median(without):,.0f} actions/s",
+                    "",
+                )
+            )
+            if policy == "random":
+                per_env = env_only(n)
+                per_action = 1 / statistics.median(with_store)
+                rows.append(
+                    (
+                        "per-action overhead (swarm + events + store, minus env.step)",
+                        f"{(per_action - per_env) * 1e6:.1f} µs",
+                        f"env.step alone {per_env * 1e6:.1f} µs",
+                    )
+                )
+
+        events = make_events(args.events)
+        ours = [
+            ingest(events, f"sqlite:///{tmp}/ing-{r}.db", args.batch) for r in range(args.repeat)
+        ]
+        raw = [
+            ingest_raw_sqlite(events, Path(tmp) / f"raw-{r}.db", args.batch)
+            for r in range(args.repeat)
+        ]
+        o, w = statistics.median(ours), statistics.median(raw)
+        rows.append(
+            (
+                f"ingestion, SQLite, batches of {args.batch}",
+                f"{o:,.0f} events/s",
+                "target >= 100,000",
+            )
+        )
+        rows.append(
+            (
+                "  reference: raw sqlite3 executemany, same rows",
+                f"{w:,.0f} events/s",
+                f"ours/raw = {o / w:.2f}",
+            )
+        )
+        if args.pg:
+            pg = statistics.median(_pg_runs(events, args.pg, args.batch, args.repeat))
+            rows.append(
+                (
+                    f"ingestion, PostgreSQL (COPY), batches of {args.batch}",
+                    f"{pg:,.0f} events/s",
+                    "",
+                )
+            )
+
+    width = max(len(r[0]) for r in rows)
+    print(
+        f"\nswarmlearn engine benchmark (median of {args.repeat}; {args.episodes} episodes, "
+        f"{args.events:,} events)\n"
+    )
+    for name, value, note in rows:
+        print(f"{name:<{width}}  {value:>20}  {note}")
+
+
+def _pg_runs(events: list[ActionEvent], url: str, batch: int, repeat: int) -> list[float]:
+    import psycopg
+
+    out = []
+    for _ in range(repeat):
+        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(
+                "DROP TABLE IF EXISTS events, episodes, llm_calls, sessions, artifacts, meta"
+            )
+        out.append(ingest(events, url, batch))
+    return out
+
+
+if __name__ == "__main__":
+    main()
