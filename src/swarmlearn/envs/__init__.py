@@ -13,6 +13,8 @@ from swarmlearn._config import from_mapping
 from swarmlearn.core.environment import BaseEnvironment
 from swarmlearn.envs.code_exploration import CodeExplorationConfig, CodeExplorationEnv
 from swarmlearn.envs.internal_diagnosis import InternalDiagnosisConfig, InternalDiagnosisEnv
+from swarmlearn.envs.maze import MazeConfig, MazeEnv
+from swarmlearn.envs.search import SearchConfig, SearchEnv
 from swarmlearn.envs.troubleshooting import TroubleshootingConfig, TroubleshootingEnv
 from swarmlearn.errors import ConfigError
 
@@ -22,6 +24,10 @@ __all__ = [
     "CodeExplorationEnv",
     "InternalDiagnosisConfig",
     "InternalDiagnosisEnv",
+    "MazeConfig",
+    "MazeEnv",
+    "SearchConfig",
+    "SearchEnv",
     "TroubleshootingConfig",
     "TroubleshootingEnv",
     "env_config_class",
@@ -33,6 +39,8 @@ ENV_KINDS: Mapping[str, tuple[Callable[[Any], BaseEnvironment], type]] = {
     TroubleshootingEnv.kind: (TroubleshootingEnv, TroubleshootingConfig),
     InternalDiagnosisEnv.kind: (InternalDiagnosisEnv, InternalDiagnosisConfig),
     CodeExplorationEnv.kind: (CodeExplorationEnv, CodeExplorationConfig),
+    SearchEnv.kind: (SearchEnv, SearchConfig),
+    MazeEnv.kind: (MazeEnv, MazeConfig),
 }
 
 

@@ -2,24 +2,28 @@
 
 Dependency structure::
 
-    ListDir(tests) ─► RunTest(test) ─► FollowImport(test) ─► OpenFile(m1) ─► FollowImport(m1)
-        ─► … ─► OpenFile(bug) ─► FollowImport(bug) ─► GrepSymbol(bug) ─► ReportBug(bug)
+    ListDir(tests) ─► RunTest(test) ─► OpenFile(m1) ─► FollowImport(m1) ─► OpenFile(m2) ─► …
+        ─► OpenFile(bug) ─► FollowImport(bug) ─► GrepSymbol(bug) ─► ReportBug(bug)
 
 A repository of source modules and tests with an import graph. One test
 fails; its traceback runs through a chain of ``depth`` modules, the last of
-which holds the bug. ``FollowImport`` on a failing test, or on an opened
-module of the traceback, reveals the next frame (a *suspect*); on the bug's
-module it shows that the traceback ends there (*origin*), and grepping the
-failing symbol there *locates* the faulty line. The bug is reachable only
-by following that chain: grepping elsewhere finds mere mentions of the
-symbol (the bug's own module included, until it is reached), and modules
-outside the chain mention it too (``noise``). Reporting any file but a
-located one is a wrong report: it costs, and ``max_wrong_reports`` of them
-fail the task. Distractor actions never help and cost steps.
+which holds the bug. Running the failing test names the first frame (a
+*suspect*); ``FollowImport`` on an opened suspect reveals the next frame,
+or, on the bug's module, that the traceback ends there (*origin*), and
+grepping the failing symbol there *locates* the faulty line. The bug is
+reachable only by following that chain: grepping elsewhere finds mere
+mentions of the symbol (the bug's own module included, until it is
+reached), and modules outside the chain mention it too (``noise``).
+A report must cite a line the symbol was grepped at: reporting a module
+where grep found a mere mention is a wrong report, which costs, and
+``max_wrong_reports`` of them fail the task. Triage refuses, at a smaller
+cost, reports that cite no line.
+Distractor actions never help and cost steps.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -44,10 +48,8 @@ SYMBOLS = (
 )
 DIRS = ("src", "tests")
 
-# distractor name → takes a module target
-DISTRACTORS: tuple[tuple[str, bool], ...] = (
-    ("RunLinter", False), ("GitBlame", True), ("FormatCode", False),
-    ("ReadChangelog", False), ("CheckCoverage", False), ("UpdateDeps", False),
+DISTRACTORS = (
+    "RunLinter", "GitLog", "FormatCode", "ReadChangelog", "CheckCoverage", "UpdateDeps",
 )
 
 
@@ -99,10 +101,11 @@ class _Module:
 class CodeExplorationEnv(BaseEnvironment):
     kind: ClassVar[str] = "code_exploration"
     contexts: ClassVar[tuple[str, ...]] = (
-        "located", "origin", "inspected", "suspect", "failing", "unrun", "unlisted",
-        "unopened", "mentions", "opened", "no-match", "listed", "passing", "followed", "cleared",
+        "located", "origin", "inspected", "suspect", "unrun", "unlisted",
+        "unopened", "mentions", "opened", "no-match", "listed", "passing", "failing", "cleared",
     )
-    settled: ClassVar[tuple[str, ...]] = ("listed", "passing", "followed", "cleared")
+    settled: ClassVar[tuple[str, ...]] = ("listed", "passing", "failing", "cleared")
+    optional_actions: ClassVar[tuple[str, ...]] = DISTRACTORS
 
     def __init__(self, config: CodeExplorationConfig | None = None) -> None:
         super().__init__()
@@ -115,7 +118,7 @@ class CodeExplorationEnv(BaseEnvironment):
         self.symbol = ""
         self.mentions: set[str] = set()
         self._mods: dict[str, _Module] = {}
-        self._distractors: list[tuple[str, bool]] = []
+        self._distractors: list[str] = []
         self._wrong_reports = 0
 
     @property
@@ -130,7 +133,8 @@ class CodeExplorationEnv(BaseEnvironment):
         self.failing = rng.choice(self.tests)
         self.symbol = rng.choice(SYMBOLS)
         self.imports = self._import_graph()
-        self.mentions = {m for m in self.modules if m in self.chain or rng.random() < cfg.noise}
+        callers = self.chain[-2:]  # the bug's module and the frame that calls into it
+        self.mentions = {m for m in self.modules if m in callers or rng.random() < cfg.noise}
         self._mods = {m: _Module() for m in self.modules}
         self._distractors = rng.sample(DISTRACTORS, cfg.distractors)
         self._wrong_reports = 0
@@ -145,7 +149,7 @@ class CodeExplorationEnv(BaseEnvironment):
             others = [m for m in self.modules if m != f]
             graph[f] = rng.sample(others, min(len(others), rng.randint(1, 2)))
         links = [self.failing, *self.chain]
-        for src, dst in zip(links, links[1:], strict=False):
+        for src, dst in itertools.pairwise(links):
             if dst not in graph[src]:
                 graph[src].insert(rng.randrange(len(graph[src]) + 1), dst)
         return graph
@@ -157,16 +161,14 @@ class CodeExplorationEnv(BaseEnvironment):
             ActionSpec("RunTest", "Run one test file; a failure shows a traceback.", tests,
                        ("ListDir",)),
             ActionSpec("OpenFile", "Read a module: its imports and code.", mods),
-            ActionSpec("FollowImport", "Follow the failing traceback from a file to its next "
-                       "frame (a failing test, or an opened module of the traceback).",
-                       tests + mods, ("RunTest", "OpenFile")),
+            ActionSpec("FollowImport", "Follow the failing traceback from an opened module "
+                       "to its next frame.", mods, ("OpenFile",)),
             ActionSpec("GrepSymbol", "Search a module for the failing symbol.", mods,
                        ("FollowImport",)),
             ActionSpec("ReportBug", "Report the module holding the bug (wrong reports cost).",
                        mods, ("GrepSymbol",)),
         ]
-        for name, targeted in self._distractors:
-            specs.append(ActionSpec(name, f"{name} (housekeeping).", mods if targeted else ()))
+        specs.extend(ActionSpec(name, f"{name} (housekeeping).") for name in self._distractors)
         return tuple(specs)
 
     def task_text(self) -> str:
@@ -178,12 +180,11 @@ class CodeExplorationEnv(BaseEnvironment):
         )
 
     def _optimal_steps(self) -> int:
-        return 5 + 2 * self.config.depth
+        return 4 + 2 * self.config.depth
 
     def _progress(self) -> float:
         test = self.context(self.failing)
-        done = (self.context("tests") == "listed") + (test in ("failing", "followed"))
-        done += test == "followed"
+        done = (self.context("tests") == "listed") + (test == "failing")
         for m in self.chain:
             state = self._mods[m]
             done += state.opened + (state.cleared or state.origin) + (state.grep == "located")
@@ -193,8 +194,7 @@ class CodeExplorationEnv(BaseEnvironment):
         """The shortest solving sequence, from the hidden state (for tests and oracles)."""
         frames = [a for m in self.chain for a in (Action("OpenFile", m), Action("FollowImport", m))]
         return (
-            Action("ListDir", "tests"), Action("RunTest", self.failing),
-            Action("FollowImport", self.failing), *frames,
+            Action("ListDir", "tests"), Action("RunTest", self.failing), *frames,
             Action("GrepSymbol", self.bug), Action("ReportBug", self.bug),
         )
 
@@ -207,7 +207,7 @@ class CodeExplorationEnv(BaseEnvironment):
         if name == "OpenFile":
             return self._open(t)
         if name == "FollowImport":
-            return self._follow_test(t) if t in self.tests else self._follow(t)
+            return self._follow(t)
         if name == "GrepSymbol":
             return self._grep(t)
         if name == "ReportBug":
@@ -243,9 +243,12 @@ class CodeExplorationEnv(BaseEnvironment):
             self._set_context(t, "passing")
             return ActionResult(False, output=f"{t}: passed")
         self._set_context(t, "failing")
-        failure = f"AssertionError in {self.symbol}()"
+        first = self.chain[0]
+        failure = f"AssertionError in {self.symbol}(), first frame {first}.py"
         self._discover(f"{t}.failure", failure)
         self._discover("symbol", self.symbol)
+        self._mods[first].suspect = True
+        self._update(first)
         return ActionResult(True, output=f"{t}: FAILED, {failure}",
                             discoveries=(f"{t}.failure={failure}",))
 
@@ -262,19 +265,6 @@ class CodeExplorationEnv(BaseEnvironment):
         return ActionResult(state.suspect, output=f"{m}.py imports {imports}",
                             discoveries=(f"{m}.imports={imports}",))
 
-    def _next_frame(self, f: str, nxt: str) -> ActionResult:
-        self._mods[nxt].suspect = True
-        self._update(nxt)
-        self._discover(f"{f}.next_frame", nxt)
-        return ActionResult(True, output=f"{f}: traceback continues in {nxt}.py",
-                            discoveries=(f"{f}.next_frame={nxt}",))
-
-    def _follow_test(self, t: str) -> ActionResult:
-        if self.context(t) != "failing":
-            return ActionResult(False, error=f"FollowImport({t}): no failing traceback to follow")
-        self._set_context(t, "followed")
-        return self._next_frame(t, self.chain[0])
-
     def _follow(self, m: str) -> ActionResult:
         state = self._mods[m]
         if not state.opened:
@@ -289,7 +279,12 @@ class CodeExplorationEnv(BaseEnvironment):
                                 discoveries=(f"{m}.traceback=ends here",))
         state.cleared = True
         self._update(m)
-        return self._next_frame(m, self.chain[self.chain.index(m) + 1])
+        nxt = self.chain[self.chain.index(m) + 1]
+        self._mods[nxt].suspect = True
+        self._update(nxt)
+        self._discover(f"{m}.next_frame", nxt)
+        return ActionResult(True, output=f"{m}.py: traceback continues in {nxt}.py",
+                            discoveries=(f"{m}.next_frame={nxt}",))
 
     def _grep(self, m: str) -> ActionResult:
         if self.fact("symbol") is None:
@@ -297,7 +292,7 @@ class CodeExplorationEnv(BaseEnvironment):
         state = self._mods[m]
         if not (state.listed or state.suspect):
             return ActionResult(False, error=f"GrepSymbol({m}): no such file (list src/ first)")
-        if state.grep:
+        if state.grep and not (state.origin and state.grep == "mentions"):
             return ActionResult(False, output=f"{m}.py: already searched ({state.grep})")
         if state.origin:
             state.grep = "located"
@@ -315,6 +310,14 @@ class CodeExplorationEnv(BaseEnvironment):
             self._solve(penalty=0.25 * self._wrong_reports)
             return ActionResult(True, output=f"{m}.py: bug confirmed and reported",
                                 discoveries=(f"{m}.reported=yes",))
+        if m == self.bug and self._mods[m].grep:
+            self._charge(1.0)
+            return ActionResult(False, error=f"{m}.py: the cited line is not the fault "
+                                "(follow the traceback here first)")
+        if self._mods[m].grep != "mentions":
+            self._charge(0.5)
+            return ActionResult(False, error=f"ReportBug({m}): triage refused, no line cited "
+                                "(grep the failing symbol there first)")
         self._charge(1.0)
         self._wrong_reports += 1
         self._discover("wrong_reports", str(self._wrong_reports))

@@ -47,10 +47,10 @@ DISTRACTORS: tuple[tuple[str, bool], ...] = (
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InternalDiagnosisConfig:
-    components: int = 4
-    depth: int = 1
+    components: int = 6
+    depth: int = 2
     distractors: int = 2
-    noise: float = 0.3
+    noise: float = 0.4
     max_wrong_fixes: int = 3
 
     def __post_init__(self) -> None:
@@ -70,6 +70,7 @@ class InternalDiagnosisEnv(BaseEnvironment):
     settled: ClassVar[tuple[str, ...]] = (
         "logged", "unseen", "clean", "relay", "rooted", "transient", "fixed",
     )
+    optional_actions: ClassVar[tuple[str, ...]] = tuple(name for name, _ in DISTRACTORS)
 
     def __init__(self, config: InternalDiagnosisConfig | None = None) -> None:
         super().__init__()
@@ -171,7 +172,8 @@ class InternalDiagnosisEnv(BaseEnvironment):
         self._discover(f"{c}.keys", keys)
         if self.context(c) == "unparsed":
             self._set_context(c, "parsed")
-        return ActionResult(True, output=f"{c} config keys: {keys}", discoveries=(f"{c}.keys={keys}",))
+        return ActionResult(True, output=f"{c} config keys: {keys}",
+                            discoveries=(f"{c}.keys={keys}",))
 
     def _analyze(self, c: str) -> ActionResult:
         if c not in self._parsed:
@@ -234,5 +236,5 @@ class InternalDiagnosisEnv(BaseEnvironment):
         if self._wrong_fixes >= self.config.max_wrong_fixes:
             self._fail(f"{self._wrong_fixes} wrong fixes applied: config churn")
         if code == self.code:
-            return ActionResult(False, error=f"{code}: fix applied to a guessed key, error persists")
+            return ActionResult(False, error=f"{code}: fix applied to a guessed key, error stays")
         return ActionResult(False, error=f"{code}: fix applied, nothing improved (wrong fix)")
