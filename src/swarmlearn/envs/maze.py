@@ -8,11 +8,14 @@ Dependency structure (targets are the four directions and ``here``)::
 A ``size`` × ``size`` maze (a random spanning tree, plus ``loops`` extra
 openings) whose walls are hidden until looked at or bumped into. The path
 to the exit crosses ``doors`` locked doors; each needs a key, lying in a
-cell reachable before it (often off the path). ``pits`` dead-end cells are
+cell reachable before it (often off the path). ``pits`` cells off the way
+(never on the route to a key or the exit, never beyond the exit) are
 deadly: moving into one fails the task — ``Look`` shows them. Contexts are
-what the worker sees from where it stands: per direction ``unknown``,
-``open``, ``visited``, ``wall``, ``door``/``unlockable`` (a key is held),
-``pit`` or ``exit``; for ``here``, ``key`` or ``empty``. Distractor actions
+what the worker sees from where it stands (its own map): per direction
+``unknown``, ``open`` (not yet visited), ``backtrack`` (visited, and on the
+way back to the nearest unexplored lead), ``visited``, ``wall``, ``door`` /
+``unlockable`` (a key is held), ``pit`` or ``exit``; for ``here``, ``key``
+or ``empty``. A move is useful if it enters a new cell or backtracks. Distractor actions
 never help and cost steps.
 """
 
@@ -68,9 +71,10 @@ class MazeConfig:
 class MazeEnv(BaseEnvironment):
     kind: ClassVar[str] = "maze"
     contexts: ClassVar[tuple[str, ...]] = (
-        "exit", "unlockable", "key", "open", "unknown", "visited", "door", "empty", "wall", "pit",
+        "exit", "unlockable", "key", "open", "unknown", "backtrack",
+        "visited", "door", "empty", "wall", "pit",
     )
-    settled: ClassVar[tuple[str, ...]] = ("door", "empty", "wall", "pit")
+    settled: ClassVar[tuple[str, ...]] = ("visited", "door", "empty", "wall", "pit")
     optional_actions: ClassVar[tuple[str, ...]] = DISTRACTORS
 
     def __init__(self, config: MazeConfig | None = None) -> None:
@@ -100,7 +104,11 @@ class MazeEnv(BaseEnvironment):
             raise EnvironmentError_(f"maze: no valid layout for {self.config} in {MAX_TRIES} tries")
         self.pos = self.start
         self._visited = {self.start}
-        self._known, self._seen = {}, {}
+        self._seen = {}
+        self._known = {  # the maze's outer walls are no secret
+            _edge(c, _step(c, d)): "wall"
+            for c in self._cells() for d in STEPS if not self._inside(_step(c, d))
+        }
         self._picked, self._opened = set(), set()
         self._distractors = self.rng.sample(DISTRACTORS, self.config.distractors)
         self._optimal = len(self._plan(self._state()))
@@ -143,11 +151,19 @@ class MazeEnv(BaseEnvironment):
             while cell != self.start:
                 needed.add(cell)
                 cell = parent[cell]
-        room = [c for c in self._cells() if c not in needed]
+        room = [c for c in self._cells() if c not in needed and not self._beyond_exit(c, parent)]
         if len(room) < cfg.pits:
             return False
         self.pits = set(rng.sample(room, cfg.pits))
         return True
+
+    def _beyond_exit(self, cell: Cell, parent: dict[Cell, Cell]) -> bool:
+        """True if the tree path from the start to ``cell`` passes the exit (a useless pit)."""
+        while cell != self.start:
+            cell = parent[cell]
+            if cell == self.exit:
+                return True
+        return False
 
     def _spanning_tree(self) -> set[Edge]:
         rng = self.rng
@@ -255,7 +271,35 @@ class MazeEnv(BaseEnvironment):
             return "door"
         return "open" if edge in self.passages else "wall"
 
-    def _direction_context(self, d: str) -> str:
+    def _is_lead(self, cell: Cell) -> bool:
+        """Something is left to do at visited ``cell``, as far as the swarm can see."""
+        if self._seen.get(cell) == "key":
+            return True
+        held = len(self._picked) > len(self._opened)
+        for d in STEPS:
+            nxt = _step(cell, d)
+            known = self._known.get(_edge(cell, nxt))
+            if known is None or (known == "door" and held):
+                return True
+            if known == "open" and nxt not in self._visited and self._seen.get(nxt) != "pit":
+                return True
+        return False
+
+    def _lead_distance(self) -> dict[Cell, int]:
+        """Steps from each visited cell to the nearest lead, over passages known to be open."""
+        dist = {c: 0 for c in self._visited if self._is_lead(c)}
+        queue = deque(dist)
+        while queue:
+            cell = queue.popleft()
+            for d in STEPS:
+                nxt = _step(cell, d)
+                if (nxt in self._visited and nxt not in dist
+                        and self._known.get(_edge(cell, nxt)) == "open"):
+                    dist[nxt] = dist[cell] + 1
+                    queue.append(nxt)
+        return dist
+
+    def _direction_context(self, d: str, lead: dict[Cell, int]) -> str:
         nxt = _step(self.pos, d)
         known = self._known.get(_edge(self.pos, nxt))
         if known is None or known == "wall":
@@ -265,11 +309,15 @@ class MazeEnv(BaseEnvironment):
         seen = self._seen.get(nxt)
         if seen in ("pit", "exit"):
             return seen
-        return "visited" if nxt in self._visited else "open"
+        if nxt not in self._visited:
+            return "open"
+        far = len(self._visited)
+        return "backtrack" if lead.get(nxt, far) < lead.get(self.pos, far) else "visited"
 
     def _refresh(self) -> None:
+        lead = self._lead_distance()
         for d in STEPS:
-            self._set_context(d, self._direction_context(d))
+            self._set_context(d, self._direction_context(d, lead))
         loose = self.pos in self.keys and self.pos not in self._picked
         self._set_context(HERE, "key" if loose else "empty")
 
@@ -344,6 +392,7 @@ class MazeEnv(BaseEnvironment):
         return ActionResult(True, output=f"{d}: {kind}{beyond}")
 
     def _move(self, d: str) -> ActionResult:
+        toward_lead = self.context(d) == "backtrack"
         nxt = _step(self.pos, d)
         kind = self._truth(d)
         self._known[_edge(self.pos, nxt)] = kind
@@ -366,7 +415,7 @@ class MazeEnv(BaseEnvironment):
         if nxt in self.keys and nxt not in self._picked:
             self._seen[nxt] = "key"
         self._refresh()
-        return ActionResult(new, output=f"Move({d}): now at {self._where(nxt)}"
+        return ActionResult(new or toward_lead, output=f"Move({d}): now at {self._where(nxt)}"
                             + ("" if new else " (visited before)"))
 
     def _pick_up(self) -> ActionResult:
