@@ -61,7 +61,10 @@ def _random(worker: int, *, seed: int, params: Mapping[str, Scalar]) -> Selectio
 
 _BUILTIN_POLICIES: dict[str, PolicyFactory] = {"fifo": _fifo, "random": _random}
 #: policies from optional packages: name → "module:attribute" of a PolicyFactory maker
-_LAZY_POLICIES: dict[str, str] = {}
+_LAZY_POLICIES: dict[str, str] = {
+    name: "swarmlearn.learn.policies:policies_for"
+    for name in ("ucb1", "thompson", "thompson-mean", "greedy", "adaptive")
+}
 #: worker kinds from optional packages: kind → "module:attribute" of a WorkerBuilder
 _LAZY_WORKERS: dict[WorkerKind, str] = {
     WorkerKind.LLM: "swarmlearn.llm.worker:build_llm_workers",
@@ -192,6 +195,7 @@ def run_session(
     episodes: int = 1,
     store: Store | None = None,
     seed: int | None = None,
+    seeds: Sequence[int] | None = None,
     worker_seed: int | None = None,
     group: str = "",
     kind: str = "run",
@@ -203,6 +207,7 @@ def run_session(
 ) -> SessionResult:
     """Run ``episodes`` tasks of ``scenario``; episode i uses task seed ``seed + i``.
 
+    ``seeds`` (a list of task seeds) replaces ``episodes`` and ``seed``.
     Workers are seeded with ``worker_seed`` (default: the scenario's
     ``seeds.workers``), so attempts at the same tasks can differ.
 
@@ -211,12 +216,18 @@ def run_session(
     or interrupted. ``subscribers`` are called with the bus before the first
     episode (learners attach there).
     """
-    if episodes < 1:
-        raise ConfigError(f"episodes: expected >= 1, got {episodes}", field="episodes")
     base = scenario.seeds.base if seed is None else seed
+    task_seeds = list(seeds) if seeds is not None else [base + i for i in range(episodes)]
+    if not task_seeds:
+        raise ConfigError(f"episodes: expected >= 1, got {len(task_seeds)}", field="episodes")
     wseed = scenario.seeds.workers if worker_seed is None else worker_seed
+    if policies is None and scenario.workers.kind is WorkerKind.RULE:
+        policies = policy_factory(scenario.workers.policy)
     parts = build_swarm_parts(scenario, policies=policies, seed=wseed)
     bus: EventBus[Event] = EventBus()
+    attach = getattr(policies, "attach", None)
+    if attach is not None:
+        attach(bus)  # learning policies feed their shared statistics from the bus
     sid, start = _open(store, scenario, group=group, kind=kind, resume=resume)
     recorder = Recorder(store, bus) if store is not None else None
     for attach in subscribers:
@@ -240,9 +251,10 @@ def run_session(
     status = "failed"
     t0 = time.perf_counter()
     try:
-        for i in range(episodes):
+        for i, task_seed in enumerate(task_seeds):
             ended = swarm.run_episode(
-                seed=base + i, ids=ids, group=group, episode=i, task=f"{scenario.label}:{base + i}"
+                seed=task_seed, ids=ids, group=group, episode=i,
+                task=f"{scenario.label}:{task_seed}",
             )
             done.append(ended)
             if on_episode is not None:

@@ -120,3 +120,13 @@ def test_every_example_loads_with_all_variants(path: Path) -> None:
     sc = load_scenario(path)
     for name in sc.variants:
         sc.with_variant(name)
+
+
+def test_overrides_survive_variants_and_win_over_them() -> None:
+    sc = parse_scenario(GOOD, path="t.toml")
+    both = sc.with_variant("big").override(limits={"max_ticks": 7}, workers={"count": 5})
+    assert both.env_params["services"] == 12  # from the variant
+    assert both.limits.max_ticks == 7 and both.workers.count == 5  # overrides win
+    again = sc.override(limits={"max_ticks": 7}).with_variant("big")
+    assert again.limits.max_ticks == 7 and again.env_params["services"] == 12
+    assert again.to_dict()["limits"]["max_ticks"] == 7

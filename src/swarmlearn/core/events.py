@@ -27,6 +27,7 @@ __all__ = [
     "Event",
     "EventIds",
     "LLMCallEvent",
+    "NoteEvent",
     "session_of",
 ]
 
@@ -131,4 +132,21 @@ class EpisodeEnded(NamedTuple):
     ts: float
 
 
-Event: TypeAlias = ActionEvent | LLMCallEvent | EpisodeStarted | EpisodeEnded
+class NoteEvent(NamedTuple):
+    """Something a component wants on the record: a strategy switch, a rollback …
+
+    Notes have no event id of their own (the store numbers them); ``data``
+    holds a few typed values, never nested structures.
+    """
+
+    session: SessionId
+    task: str
+    worker: WorkerId
+    tick: int
+    kind: str
+    message: str
+    data: Mapping[str, str | float]
+    ts: float
+
+
+Event: TypeAlias = ActionEvent | LLMCallEvent | EpisodeStarted | EpisodeEnded | NoteEvent

@@ -139,41 +139,45 @@ class Scenario:
     variant: str = ""
     path: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    overrides: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
         return f"{self.name}[{self.variant}]" if self.variant else self.name
 
+    def _effective(self, variant: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(self.raw)
+        if variant:
+            data = _merge(data, self.variants[variant])
+        return _merge(data, overrides) if overrides else data
+
+    def _rebuild(self, variant: str, overrides: Mapping[str, Any]) -> Scenario:
+        built = _build(self._effective(variant, overrides), self.path, self.name)
+        return replace(built, variant=variant, variants=self.variants, raw=self.raw,
+                       overrides=overrides)
+
     def with_variant(self, name: str) -> Scenario:
-        """This scenario with the named variant's overrides applied."""
+        """This scenario with the named variant's overrides applied (keeping overrides)."""
         if not name:
             return self
         if name not in self.variants:
             known = ", ".join(sorted(self.variants)) or "none"
-            raise ScenarioError(
-                f"unknown variant {name!r} (variants: {known})",
-                path=self.path or None,
-                field="variant",
-                value=name,
-            )
-        data = _merge(self.raw, self.variants[name])
-        return replace(
-            _build(data, self.path, ""), variant=name, variants=self.variants, raw=self.raw
-        )
+            raise ScenarioError(f"unknown variant {name!r} (variants: {known})",
+                                path=self.path or None, field="variant", value=name)
+        return self._rebuild(name, self.overrides)
+
+    def override(self, **sections: Mapping[str, Any]) -> Scenario:
+        """A copy with some fields replaced, e.g. ``override(workers={"policy": "ucb1"})``.
+
+        Overrides win over the variant, which wins over the base file.
+        """
+        return self._rebuild(self.variant, _merge(self.overrides, sections))
 
     def to_dict(self) -> dict[str, Any]:
-        data = copy.deepcopy(dict(self.raw))
-        if self.variant:
-            data = _merge(data, self.variants[self.variant])
+        data = copy.deepcopy(self._effective(self.variant, self.overrides))
         data.pop("variants", None)
         data["variant"] = self.variant
         return data
-
-    def override(self, **sections: Mapping[str, Any]) -> Scenario:
-        """A copy with some fields replaced, e.g. ``override(workers={"policy": "ucb1"})``."""
-        data = _merge(self.raw, sections)
-        built = _build(data, self.path, "")
-        return replace(built, variant=self.variant, variants=self.variants)
 
 
 _SECTIONS: dict[str, type] = {

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from swarmlearn.core.actions import ActionResult
-from swarmlearn.core.events import ActionEvent, EpisodeEnded, LLMCallEvent
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, LLMCallEvent, NoteEvent
 from swarmlearn.store import _schema as schema
 from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord
 from swarmlearn.types import Outcome, OutcomeKind, outcome_from_dict
@@ -22,6 +22,8 @@ __all__ = [
     "event_row",
     "event_select",
     "llm_from_row",
+    "note_from_row",
+    "note_row",
     "session_record",
 ]
 
@@ -166,6 +168,17 @@ def episode_from_row(row: Any) -> EpisodeEnded:
         json.loads(stats),
         float(ts),
     )
+
+
+def note_row(e: NoteEvent) -> dict[str, Any]:
+    return {"session": e.session, "task": e.task, "worker": e.worker, "tick": e.tick,
+            "kind": e.kind, "message": e.message, "data": _dumps(dict(e.data)), "ts": e.ts}
+
+
+def note_from_row(row: Any) -> NoteEvent:
+    m = row._mapping
+    return NoteEvent(int(m["session"]), m["task"], int(m["worker"]), int(m["tick"]), m["kind"],
+                     m["message"], json.loads(m["data"]), float(m["ts"]))
 
 
 def llm_from_row(row: Any) -> LLMCallEvent:

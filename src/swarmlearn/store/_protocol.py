@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent, NoteEvent
 from swarmlearn.types import SessionId
 
 __all__ = ["ArtifactRecord", "EventQuery", "SessionRecord", "Store"]
@@ -91,6 +91,9 @@ class Store(Protocol):
     def events(self, query: EventQuery | None = None) -> Iterator[ActionEvent]: ...
 
     def llm_calls(self, session: SessionId) -> list[LLMCallEvent]: ...
+
+    def notes(self, session: SessionId | None = None, kind: str | None = None) -> list[NoteEvent]:
+        ...
 
     def episodes(
         self,

@@ -37,10 +37,11 @@ __all__ = [
     "llm_calls",
     "meta",
     "metadata",
+    "notes",
     "sessions",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -137,6 +138,22 @@ episodes = Table(
     Index("ix_episodes_session", "session"),
 )
 
+notes = Table(
+    "notes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session", Integer, nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("worker", Integer, nullable=False),
+    Column("tick", Integer, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_notes_session", "session"),
+    sqlite_autoincrement=True,
+)
+
 artifacts = Table(
     "artifacts",
     metadata,
@@ -156,12 +173,19 @@ artifacts = Table(
 )
 
 
+_V1_TABLES = ("meta", "sessions", "events", "llm_calls", "episodes", "artifacts")
+
+
 def _create_v1(conn: Connection) -> None:
-    metadata.create_all(conn, checkfirst=True)
+    metadata.create_all(conn, tables=[metadata.tables[t] for t in _V1_TABLES], checkfirst=True)
+
+
+def _add_notes_v2(conn: Connection) -> None:
+    notes.create(conn, checkfirst=True)
 
 
 #: version n → the step that brings a database from n-1 to n
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _add_notes_v2}
 
 
 def read_version(conn: Connection) -> int:

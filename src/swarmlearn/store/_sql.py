@@ -33,6 +33,7 @@ from swarmlearn.core.events import (
     EpisodeEnded,
     Event,
     LLMCallEvent,
+    NoteEvent,
 )
 from swarmlearn.errors import SchemaError, StoreError
 from swarmlearn.store import _codec as codec
@@ -258,6 +259,7 @@ class SqlStore:
         ev_rows: list[tuple[Any, ...]] = []
         llm_rows: list[tuple[Any, ...]] = []
         ep_rows: list[tuple[Any, ...]] = []
+        note_rows: list[dict[str, Any]] = []
         for e in batch:
             t = type(e)
             if t is ActionEvent:
@@ -266,7 +268,9 @@ class SqlStore:
                 ep_rows.append(codec.episode_row(e))  # type: ignore[arg-type]
             elif t is LLMCallEvent:
                 llm_rows.append(tuple(e))
-        if not (ev_rows or llm_rows or ep_rows):
+            elif t is NoteEvent:
+                note_rows.append(codec.note_row(e))  # type: ignore[arg-type]
+        if not (ev_rows or llm_rows or ep_rows or note_rows):
             return
         with self._tx(write=True, what=f"writing {len(batch)} events") as conn:
             for table, rows in (
@@ -276,6 +280,8 @@ class SqlStore:
             ):
                 if rows:
                     self._bulk_insert(conn, table, rows)
+            if note_rows:
+                conn.execute(schema.notes.insert(), note_rows)
 
     def _bulk_insert(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
         cols = [c.name for c in table.columns]
@@ -323,6 +329,17 @@ class SqlStore:
             q = q.where(t.c.session == session)
         with self._tx(write=False, what="counting events") as conn:
             return int(conn.execute(q).scalar() or 0)
+
+    def notes(self, session: SessionId | None = None, kind: str | None = None) -> list[NoteEvent]:
+        t = schema.notes
+        q = select(t).order_by(t.c.id)
+        if session is not None:
+            q = q.where(t.c.session == session)
+        if kind is not None:
+            q = q.where(t.c.kind == kind)
+        with self._tx(write=False, what="reading notes") as conn:
+            rows = conn.execute(q).all()
+        return [codec.note_from_row(r) for r in rows]
 
     def llm_calls(self, session: SessionId) -> list[LLMCallEvent]:
         t = schema.llm_calls

@@ -1,0 +1,98 @@
+"""The learned-bonus provider: what history says about a candidate, in O(1).
+
+Every query is a handful of dict lookups into :class:`LearnedStats` and
+returns a value in [-1, 1] (positive: history says this helps) with a
+confidence in [0, 1) that grows with the evidence (n / (n + prior)).
+``combined`` mixes the transition, n-gram and contextual signals, each
+weighted by its confidence and its configured weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from swarmlearn._config import check_range
+from swarmlearn.learn.stats import START, LearnedStats
+
+__all__ = ["BonusConfig", "LearnedBonus", "Signal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    value: float  # in [-1, 1]
+    confidence: float  # in [0, 1)
+
+
+_NONE = Signal(0.0, 0.0)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BonusConfig:
+    transition_weight: float = 1.0
+    ngram_weight: float = 1.0
+    context_weight: float = 1.0
+    prior: float = 2.0  # pseudo-count: confidence = n / (n + prior)
+
+    def __post_init__(self) -> None:
+        for name in ("transition_weight", "ngram_weight", "context_weight"):
+            check_range(name, getattr(self, name), lo=0.0)
+        check_range("prior", self.prior, lo=0.0, lo_open=True)
+
+
+class LearnedBonus:
+    """Answers transition, n-gram, contextual and combined queries."""
+
+    def __init__(self, stats: LearnedStats, config: BonusConfig | None = None) -> None:
+        self.stats = stats
+        self.config = config or BonusConfig()
+
+    def _signal(self, table: dict[object, list[float]], key: object) -> Signal:
+        c = table.get(key)
+        if c is None:
+            return _NONE
+        scale = self.stats.scale
+        s, f = c[0] / scale, c[1] / scale
+        n = s + f
+        if n <= 0.0:
+            return _NONE
+        return Signal((s - f) / n, n / (n + self.config.prior))
+
+    def transition(self, prev: str, action: str) -> Signal:
+        """Did episodes in which ``prev`` was followed by ``action`` succeed?"""
+        return self._signal(self.stats.transitions, (prev or START, action))
+
+    def ngram(self, tail: Sequence[str], action: str) -> Signal:
+        """The 4-gram signal if seen, else the 3-gram one (``tail``: recent names, oldest first)."""
+        t = [START, START, START, *tail[-3:]]
+        four = self._signal(self.stats.ngrams4, (t[-3], t[-2], t[-1], action))
+        if four.confidence > 0.0:
+            return four
+        return self._signal(self.stats.ngrams3, (t[-2], t[-1], action))
+
+    def contextual(self, context: str, action: str) -> Signal:
+        """How often ``action`` was useful on a target in ``context``."""
+        return self._signal(self.stats.contexts, (context, action))
+
+    def combined(self, tail: Sequence[str], context: str, action: str) -> float:
+        """Confidence-weighted mix of the three signals, in [-1, 1]."""
+        cfg = self.config
+        prev = tail[-1] if tail else START
+        parts = (
+            (self.transition(prev, action), cfg.transition_weight),
+            (self.ngram(tail, action), cfg.ngram_weight),
+            (self.contextual(context, action), cfg.context_weight),
+        )
+        num = den = 0.0
+        for sig, weight in parts:
+            w = weight * sig.confidence
+            num += w * sig.value
+            den += weight
+        return num / den if den > 0.0 else 0.0
+
+    def confidence(self, tail: Sequence[str], context: str, action: str) -> float:
+        """How much evidence backs ``combined`` (the mean confidence of its signals)."""
+        prev = tail[-1] if tail else START
+        sigs = (self.transition(prev, action), self.ngram(tail, action),
+                self.contextual(context, action))
+        return sum(s.confidence for s in sigs) / 3.0
