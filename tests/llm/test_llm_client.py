@@ -313,3 +313,24 @@ def test_backoff_delay_is_bounded(
     full = min(cap, base * 2.0**attempt)
     delay = backoff_delay(attempt, base=base, cap=cap, jitter=jitter, rng=random.Random(seed))
     assert (1.0 - jitter) * full - 1e-9 <= delay <= full + 1e-9
+
+
+def test_default_lora_is_sent_when_the_request_sets_none() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=reply())
+
+    scales = [LoraScale(0, 1.0), LoraScale(1, 0.0)]
+    client = HttpLLMClient(
+        LLMClientConfig(base_url="http://llm.test"),
+        transport=httpx.MockTransport(handler),
+        default_lora=lambda: scales,
+    )
+    with client:
+        plain = client.complete(CompletionRequest.chat("x"))
+        own = client.complete(CompletionRequest.chat("x", lora=(LoraScale(1, 0.5),)))
+    assert bodies[0]["lora"] == [{"id": 0, "scale": 1.0}, {"id": 1, "scale": 0.0}]
+    assert bodies[1]["lora"] == [{"id": 1, "scale": 0.5}]
+    assert (plain.adapter, own.adapter) == ("0@1", "1@0.5")

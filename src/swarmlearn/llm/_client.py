@@ -16,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +30,13 @@ from swarmlearn.errors import (
     ConfigError,
 )
 from swarmlearn.llm._batch import run_batch
-from swarmlearn.llm._types import CallRecord, Completion, CompletionRequest, ServerTimings
+from swarmlearn.llm._types import (
+    CallRecord,
+    Completion,
+    CompletionRequest,
+    LoraScale,
+    ServerTimings,
+)
 
 __all__ = [
     "CallHook",
@@ -147,6 +153,12 @@ class HttpLLMClient:
 
     ``on_call`` is called once per :meth:`complete`, ok or failed, with a
     :class:`CallRecord`; an exception it raises propagates to the caller.
+
+    ``default_lora`` gives the adapter scales to send with every request that
+    sets no ``lora`` of its own (``LlamaServer.lora_scales`` fits). With
+    adapters loaded, llama.cpp reuses a slot's cache for a request without a
+    ``lora`` field even when the cache was built under other scales; a client
+    that always sends the scales never hits that (see ``swarmlearn.serving``).
     ``transport``, ``sleep`` and ``rng`` are for tests (a fake transport, a
     recording sleep, a seeded generator).
     """
@@ -156,12 +168,14 @@ class HttpLLMClient:
         config: LLMClientConfig,
         *,
         on_call: CallHook | None = None,
+        default_lora: Callable[[], Sequence[LoraScale]] | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self._on_call = on_call
+        self._default_lora = default_lora
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._rng_lock = threading.Lock()
@@ -204,6 +218,8 @@ class HttpLLMClient:
             )
 
     def complete(self, request: CompletionRequest) -> Completion:
+        if request.lora is None and self._default_lora is not None:
+            request = replace(request, lora=tuple(self._default_lora()))
         start = time.perf_counter()
         ts = time.time()
         attempts = 0

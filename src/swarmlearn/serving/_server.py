@@ -1,0 +1,474 @@
+"""A llama.cpp server (the xllamacpp wheel) in a supervised child process on 127.0.0.1.
+
+Lifecycle::
+
+    start() ─► spawn child ─► wait for /health ─► running ──stop()──► SIGTERM … SIGKILL ─► stopped
+                   ▲                                 │
+                   └──── supervisor: child died, or /health failed N times in a row
+                         (restart at most max_restarts times per restart_window_s,
+                          then "failed")
+
+The child keeps the same port across restarts, so clients keep their base URL:
+a call in flight when the child dies gets a connection error, and the
+client's retries reach the restarted server. The child's output (llama.cpp's
+log included) is appended to ``log_path``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import swarmlearn
+from swarmlearn.errors import BackendError, BackendUnavailable, ConfigError, MissingExtraError
+from swarmlearn.llm import HttpLLMClient, LLMClientConfig, LoraScale
+from swarmlearn.serving._admin import LlamaAdmin
+from swarmlearn.serving._model import check_gguf, default_model_path
+from swarmlearn.serving._records import Health, LoraAdapter, ServerMetrics
+from swarmlearn.serving._spec import ChildSpec
+
+__all__ = ["LlamaServer", "LlamaServerConfig"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CTX_PER_SLOT = 2048
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LlamaServerConfig:
+    """How to run one llama.cpp server.
+
+    ``model`` None means the bundled SmolLM2-135M-Instruct. ``port`` 0 picks a
+    free port at start (kept across restarts). ``ctx_size`` is the total KV
+    context shared by the ``parallel`` slots (None: 2048 per slot). ``loras``
+    are loaded at scale 0. ``host_cache_mib`` is llama.cpp's host-memory
+    prompt cache, which ignores adapters and so must stay 0 when ``loras`` are
+    given. ``log_dir`` None means a fresh temporary directory.
+    """
+
+    model: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    parallel: int = 1
+    ctx_size: int | None = None
+    threads: int | None = None
+    loras: tuple[Path, ...] = ()
+    metrics: bool = True
+    host_cache_mib: int = 0
+    verbosity: int = 3
+    log_dir: Path | None = None
+    start_timeout_s: float = 120.0
+    stop_timeout_s: float = 10.0
+    restart: bool = True
+    max_restarts: int = 5
+    restart_window_s: float = 600.0
+    health_interval_s: float = 2.0
+    unhealthy_after: int = 3
+
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            object.__setattr__(self, "model", check_gguf(self.model, field="model"))
+        loras = tuple(check_gguf(p, field=f"loras[{i}]") for i, p in enumerate(self.loras))
+        object.__setattr__(self, "loras", loras)
+        self._check_ranges()
+        if self.loras and self.host_cache_mib:
+            raise ConfigError(
+                "host_cache_mib must be 0 when LoRA adapters are loaded: llama.cpp's host "
+                "prompt cache would answer from prompts computed under other adapter scales",
+                field="host_cache_mib",
+                value=self.host_cache_mib,
+            )
+
+    def _check_ranges(self) -> None:
+        checks: list[tuple[str, bool]] = [
+            ("port", 0 <= self.port <= 65535),
+            ("parallel", 1 <= self.parallel <= 256),
+            ("ctx_size", self.ctx_size is None or self.ctx_size >= 128 * self.parallel),
+            ("threads", self.threads is None or self.threads >= 1),
+            ("host_cache_mib", self.host_cache_mib >= 0),
+            ("start_timeout_s", self.start_timeout_s > 0),
+            ("stop_timeout_s", self.stop_timeout_s > 0),
+            ("max_restarts", self.max_restarts >= 0),
+            ("restart_window_s", self.restart_window_s > 0),
+            ("health_interval_s", self.health_interval_s > 0),
+            ("unhealthy_after", self.unhealthy_after >= 1),
+            ("host", bool(self.host.strip())),
+        ]
+        for name, ok in checks:
+            if not ok:
+                value = getattr(self, name)
+                raise ConfigError(f"{name}: invalid value {value!r}", field=name, value=value)
+
+    @property
+    def total_ctx(self) -> int:
+        return self.ctx_size if self.ctx_size is not None else DEFAULT_CTX_PER_SLOT * self.parallel
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 20) -> list[str]:
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
+    except OSError:
+        return []
+
+
+def _error_lines(tail: list[str]) -> list[str]:
+    return [line for line in tail if " E " in line or " ERROR " in line]
+
+
+def _reason(tail: list[str]) -> str:
+    """The most telling line of a child's log tail: its first error line, else its last line."""
+    errors = _error_lines(tail)
+    pick = errors[0] if errors else (tail[-1] if tail else "no output")
+    pick = re.sub(r"^[\d.]+ [A-Z] +", "", pick.strip())  # llama.cpp's "0.00.003.829 E "
+    return " ".join(pick.split())[:240]
+
+
+@dataclass(slots=True)
+class _State:
+    proc: subprocess.Popen[bytes] | None = None
+    status: str = "stopped"  # stopped, starting, running, restarting, failed
+    restarts: int = 0
+    restart_times: deque[float] = field(default_factory=deque)
+    failures_in_a_row: int = 0
+
+
+class LlamaServer:
+    """A supervised llama.cpp server child process; see the module docstring.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(self, config: LlamaServerConfig | None = None) -> None:
+        self.config = config or LlamaServerConfig()
+        self._model = self.config.model or default_model_path()
+        self._dir = self.config.log_dir or Path(tempfile.mkdtemp(prefix="swarmlearn-llama-"))
+        self._port = self.config.port
+        self._state = _State()
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._admin: LlamaAdmin | None = None
+        self._scales_lock = threading.Lock()
+        self._scales: dict[int, float] = {i: 0.0 for i in range(len(self.config.loras))}
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if not self._port:
+            raise BackendUnavailable("the llama.cpp server has not been started")
+        return f"http://{self.config.host}:{self._port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self._dir / "llama-server.log"
+
+    @property
+    def model_path(self) -> Path:
+        return self._model
+
+    @property
+    def pid(self) -> int | None:
+        """The current child's process id (None when not running)."""
+        proc = self._state.proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    @property
+    def restarts(self) -> int:
+        return self._state.restarts
+
+    @property
+    def status(self) -> str:
+        return self._state.status
+
+    @property
+    def admin(self) -> LlamaAdmin:
+        if self._admin is None:
+            raise BackendUnavailable("the llama.cpp server has not been started")
+        return self._admin
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> LlamaServer:
+        """Spawn the child and wait until it is healthy; ConfigError or BackendUnavailable."""
+        with self._lock:
+            if self._state.status not in ("stopped", "failed"):
+                return self
+            if importlib.util.find_spec("xllamacpp") is None:
+                raise MissingExtraError(
+                    "'xllamacpp' is not installed; it comes with the 'llm' extra: run "
+                    "`scripts/install.sh llm` (or `pip install 'swarmlearn[llm]'`)"
+                )
+            self._dir.mkdir(parents=True, exist_ok=True)
+            if not self._port:
+                self._port = _free_port(self.config.host)
+            self._admin = LlamaAdmin(self.base_url)
+            self._stopping.clear()
+            self._state = _State(status="starting")
+            try:
+                self._spawn_and_wait()
+            except BaseException:
+                self._terminate()
+                self._state.status = "failed"
+                raise
+            self._state.status = "running"
+        if self.config.restart:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name=f"llama-supervisor-{self._port}", daemon=True
+            )
+            self._supervisor.start()
+        logger.info(
+            "llama.cpp server on %s (pid %s, log %s)", self.base_url, self.pid, self.log_path
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop the child: SIGTERM, then SIGKILL after ``stop_timeout_s``. Idempotent."""
+        self._stopping.set()
+        supervisor = self._supervisor
+        if supervisor is not None and supervisor is not threading.current_thread():
+            supervisor.join(timeout=self.config.start_timeout_s + self.config.stop_timeout_s)
+        self._supervisor = None
+        with self._lock:
+            self._terminate()
+            self._state.status = "stopped"
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+
+    def __enter__(self) -> LlamaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def health(self) -> Health:
+        status = self._state.status
+        if status in ("stopped", "failed"):
+            return Health(False, status, f"see {self.log_path}")
+        if self.pid is None:
+            return Health(False, "restarting", "the child process is not running")
+        return self.admin.health()
+
+    def wait_healthy(self, timeout_s: float | None = None) -> None:
+        """Block until the server answers /health, or BackendUnavailable after the timeout."""
+        deadline = time.monotonic() + (timeout_s or self.config.start_timeout_s)
+        last = Health(False, "unknown")
+        while time.monotonic() < deadline:
+            last = self.health()
+            if last.ok or last.status in ("stopped", "failed"):
+                break
+            time.sleep(0.1)
+        if not last.ok:
+            raise BackendUnavailable(
+                f"llama.cpp server at {self.base_url} is not healthy ({last.status}: "
+                f"{last.detail}); log: {self.log_path}"
+            )
+
+    # -- LoRA and metrics (see LlamaAdmin) ----------------------------------------------
+
+    def lora_adapters(self) -> list[LoraAdapter]:
+        return self.admin.lora_adapters()
+
+    def lora_scales(self) -> tuple[LoraScale, ...]:
+        """The global scale of every loaded adapter, as last set (no HTTP call)."""
+        with self._scales_lock:
+            return tuple(LoraScale(i, s) for i, s in sorted(self._scales.items()))
+
+    def set_lora_scales(self, scales: Mapping[int, float], *, clear_cache: bool = True) -> None:
+        """Set adapter scales (by id) and erase the slots' caches; kept across restarts."""
+        with self._scales_lock:
+            self._scales = self.admin.set_lora_scales(scales, clear_cache=clear_cache)
+
+    def client(self, config: LLMClientConfig | None = None, **kwargs: Any) -> HttpLLMClient:
+        """An HttpLLMClient for this server that always sends the current adapter scales."""
+        config = config or LLMClientConfig(base_url=self.base_url)
+        return HttpLLMClient(config, default_lora=self.lora_scales, **kwargs)
+
+    def metrics(self) -> ServerMetrics:
+        return self.admin.metrics()
+
+    # -- child process -------------------------------------------------------------------
+
+    def _spec(self) -> ChildSpec:
+        c = self.config
+        return ChildSpec(
+            model=str(self._model),
+            host=c.host,
+            port=self._port,
+            parallel=c.parallel,
+            ctx_size=c.total_ctx,
+            threads=c.threads or 0,
+            loras=tuple(str(p) for p in c.loras),
+            metrics=c.metrics,
+            slot_save_path=str(self._dir / "slots"),
+            host_cache_mib=c.host_cache_mib,
+            verbosity=c.verbosity,
+        )
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        spec_path = self._dir / "server.json"
+        (self._dir / "slots").mkdir(exist_ok=True)
+        self._spec().dump(spec_path)
+        env = dict(os.environ)
+        package_root = str(Path(swarmlearn.__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        with self.log_path.open("ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"=== {stamp} swarmlearn: starting llama.cpp server ===\n".encode())
+            log.flush()
+            return subprocess.Popen(
+                [sys.executable, "-m", "swarmlearn.serving._child", str(spec_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
+            )
+
+    def _spawn_and_wait(self) -> None:
+        proc = self._spawn()
+        self._state.proc = proc
+        admin = self.admin
+        deadline = time.monotonic() + self.config.start_timeout_s
+        while time.monotonic() < deadline:
+            code = proc.poll()
+            if code is not None:
+                self._raise_start_failure(code)
+            if admin.health(timeout_s=1.0).ok:
+                return
+            if self._stopping.wait(0.1):
+                raise BackendUnavailable("llama.cpp server start interrupted by stop()")
+        self._terminate()
+        raise BackendUnavailable(
+            f"llama.cpp server did not become healthy within {self.config.start_timeout_s:g}s; "
+            f"log: {self.log_path}"
+        )
+
+    def _raise_start_failure(self, code: int) -> None:
+        tail = _tail(self.log_path)
+        for line in tail:
+            logger.error("llama.cpp: %s", line)
+        reason = _reason(tail)
+        message = (
+            f"llama.cpp server exited with code {code} while starting: {reason} "
+            f"(log: {self.log_path})"
+        )
+        errors = "\n".join(_error_lines(tail)).lower()
+        if "lora" in errors:
+            raise ConfigError(message, field="loras")
+        if "failed to load model" in errors:
+            raise ConfigError(message, field="model", value=str(self._model))
+        raise BackendUnavailable(message)
+
+    def _terminate(self) -> None:
+        proc = self._state.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=self.config.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                logger.warning("llama.cpp server pid %d ignored SIGTERM: killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        self._state.proc = None
+
+    # -- supervisor ----------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        next_health = time.monotonic() + self.config.health_interval_s
+        while not self._stopping.wait(0.1):
+            proc = self._state.proc
+            code = proc.poll() if proc is not None else -1
+            if code is not None:
+                self._recover(f"exited with code {code}")
+                next_health = time.monotonic() + self.config.health_interval_s
+            elif time.monotonic() >= next_health:
+                self._check_health()
+                next_health = time.monotonic() + self.config.health_interval_s
+            if self._state.status == "failed":
+                return
+
+    def _check_health(self) -> None:
+        health = self.admin.health(timeout_s=max(1.0, self.config.health_interval_s))
+        if health.ok or self._stopping.is_set():
+            self._state.failures_in_a_row = 0
+            return
+        self._state.failures_in_a_row += 1
+        if self._state.failures_in_a_row >= self.config.unhealthy_after:
+            self._recover(f"unhealthy {self._state.failures_in_a_row} times ({health.detail})")
+
+    def _allowed_to_restart(self) -> bool:
+        now = time.monotonic()
+        times = self._state.restart_times
+        while times and now - times[0] > self.config.restart_window_s:
+            times.popleft()
+        return len(times) < self.config.max_restarts
+
+    def _recover(self, why: str) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            old = self._state.proc
+            pid = old.pid if old is not None else None
+            logger.warning("llama.cpp server (pid %s) %s; tail of %s:", pid, why, self.log_path)
+            for line in _tail(self.log_path, 10):
+                logger.warning("llama.cpp: %s", line)
+            self._terminate()
+            self._state.failures_in_a_row = 0
+            while not self._stopping.is_set():
+                if not self._allowed_to_restart():
+                    self._state.status = "failed"
+                    logger.error(
+                        "llama.cpp server restarted %d times within %gs: giving up (log: %s)",
+                        self.config.max_restarts,
+                        self.config.restart_window_s,
+                        self.log_path,
+                    )
+                    return
+                self._state.restart_times.append(time.monotonic())
+                self._state.restarts += 1
+                self._state.status = "restarting"
+                try:
+                    self._spawn_and_wait()
+                except (BackendUnavailable, ConfigError) as exc:
+                    logger.error("restart of the llama.cpp server failed: %s", exc)
+                    self._terminate()
+                    continue
+                try:
+                    self._reapply_scales()
+                except (BackendError, ConfigError) as exc:
+                    logger.error("could not restore LoRA scales after restart: %s", exc)
+                    self._terminate()
+                    continue
+                self._state.status = "running"
+                logger.warning("llama.cpp server restarted on %s (pid %s)", self.base_url, self.pid)
+                return
+
+    def _reapply_scales(self) -> None:
+        """A restarted child loads its adapters at scale 0: set the scales it had again."""
+        with self._scales_lock:
+            if any(self._scales.values()):
+                self.admin.set_lora_scales(self._scales, clear_cache=False)
