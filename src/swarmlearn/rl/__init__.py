@@ -1,1 +1,80 @@
-"""swarmlearn.rl."""
+"""swarmlearn.rl: DQN agents driven by a loop-agnostic TrainingSession.
+
+Quick start::
+
+    from swarmlearn.rl import RunConfig, Trainer
+    Trainer.start(RunConfig(env_id="CartPole-v1", steps=50_000)).run()
+
+Parts, each usable alone: :class:`DQN` (a :class:`LearningAgent`),
+:class:`TrainingSession` (fed by any loop), :class:`RunDir` (the files of a
+run), :class:`EnvPool` + :class:`GymLoop` (a gymnasium loop), the replay
+buffers and the pure math in ``swarmlearn.rl._math``.  gymnasium and
+safetensors come with the ``rl`` extra and are imported only when used.
+"""
+
+from swarmlearn.rl._cli import rl_app
+from swarmlearn.rl._dqn import DQN, DQNConfig
+from swarmlearn.rl._envs import EnvPool, FinishedEpisode, VectorStep, make_env
+from swarmlearn.rl._loop import GymLoop, LoopConfig, LoopResult, Progress, evaluate
+from swarmlearn.rl._mlp import MLPQNet, MLPSpec
+from swarmlearn.rl._protocols import (
+    ActMode,
+    EpisodeStatus,
+    Experience,
+    LearningAgent,
+    Stateful,
+    StateTree,
+)
+from swarmlearn.rl._records import EpisodeRecord, EvalReport
+from swarmlearn.rl._replay import (
+    NStepFolder,
+    PrioritizedSampler,
+    ReplayBatch,
+    ReplayBuffer,
+    Transitions,
+)
+from swarmlearn.rl._run import RunConfig, Trainer, evaluate_run
+from swarmlearn.rl._rundir import EpisodeLog, RunDir, RunMetadata
+from swarmlearn.rl._session import SessionConfig, TrainingSession
+from swarmlearn.rl._stats import RollingStats
+from swarmlearn.rl._sumtree import SumTree
+
+__all__ = [
+    "DQN",
+    "ActMode",
+    "DQNConfig",
+    "EnvPool",
+    "EpisodeLog",
+    "EpisodeRecord",
+    "EpisodeStatus",
+    "EvalReport",
+    "Experience",
+    "FinishedEpisode",
+    "GymLoop",
+    "LearningAgent",
+    "LoopConfig",
+    "LoopResult",
+    "MLPQNet",
+    "MLPSpec",
+    "NStepFolder",
+    "PrioritizedSampler",
+    "Progress",
+    "ReplayBatch",
+    "ReplayBuffer",
+    "RollingStats",
+    "RunConfig",
+    "RunDir",
+    "RunMetadata",
+    "SessionConfig",
+    "StateTree",
+    "Stateful",
+    "SumTree",
+    "Trainer",
+    "TrainingSession",
+    "Transitions",
+    "VectorStep",
+    "evaluate",
+    "evaluate_run",
+    "make_env",
+    "rl_app",
+]
