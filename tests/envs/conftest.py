@@ -21,7 +21,7 @@ from swarmlearn.envs import (
     SearchEnv,
     TroubleshootingEnv,
 )
-from swarmlearn.envs.maze import STEPS, _edge, _step
+from swarmlearn.envs._maze_layout import STEPS, edge, step
 
 Oracle = Callable[[BaseEnvironment], Sequence[Action]]
 
@@ -94,11 +94,11 @@ def _walk_into_pit(env: MazeEnv) -> list[Action]:
     while queue:
         cell = queue.popleft()
         for d in STEPS:
-            nxt = _step(cell, d)
-            edge = _edge(cell, nxt)
-            if edge not in env.passages or edge in env.doors or nxt == env.exit:
+            nxt, lay = step(cell, d), env.layout
+            e = edge(cell, nxt)
+            if e not in lay.passages or e in lay.doors or nxt == lay.exit:
                 continue
-            if nxt in env.pits:
+            if nxt in lay.pits:
                 path = [Action("Move", d)]
                 back = prev[cell]
                 while back is not None:

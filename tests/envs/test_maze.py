@@ -9,7 +9,7 @@ import pytest
 from swarmlearn.core.actions import Action
 from swarmlearn.core.environment import BaseEnvironment
 from swarmlearn.envs import MazeConfig, MazeEnv, make_env
-from swarmlearn.envs.maze import HERE, STEPS, _edge, _step
+from swarmlearn.envs._maze_layout import HERE, STEPS, edge, step
 from swarmlearn.errors import ConfigError
 from swarmlearn.types import Failure, Success
 
@@ -33,10 +33,10 @@ def walk_to_door(env: MazeEnv) -> str:
 
 def test_layout_is_deterministic_and_solvable() -> None:
     a, b = env_for(4), env_for(4)
-    assert (a.passages, a.doors, a.keys, a.pits, a.exit) == (
-        b.passages, b.doors, b.keys, b.pits, b.exit)
-    assert len(a.doors) == 1 and len(a.keys) == 1 and len(a.pits) == 1
-    assert a.doors <= a.passages and a.start not in a.pits | a.keys
+    assert a.layout == b.layout
+    lay = a.layout
+    assert len(lay.doors) == 1 and len(lay.keys) == 1 and len(lay.pits) == 1
+    assert lay.doors <= lay.passages and lay.start not in lay.pits | lay.keys
     plan = a.solution()
     assert [x.name for x in plan].count("PickUp") == 1
     assert [x.name for x in plan].count("Unlock") == 1
@@ -90,10 +90,10 @@ def test_look_shows_a_pit_and_moving_into_it_fails(mistakes: Oracle) -> None:
 
 def test_walls_are_learned_by_bumping() -> None:
     env = env_for(3)
-    wall = next(d for d in STEPS if _edge(env.pos, _step(env.pos, d)) not in env.passages
+    wall = next(d for d in STEPS if edge(env.pos, step(env.pos, d)) not in env.layout.passages
                 and env.context(d) == "unknown")
     assert not env.step(Action("Move", wall)).success
-    assert env.context(wall) == "wall" and env.pos == env.start
+    assert env.context(wall) == "wall" and env.pos == env.layout.start
 
 
 def test_backtracking_toward_unexplored_ground_is_useful() -> None:
