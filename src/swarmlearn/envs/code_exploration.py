@@ -14,11 +14,12 @@ grepping the failing symbol there *locates* the faulty line. The bug is
 reachable only by following that chain: grepping elsewhere finds mere
 mentions of the symbol (the bug's own module included, until it is
 reached), and modules outside the chain mention it too (``noise``).
-A report must cite a line the symbol was grepped at: reporting a module
-where grep found a mere mention is a wrong report, which costs, and
-``max_wrong_reports`` of them fail the task. Triage refuses, at a smaller
-cost, reports that cite no line.
-Distractor actions never help and cost steps.
+
+A report must cite a line the symbol was grepped at. Reporting a module
+where grep found a mere mention is a wrong report: it costs, and
+``max_wrong_reports`` of them fail the task. Reports that cite no line are
+refused at a smaller cost, as is a report on the bug's module that cites a
+mere mention (not counted). Distractor actions never help and cost steps.
 """
 
 from __future__ import annotations

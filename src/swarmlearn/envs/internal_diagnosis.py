@@ -15,6 +15,9 @@ and ``max_wrong_fixes`` of them fail the task (config churn). A code no
 component reports is refused by the fix tool (it costs, nothing else).
 Healthy components may log transient codes (``noise``) that look like the
 fault until traced. Distractor actions never help and cost steps.
+
+(``ActionSpec.after`` relates action kinds: ``TraceError`` runs on a
+component, and the ``ApplyFix`` it enables targets the code it traced.)
 """
 
 from __future__ import annotations

@@ -11,11 +11,12 @@ nothing useful). The last hop's documents carry the answer; an answer is
 accepted only with ``corroboration`` extracted sources agreeing on it, and
 more sources than any other claim. Misleading documents (``noise``, from
 the last hop's topic and from decoy topics) repeat a common misconception,
-so they corroborate each other: submitting a corroborated wrong answer fails the
-task. Opened documents show whether they cite sources: relevant ones always
-do, misleading ones mostly not (``source_cues``), so a careful swarm can
-leave the uncited ones aside. ``Answer`` submits the best-supported claim, or the ``value`` named in
-the action's args. Distractor actions never help and cost steps.
+so they corroborate each other: submitting a corroborated wrong answer
+fails the task. Opened documents show whether they cite sources: relevant
+ones always do, misleading ones mostly not (``source_cues``), so a careful
+swarm can leave the uncited ones aside. ``Answer`` submits the
+best-supported claim, or the ``value`` named in the action's args.
+Distractor actions never help and cost steps.
 """
 
 from __future__ import annotations
