@@ -1,0 +1,95 @@
+"""``swarmlearn rl`` train / eval / resume through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from swarmlearn.errors import ConfigError
+from swarmlearn.rl import RunDir, rl_app
+
+pytest.importorskip("gymnasium")
+
+SMALL = {
+    "eval_every": 500,
+    "eval_episodes": 3,
+    "checkpoint_every": 500,
+    "dqn": {"hidden": [32], "learning_starts": 100, "train_freq": 32, "gradient_steps": 4},
+}
+
+
+def _only_run(root: Path) -> Path:
+    runs = [p for p in root.glob("*/*/*") if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_train_eval_resume(tmp_path: Path) -> None:
+    config = tmp_path / "small.json"
+    config.write_text(json.dumps(SMALL))
+    runner = CliRunner()
+    result = runner.invoke(
+        rl_app,
+        [
+            "train",
+            "CartPole-v1",
+            "--steps",
+            "1000",
+            "--config",
+            str(config),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = _only_run(tmp_path / "runs")
+    assert (run / "learning_curve.png").stat().st_size > 1000
+    meta = RunDir.open(run).metadata
+    assert meta.status == "finished" and meta.steps == 1000 and meta.eval_episodes == 6
+
+    result = runner.invoke(rl_app, ["eval", str(run), "--episodes", "4"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "eval_best.json").read_text())["n_episodes"] == 4
+
+    result = runner.invoke(rl_app, ["resume", str(run), "--steps", "1500"])
+    assert result.exit_code == 0, result.output
+    assert RunDir.open(run).metadata.steps == 1500
+
+
+def test_toml_config_and_bad_fields(tmp_path: Path) -> None:
+    good = tmp_path / "c.toml"
+    good.write_text("eval_every = 0\n[dqn]\nhidden = [8]\nlearning_starts = 50\n")
+    result = CliRunner().invoke(
+        rl_app,
+        [
+            "train",
+            "CartPole-v1",
+            "--steps",
+            "100",
+            "--config",
+            str(good),
+            "--runs-dir",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[dqn]\ngama = 0.9\n")
+    result = CliRunner().invoke(
+        rl_app,
+        [
+            "train",
+            "CartPole-v1",
+            "--steps",
+            "100",
+            "--config",
+            str(bad),
+            "--runs-dir",
+            str(tmp_path / "r"),
+        ],
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert result.exception.field == "dqn.gama"
