@@ -155,8 +155,24 @@ def eval_cmd(
     html_out: Annotated[Path | None, typer.Option("--html", help="Write the HTML report.")] = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
+    learning: Annotated[bool, typer.Option(
+        "--learning", help="Sessions in sequence, learning on vs off (the learning curve).")] = False,
+    sessions: Annotated[int, typer.Option(help="--learning: sessions per run.")] = 20,
+    episodes: Annotated[int, typer.Option(help="--learning: tasks per session.")] = 10,
+    strategy: Annotated[str, typer.Option(help="--learning: selection strategy.")] = "adaptive",
 ) -> None:
-    """Evaluate a scenario: success rate, pass@k, ticks/actions/duration with 95% CIs."""
+    """Evaluate a scenario: success rate, pass@k, ticks/actions/duration with 95% CIs.
+
+    With --learning: run sessions in sequence with learning on (each session starts from
+    the previous snapshot and offline model) and off, on the same tasks, and plot the
+    learning curves.
+    """
+    if learning:
+        if len(variant or []) > 1 or all_variants:
+            raise ConfigError("--learning takes at most one --variant")
+        _eval_learning(scenario, (variant or [""])[0], seed, sessions, episodes, strategy, output,
+                       html_out, store)
+        return
     from swarmlearn.eval import evaluate
     from swarmlearn.ops.report import eval_html
 
@@ -187,6 +203,47 @@ def eval_cmd(
         console.print(f"JSON report: {output}")
     if html_out:
         eval_html(report).write(html_out)
+        console.print(f"HTML report: {html_out}")
+
+
+def _eval_learning(scenario: str, variant: str, seed: int, sessions: int, episodes: int,
+                   strategy: str, output: Path | None, html_out: Path | None,
+                   store: str | None) -> None:
+    from swarmlearn.learn.loop import LearningRunConfig, run_learning
+    from swarmlearn.ops.report import learning_html
+
+    sc = load_scenario(scenario, variant="" if variant == "base" else variant)
+    cfg = LearningRunConfig(sessions=sessions, episodes=episodes, strategy=strategy,
+                            seed=seed if seed != 42 else LearningRunConfig().seed)
+    st = open_store(store)
+    with _progress() as progress:
+        task = progress.add_task(f"learning {sc.label}", total=2 * sessions, rate="–")
+
+        def tick(mode: str, i: int, point: Any) -> None:
+            progress.update(task, advance=1, description=f"learning {mode} {sc.label}",
+                            rate=f"{point.success_rate:.0%}")
+
+        report = run_learning(sc, st, cfg, progress=tick)
+    final = report.final()
+    table = Table(title=f"learning on vs off, last {cfg.last} sessions of {sc.label}",
+                  title_justify="left")
+    for col in ("", "episodes", "success (95% CI)", "actions to solve (95% CI)"):
+        table.add_column(col)
+    for name in ("on", "off"):
+        f = final[name]
+        table.add_row(f"learning {name}", str(f["episodes"]),
+                      f"{f['success_rate']:.0%} ({f['success_ci'][0]:.0%}–"
+                      f"{f['success_ci'][1]:.0%})",
+                      f"{f['actions_to_solve']:.1f} ({f['actions_to_solve_ci'][0]:.1f}–"
+                      f"{f['actions_to_solve_ci'][1]:.1f})")
+    console.print(table)
+    verdict = "[green]clearly better[/]" if final["clearly_better"] else "[yellow]not clearly better[/]"
+    console.print(f"learning on is {verdict} than off (non-overlapping 95% intervals)")
+    if output:
+        output.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        console.print(f"JSON report: {output}")
+    if html_out:
+        learning_html(report).write(html_out)
         console.print(f"HTML report: {html_out}")
 
 

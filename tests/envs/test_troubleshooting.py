@@ -54,8 +54,10 @@ def test_warnings_on_healthy_services_clear_on_inspection() -> None:
     s = next(iter(env._warning))
     env.step(Action("CheckStatus", s))
     assert env.context(s) == "warning"
-    assert not env.step(Action("ReadLogs", s)).success
+    cleared = env.step(Action("ReadLogs", s))
+    assert cleared.success and cleared.discoveries  # ruling a suspect out is progress
     assert env.context(s) == "healthy"
+    assert not env.step(Action("AnalyzeMetrics", s)).success  # nothing more to learn there
 
 
 def test_restart_before_diagnosis_costs_but_does_not_solve() -> None:

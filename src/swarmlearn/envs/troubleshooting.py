@@ -190,14 +190,16 @@ class TroubleshootingEnv(BaseEnvironment):
         if source in self._evidence[s]:
             return ActionResult(False, output=f"{s}: {source} already read")
         self._evidence[s].add(source)
-        if s != self.faulty:
+        if s != self.faulty:  # a suspect's clean reading is news too: it helps rule it out
             reading = (
                 "WARN slow request (1 occurrence)" if source == "logs" else "within normal range"
             )
             self._discover(f"{s}.{source}", reading)
             if len(self._evidence[s]) >= self.config.evidence:
                 self._set_context(s, "healthy")
-            return ActionResult(False, output=f"{s} {source}: {reading}")
+            return ActionResult(
+                True, output=f"{s} {source}: {reading}", discoveries=(f"{s}.{source}={reading}",)
+            )
         reading = FAULTS[self.fault][0 if source == "logs" else 1]
         self._discover(f"{s}.{source}", reading)
         if len(self._evidence[s]) >= self.config.evidence:

@@ -19,6 +19,7 @@ The model the next session loads holds:
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -186,12 +187,11 @@ def dependency_graph(
             required[b] = req
         singles = {a: k / n for a, k in before[b].items() if a not in req}
         groups = []
-        for (a1, a2), _ in pair[b].items():
-            if a1 in singles and a2 in singles:
-                # P(a1 or a2 before b) = P(a1) + P(a2) - P(both)
-                either = (before[b][a1] + before[b][a2] - pair[b][(a1, a2)]) / n
-                if either >= ratio and max(singles[a1], singles[a2]) < ratio:
-                    groups.append([a1, a2])
+        for a1, a2 in itertools.combinations(sorted(singles), 2):
+            # P(a1 or a2 before b) = P(a1) + P(a2) - P(both)
+            either = (before[b][a1] + before[b][a2] - pair[b][(a1, a2)]) / n
+            if either >= ratio:
+                groups.append([a1, a2])
         if groups:
             any_of[b] = sorted(groups)
     return _reduce(required), any_of

@@ -24,7 +24,11 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from itertools import repeat
+from operator import add, mul
 from typing import Any
+
+import numpy as np
 
 from swarmlearn._config import check_range, from_mapping
 from swarmlearn.core.actions import Candidate
@@ -32,6 +36,7 @@ from swarmlearn.core.bus import EventBus
 from swarmlearn.core.events import ActionEvent, Event, NoteEvent
 from swarmlearn.core.workers import SelectionContext, SelectionPolicy
 from swarmlearn.errors import ConfigError
+from swarmlearn.learn._armset import ArmSet
 from swarmlearn.learn.bonus import BonusConfig, LearnedBonus
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.types import Outcome, OutcomeKind
@@ -108,10 +113,38 @@ class LearningState:
         action_order: Sequence[str] = (),
     ) -> None:
         self.stats = stats if stats is not None else LearnedStats()
-        self.config = config or PolicyConfig()
-        self.bonus = LearnedBonus(self.stats, self.config.bonus_config())
         self.rank = {name: i for i, name in enumerate(action_order)}
         self._bus: EventBus[Event] | None = None
+        self._armsets: dict[tuple[int, tuple[str, ...]], ArmSet] = {}
+        self._last: ArmSet | None = None
+        self.configure(config or PolicyConfig())
+
+    def configure(self, config: PolicyConfig) -> None:
+        self.config = config
+        self.bonus = LearnedBonus(self.stats, config.bonus_config())
+        b = self.bonus.config
+        den = b.transition_weight + b.ngram_weight + b.context_weight
+        self._consts = (config.learning_weight, b.transition_weight, b.ngram_weight,
+                        b.context_weight, b.prior, 1.0 / den if den else 0.0)
+        self._armsets.clear()
+        self._last = None
+
+    def arms(self, cands: Sequence[Candidate], tail: tuple[str, ...]) -> ArmSet:
+        """The cached, up-to-date ArmSet of this candidate set and history tail."""
+        last = self._last
+        if last is not None and last.cands is cands and last.tail == tail:
+            last.sync(self.stats)
+            return last
+        key = (id(cands), tail)
+        armset = self._armsets.get(key)
+        if armset is None or armset.cands is not cands:
+            if len(self._armsets) >= 512:
+                self._armsets.clear()
+            armset = self._armsets[key] = ArmSet(cands, tail, self.stats, self._consts)
+        else:
+            armset.sync(self.stats)
+        self._last = armset
+        return armset
 
     def attach(self, bus: EventBus[Event]) -> None:
         """Feed the statistics from ``bus`` (inline: the next decision sees every event)."""
@@ -127,45 +160,49 @@ class LearningState:
                                      time.time())])
 
 
+def _tail(ctx: SelectionContext) -> tuple[str, ...]:
+    hist = ctx.history
+    if not hist:
+        return ()
+    n = len(hist)
+    return tuple(hist[i].action for i in range(max(0, n - 3), n))
+
+
+def _best(scores: list[float], arms: ArmSet, rank: Mapping[str, int]) -> int:
+    """Index of the best score; ties go to the learned action order, then the listed order."""
+    top = max(scores)
+    i = scores.index(top)
+    if rank and scores.count(top) > 1:
+        far = len(rank)
+        tied = [j for j, v in enumerate(scores) if v == top]
+        i = min(tied, key=lambda j: (rank.get(arms.keys[j][1], far), j))
+    return i
+
+
+def _first_unvisited(arms: ArmSet, rank: Mapping[str, int]) -> int:
+    far = len(rank)
+    best, best_key = 0, (far + 1, 0)
+    for j, n in enumerate(arms.N):
+        if n == 0.0:
+            key = (rank.get(arms.keys[j][1], far), j)
+            if key < best_key:
+                best, best_key = j, key
+    return best
+
+
 class _ScoredPolicy:
-    """Template: score every candidate, take the best; ties go to the learned order."""
+    """Shared parts: the state, a seeded generator, strategy bookkeeping."""
 
     name = "scored"
 
     def __init__(self, state: LearningState, *, seed: int = 0, worker: int = 0) -> None:
         self.state = state
-        self.cfg = state.config
         self.rng = random.Random(seed)
         self.worker = worker
         self._last: ActionEvent | None = None
 
-    def _score(self, s: float, f: float, total: float, bonus: float) -> float:
-        raise NotImplementedError
-
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
-        st = self.state
-        contexts, scale = st.stats.contexts, st.stats.scale
-        hist = ctx.history
-        tail = [e.action for e in list(hist)[-3:]] if hist else []
-        arms: list[tuple[float, float]] = []
-        total = 0.0
-        for cand in candidates:
-            c = contexts.get((cand.context, cand.action.name))
-            s, f = (c[0] / scale, c[1] / scale) if c is not None else (0.0, 0.0)
-            arms.append((s, f))
-            total += s + f
-        combined = st.bonus.combined
-        rank = st.rank
-        best_i, best = 0, -math.inf
-        best_rank = len(rank) + 1
-        for i, cand in enumerate(candidates):
-            s, f = arms[i]
-            bonus = combined(tail, cand.context, cand.action.name)
-            score = self._score(s, f, total, bonus)
-            r = rank.get(cand.action.name, len(rank))
-            if score > best or (score == best and r < best_rank):
-                best_i, best, best_rank = i, score, r
-        return best_i
+        raise NotImplementedError
 
     def update(self, event: ActionEvent) -> None:
         self._last = event
@@ -177,8 +214,15 @@ class _ScoredPolicy:
 class UCB1Policy(_ScoredPolicy):
     name = Strategy.UCB1.value
 
-    def _score(self, s: float, f: float, total: float, bonus: float) -> float:
-        return ucb1_score(s, s + f, total, self.cfg.ucb1_c, bonus, self.cfg.learning_weight)
+    def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
+        st = self.state
+        arms = st.arms(candidates, _tail(ctx))
+        if arms.unvisited:
+            return _first_unvisited(arms, st.rank)
+        scale = st.stats.scale
+        k = st.config.ucb1_c * math.sqrt(math.log(max(arms.total / scale, 1.0)) * scale)
+        scores = list(map(add, arms.A, map(mul, arms.B, repeat(k))))
+        return _best(scores, arms, st.rank)
 
 
 class ThompsonPolicy(_ScoredPolicy):
@@ -188,25 +232,29 @@ class ThompsonPolicy(_ScoredPolicy):
                  sample: bool = True) -> None:
         super().__init__(state, seed=seed, worker=worker)
         self.sample = sample
+        self._np = np.random.default_rng(seed)
         if not sample:
             self.name = Strategy.THOMPSON_MEAN.value
 
-    def _score(self, s: float, f: float, total: float, bonus: float) -> float:
-        a, b = s + 1.0, f + 1.0
-        draw = self.rng.betavariate(a, b) if self.sample else a / (a + b)
-        return draw + self.cfg.learning_weight * bonus
+    def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
+        st = self.state
+        arms = st.arms(candidates, _tail(ctx))
+        if not self.sample:  # the Beta mean (s+1)/(s+f+2) + w·bonus
+            return _best(arms.G, arms, st.rank)
+        scores = self._np.beta(arms.alpha, arms.beta)
+        scores += arms.w_arr
+        return int(scores.argmax())
 
 
 class GreedyPolicy(_ScoredPolicy):
     name = Strategy.GREEDY.value
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
-        if self.cfg.epsilon > 0.0 and self.rng.random() < self.cfg.epsilon:
+        eps = self.state.config.epsilon
+        if eps > 0.0 and self.rng.random() < eps:
             return self.rng.randrange(len(candidates))
-        return super().select(candidates, ctx)
-
-    def _score(self, s: float, f: float, total: float, bonus: float) -> float:
-        return (s + 1.0) / (s + f + 2.0) + self.cfg.learning_weight * bonus
+        arms = self.state.arms(candidates, _tail(ctx))
+        return _best(arms.G, arms, self.state.rank)
 
 
 class AdaptivePolicy:
@@ -286,9 +334,7 @@ class LearningPolicies:
                  params: Mapping[str, str | int | float | bool]) -> SelectionPolicy:
         if params and params != self._params_seen:
             merged = {**_config_dict(self.state.config), **params}
-            cfg = from_mapping(PolicyConfig, merged, where="workers.policy_params")
-            self.state.config = cfg
-            self.state.bonus = LearnedBonus(self.state.stats, cfg.bonus_config())
+            self.state.configure(from_mapping(PolicyConfig, merged, where="workers.policy_params"))
             self._params_seen = params
         policy: SelectionPolicy = _MAKERS[self.strategy](self.state, seed * 7919 + worker, worker)
         return policy

@@ -69,6 +69,11 @@ class LearnedStats:
         self.evicted = 0
         # all stored weights are multiplied by _scale; reading divides by it
         self._scale = 1.0
+        # change tracking for cached views (see learn/_armset.py): ``epoch`` changes when
+        # anything beyond single arm counts changes; ``arm_log`` lists updated arms
+        self.epoch = 0
+        self.arm_log: list[Key] = []
+        self.arm_log_base = 0
         self._sequences: dict[tuple[int, int], list[str]] = {}  # (session, worker) → names
 
     # -- updating -------------------------------------------------------------------
@@ -82,16 +87,35 @@ class LearnedStats:
                 self.end_episode(event)  # type: ignore[arg-type]
 
     def observe_action(self, e: ActionEvent) -> None:
+        # the hot path of online learning: the bumps are written out, not called
         self.events_seen += 1
         w = self._scale
-        i = 0 if e.result.success else 1
+        i = 0 if e.result[0] else 1
         name = e.action
-        _bump(self.actions, name, i, w)
-        _bump(self.targets, (name, e.target), i, w)
-        _bump(self.contexts, (e.context, name), i, w)
-        seq = self._sequences.get((e.session, e.worker))
+        c = self.actions.get(name)
+        if c is None:
+            c = self.actions[name] = [0.0, 0.0]
+        c[i] += w
+        if e.target:  # (name, "") would only repeat the actions table
+            key = (name, e.target)
+            c = self.targets.get(key)
+            if c is None:
+                c = self.targets[key] = [0.0, 0.0]
+            c[i] += w
+        arm = (e.context, name)
+        c = self.contexts.get(arm)
+        if c is None:
+            c = self.contexts[arm] = [0.0, 0.0]
+        c[i] += w
+        log = self.arm_log
+        log.append(arm)
+        if len(log) > 8192:
+            del log[:4096]
+            self.arm_log_base += 4096
+        skey = (e.session, e.worker)
+        seq = self._sequences.get(skey)
         if seq is None:
-            seq = self._sequences[(e.session, e.worker)] = []
+            seq = self._sequences[skey] = []
         seq.append(name)
 
     def end_episode(self, e: EpisodeEnded, strategy: str | None = None) -> None:
@@ -118,6 +142,7 @@ class LearnedStats:
             _bump(self.strategies, strategy, i, w)
         self._decay()
         self._enforce_caps()
+        self.epoch += 1
 
     def record_strategy(self, strategy: str, won: bool) -> None:
         _bump(self.strategies, strategy, 0 if won else 1, self._scale)

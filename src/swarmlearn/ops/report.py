@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from swarmlearn.eval import EvalReport
+    from swarmlearn.learn.loop import LearningReport
 
-__all__ = ["HtmlReport", "eval_html", "new_figure"]
+__all__ = ["HtmlReport", "eval_html", "learning_html", "new_figure"]
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -185,4 +186,72 @@ def eval_html(report: EvalReport) -> HtmlReport:
                 m = c[metric]
                 rows.append([c["variant"], metric, m["diff"], m["ci_low"], m["ci_high"]])
         page.table(["variant", "metric", "difference", "95% CI low", "95% CI high"], rows)
+    return page
+
+
+def _curve(points: Sequence[Any]) -> tuple[list[float], list[float], list[float]]:
+    from swarmlearn._stats import wilson
+
+    rate = [p.success_rate for p in points]
+    ci = [wilson(p.successes, p.episodes) for p in points]
+    return rate, [c[0] for c in ci], [c[1] for c in ci]
+
+
+def learning_html(report: LearningReport) -> HtmlReport:
+    """Learning curves (on vs off), the final comparison, and the offline model."""
+    from swarmlearn._stats import summarize
+
+    cfg = report.config
+    page = HtmlReport(f"Learning — {report.scenario}")
+    page.text(f"{cfg.sessions} sessions × {cfg.episodes} tasks, strategy {cfg.strategy}, task "
+              f"seeds from {cfg.seed}; the same tasks with learning on and off "
+              f"({report.wall_seconds:.1f} s).")
+    fig = new_figure(10, 3.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    colors = {"on": "#4c78a8", "off": "#e45756"}
+    for name, points in (("on", report.on), ("off", report.off)):
+        xs = [p.index + 1 for p in points]
+        rate, lo, hi = _curve(points)
+        ax1.plot(xs, rate, marker="o", ms=3, color=colors[name], label=f"learning {name}")
+        ax1.fill_between(xs, lo, hi, color=colors[name], alpha=0.15)
+        stats = [summarize([float(a) for a in p.actions_to_solve]) for p in points]
+        ax2.plot(xs, [s.mean for s in stats], marker="o", ms=3, color=colors[name],
+                 label=f"learning {name}")
+        ax2.fill_between(xs, [s.ci_low for s in stats], [s.ci_high for s in stats],
+                         color=colors[name], alpha=0.15)
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_title("success rate per session (95% Wilson band)")
+    ax2.set_title("actions to solve per session (95% t band)")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("session")
+        ax.legend(fontsize=8)
+    page.figure(fig, "Learning curves: each point is one session; bands are 95% intervals.")
+    final = report.final()
+    page.heading(f"Last {cfg.last} sessions")
+    rows = []
+    for name in ("on", "off"):
+        f = final[name]
+        rows.append([f"learning {name}", f["episodes"], f"{f['success_rate']:.1%}",
+                     f"{f['success_ci'][0]:.1%} – {f['success_ci'][1]:.1%}",
+                     f["actions_to_solve"],
+                     f"{f['actions_to_solve_ci'][0]:.1f} – {f['actions_to_solve_ci'][1]:.1f}"])
+    page.table(["", "episodes", "success", "95% CI", "actions to solve", "95% CI"], rows)
+    verdict = "clearly better" if final["clearly_better"] else "not clearly better"
+    page.text(f"Learning on is {verdict} than off (non-overlapping 95% intervals for success "
+              f"rate: {final['success_clearly_better']}; for actions to solve: "
+              f"{final['actions_clearly_fewer']}).")
+    if report.model is not None:
+        m = report.model
+        page.heading("Offline model (last analysis)")
+        page.table(["parameter", "value"], [[k, v] for k, v in sorted(m.params.items())]
+                   + [["strategy", m.strategy], ["action order", " → ".join(m.action_order[:8])]])
+        deps = [[b, ", ".join(a)] for b, a in sorted(m.dependencies.items())]
+        deps += [[b, " | ".join("any of " + "/".join(g) for g in gs)]
+                 for b, gs in sorted(m.any_of.items())]
+        if deps:
+            page.table(["action", "learned prerequisites"], deps)
+        if m.paths:
+            page.table(["recommended path", "support", "success rate"],
+                       [[" → ".join(p["path"]), p["support"], p["success_rate"]]
+                        for p in m.paths[:8]])
     return page

@@ -1,0 +1,202 @@
+"""Learning across sessions, and the proof of it: learning on against learning off.
+
+With learning **on**, each session starts from the previous session's
+snapshot (the learned statistics, saved to and loaded back from the store)
+and the latest offline model (re-analysed every ``analyze_every`` sessions).
+With learning **off**, each session starts from nothing: the same strategy
+with default parameters and empty statistics (it still learns *within* the
+session, as any bandit does). Both runs see the very same tasks, session by
+session, so the comparison is paired.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from swarmlearn._config import check_range
+from swarmlearn._stats import summarize, wilson
+from swarmlearn.core.events import EpisodeEnded
+from swarmlearn.core.scenario import Scenario
+from swarmlearn.errors import ArtifactError, StoreError
+from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel, policies_from
+from swarmlearn.learn.policies import STRATEGIES, LearningPolicies, LearningState
+from swarmlearn.learn.stats import LearnedStats
+from swarmlearn.store import Store
+from swarmlearn.types import OutcomeKind
+
+__all__ = ["LearningReport", "LearningRunConfig", "SessionPoint", "run_learning"]
+
+logger = logging.getLogger(__name__)
+
+STATS_KIND = "learned_stats"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LearningRunConfig:
+    sessions: int = 20
+    episodes: int = 10
+    seed: int = 10_000
+    strategy: str = "adaptive"
+    analyze_every: int = 5
+    trials: int = 16
+    last: int = 5
+
+    def __post_init__(self) -> None:
+        check_range("sessions", self.sessions, lo=1)
+        check_range("episodes", self.episodes, lo=1)
+        check_range("analyze_every", self.analyze_every, lo=0)
+        check_range("trials", self.trials, lo=0)
+        check_range("last", self.last, lo=1)
+        if self.strategy not in STRATEGIES:
+            from swarmlearn.errors import ConfigError
+
+            raise ConfigError(f"strategy: expected one of {', '.join(STRATEGIES)}, got "
+                              f"{self.strategy!r}", field="strategy", value=self.strategy)
+
+
+@dataclass(slots=True)
+class SessionPoint:
+    index: int
+    session: int
+    successes: int
+    episodes: int
+    actions: list[int]
+    actions_to_solve: list[int]
+    model_version: int | None = None
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.episodes if self.episodes else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "session": self.session, "successes": self.successes,
+                "episodes": self.episodes, "success_rate": self.success_rate,
+                "actions": self.actions, "actions_to_solve": self.actions_to_solve,
+                "model_version": self.model_version}
+
+
+def _point(index: int, session: int, episodes: Sequence[EpisodeEnded]) -> SessionPoint:
+    won = [e for e in episodes if e.outcome.kind is OutcomeKind.SUCCESS]
+    return SessionPoint(index, session, len(won), len(episodes), [e.actions for e in episodes],
+                        [e.actions for e in won])
+
+
+@dataclass(slots=True)
+class LearningReport:
+    scenario: str
+    config: LearningRunConfig
+    on: list[SessionPoint] = field(default_factory=list)
+    off: list[SessionPoint] = field(default_factory=list)
+    model: OfflineModel | None = None
+    wall_seconds: float = 0.0
+
+    def final(self) -> dict[str, Any]:
+        """Success (Wilson 95%) and actions to solve (t 95%) over the last sessions."""
+        out: dict[str, Any] = {}
+        k = self.config.last
+        for name, points in (("on", self.on), ("off", self.off)):
+            tail = points[-k:]
+            n = sum(p.episodes for p in tail)
+            ok = sum(p.successes for p in tail)
+            ats = summarize([float(a) for p in tail for a in p.actions_to_solve])
+            out[name] = {"episodes": n, "successes": ok, "success_rate": ok / n if n else 0.0,
+                         "success_ci": list(wilson(ok, n)),
+                         "actions_to_solve": ats.mean,
+                         "actions_to_solve_ci": [ats.ci_low, ats.ci_high]}
+        on, off = out["on"], out["off"]
+        out["success_clearly_better"] = on["success_ci"][0] > off["success_ci"][1]
+        # with no success at all when off, there is nothing to compare actions with
+        out["actions_clearly_fewer"] = bool(
+            not math.isnan(off["actions_to_solve_ci"][0])
+            and on["actions_to_solve_ci"][1] < off["actions_to_solve_ci"][0])
+        out["clearly_better"] = out["success_clearly_better"] and out["actions_clearly_fewer"]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format_version": 1, "scenario": self.scenario,
+                "config": {k: getattr(self.config, k) for k in LearningRunConfig.__slots__},
+                "on": [p.to_dict() for p in self.on], "off": [p.to_dict() for p in self.off],
+                "final": self.final(), "model": self.model.to_dict() if self.model else None,
+                "wall_seconds": self.wall_seconds}
+
+
+# -- persistence of the learned statistics between sessions ---------------------------
+def save_stats(store: Store, name: str, stats: LearnedStats, meta: dict[str, Any]) -> int:
+    payload = zlib.compress(json.dumps(stats.to_dict()).encode("utf-8"))
+    return store.put_artifact(STATS_KIND, name, payload, meta=meta).version
+
+
+def load_stats(store: Store, name: str) -> LearnedStats | None:
+    try:
+        rec = store.get_artifact(STATS_KIND, name)
+    except StoreError:
+        return None
+    where = f"{STATS_KIND} {name} v{rec.version}"
+    try:
+        data = json.loads(zlib.decompress(rec.payload or b""))
+    except (zlib.error, ValueError) as exc:
+        raise ArtifactError(f"{where}: not a compressed JSON snapshot ({exc})") from exc
+    return LearnedStats.from_dict(data, where=where)
+
+
+def run_learning(
+    scenario: Scenario,
+    store: Store,
+    config: LearningRunConfig | None = None,
+    *,
+    progress: Callable[[str, int, SessionPoint], None] | None = None,
+) -> LearningReport:
+    """Run ``sessions`` sessions with learning on, then off, on the same tasks."""
+    from swarmlearn.session import run_session
+
+    cfg = config or LearningRunConfig()
+    sc = scenario.override(workers={"policy": cfg.strategy})
+    group = f"learning-{int(time.time() * 1000)}"
+    key = f"{sc.label}#{group}"
+    analyzer = OfflineAnalyzer(store, AnalyzerConfig(trials=cfg.trials))
+    report = LearningReport(sc.label, cfg)
+    t0 = time.perf_counter()
+    model: OfflineModel | None = None
+    model_version: int | None = None
+    on_sessions: list[int] = []
+    for i in range(cfg.sessions):
+        stats = load_stats(store, key)
+        policies = policies_from(stats, model)
+        result = run_session(sc, store=store, seeds=_seeds(cfg, i), group=group,
+                             kind="learning-on", policies=policies)
+        on_sessions.append(result.session)
+        save_stats(store, key, policies.state.stats,
+                   {"session": result.session, "success_rate": result.success_rate})
+        if cfg.analyze_every and (i + 1) % cfg.analyze_every == 0 and i + 1 < cfg.sessions:
+            model = analyzer.analyze(sc, stats=policies.state.stats, sessions=on_sessions,
+                                     previous=model)
+            model.scenario = key
+            model_version = analyzer.save(model)
+        point = _point(i, result.session, result.episodes)
+        point.model_version = model_version
+        report.on.append(point)
+        if progress is not None:
+            progress("on", i, point)
+    report.model = model
+    for i in range(cfg.sessions):
+        policies = LearningPolicies(cfg.strategy, LearningState())
+        result = run_session(sc, store=store, seeds=_seeds(cfg, i), group=group,
+                             kind="learning-off", policies=policies)
+        point = _point(i, result.session, result.episodes)
+        report.off.append(point)
+        if progress is not None:
+            progress("off", i, point)
+    report.wall_seconds = time.perf_counter() - t0
+    return report
+
+
+def _seeds(cfg: LearningRunConfig, session: int) -> list[int]:
+    start = cfg.seed + session * cfg.episodes
+    return list(range(start, start + cfg.episodes))

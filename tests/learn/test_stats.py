@@ -1,0 +1,101 @@
+"""Learned statistics and the bonus provider: counts, attribution, decay, bounded memory."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmlearn.core.actions import ActionResult
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, EventIds
+from swarmlearn.errors import ArtifactError
+from swarmlearn.learn.bonus import LearnedBonus
+from swarmlearn.learn.stats import START, LearnedStats, StatsConfig, value_of
+from swarmlearn.types import Failure, Success
+
+
+def _ev(ids: EventIds, name: str, ok: bool, *, worker: int = 0, ctx: str = "c",
+        target: str = "t") -> ActionEvent:
+    return ActionEvent(ids.next(), ids.session, "task", "", 0, 0, worker, name, target, (),
+                       ActionResult(ok), 0.0, ctx, 0.0)
+
+
+def _end(ids: EventIds, won: bool) -> EpisodeEnded:
+    return EpisodeEnded(ids.next(), ids.session, "task", "", 0, 0,
+                        Success(1.0) if won else Failure("no"), 1, 1, 0.0, 0, 0, {}, 0.0)
+
+
+def test_tables_and_attribution() -> None:
+    stats = LearnedStats()
+    ids = EventIds(1)
+    stats.observe([_ev(ids, "A", True), _ev(ids, "B", False), _ev(ids, "C", True),
+                   _ev(ids, "D", True, worker=1), _end(ids, True)])
+    stats.observe([_ev(ids, "A", True), _ev(ids, "C", False), _end(ids, False)])
+    assert stats.get(stats.actions, "A") == (2.0, 0.0)
+    assert stats.get(stats.targets, ("B", "t")) == (0.0, 1.0)
+    assert stats.arm("c", "C") == (1.0, 1.0)
+    # transitions are credited with the *episode* outcome, per worker sequence
+    assert stats.get(stats.transitions, ("A", "B")) == (1.0, 0.0)
+    assert stats.get(stats.transitions, ("A", "C")) == (0.0, 1.0)
+    assert stats.get(stats.transitions, (START, "D")) == (1.0, 0.0)
+    assert stats.get(stats.ngrams3, ("A", "B", "C")) == (1.0, 0.0)
+    assert stats.get(stats.ngrams4, (START, "A", "B", "C")) == (1.0, 0.0)
+    assert stats.episodes_won_lost() == (1.0, 1.0)
+
+
+def test_bonus_queries() -> None:
+    stats = LearnedStats()
+    ids = EventIds(1)
+    for _ in range(5):
+        stats.observe([_ev(ids, "A", True), _ev(ids, "B", True), _end(ids, True)])
+        stats.observe([_ev(ids, "A", True), _ev(ids, "X", False), _end(ids, False)])
+    bonus = LearnedBonus(stats)
+    assert bonus.transition("A", "B").value == 1.0 and bonus.transition("A", "X").value == -1.0
+    assert bonus.transition("A", "B").confidence == pytest.approx(5 / 7)
+    assert bonus.ngram(["A"], "B").value == 1.0
+    assert bonus.contextual("c", "X").value == -1.0
+    assert bonus.combined(["A"], "c", "B") > 0 > bonus.combined(["A"], "c", "X")
+    assert bonus.combined([], "never", "seen") == 0.0
+    assert value_of(3, 1) == pytest.approx(2 / 5)
+
+
+def test_decay_forgets_old_counts() -> None:
+    stats = LearnedStats(StatsConfig(decay=0.5))
+    ids = EventIds(1)
+    stats.observe([_ev(ids, "A", True), _end(ids, True)])
+    stats.observe([_ev(ids, "A", False), _end(ids, True)])
+    s, f = stats.get(stats.actions, "A")
+    assert f == pytest.approx(2 * s)  # the newer failure weighs twice the older success
+    for _ in range(2000):  # the global scale renormalises long before overflow
+        stats.observe([_end(ids, True)])
+    s2, f2 = stats.get(stats.actions, "A")
+    assert 0 <= s2 < 1e-300 or s2 == 0.0
+    assert stats.scale < 1e151
+
+
+def test_memory_stays_bounded_on_long_runs() -> None:
+    stats = LearnedStats(StatsConfig(max_entries=200))
+    ids = EventIds(1)
+    for ep in range(2_000):
+        names = [f"a{(ep * 7 + k) % 997}" for k in range(6)]
+        stats.observe([_ev(ids, n, k % 2 == 0, ctx=f"c{ep % 50}") for k, n in enumerate(names)])
+        stats.observe([_end(ids, ep % 3 == 0)])
+    sizes = stats.size()
+    assert max(sizes.values()) <= 200, sizes
+    assert stats.evicted > 0
+    assert len(stats._sequences) == 0  # finished episodes leave nothing behind
+
+
+def test_round_trip_and_bad_input() -> None:
+    stats = LearnedStats(StatsConfig(decay=0.9))
+    ids = EventIds(1)
+    stats.observe([_ev(ids, "A", True), _ev(ids, "B", False), _end(ids, True)])
+    data = stats.to_dict()
+    assert LearnedStats.from_dict(data).to_dict() == data
+    with pytest.raises(ArtifactError, match="format_version"):
+        LearnedStats.from_dict({**data, "format_version": 99})
+    bad = {**data, "actions": [["A", -1.0, 0.0]]}
+    with pytest.raises(ArtifactError, match="negative"):
+        LearnedStats.from_dict(bad)
+    with pytest.raises(ArtifactError, match="should have 2 parts"):
+        LearnedStats.from_dict({**data, "contexts": [["A", 1.0, 0.0]]})
+    with pytest.raises(ArtifactError, match="expected an object"):
+        LearnedStats.from_dict([1, 2])
