@@ -4,7 +4,8 @@ A :class:`LearningSnapshot` summarises some sessions (``sessions``, and the
 store ids of those sessions in ``session_ids`` when known): how the episodes
 went (episodes, successes, actions) and what was learned — the online
 :class:`~swarmlearn.learn.stats.LearnedStats` and the offline model (an opaque
-JSON object carried along as ``offline``).
+JSON object carried along as ``offline``; ``offline_created`` says when it was
+made, so a merge keeps the newest model however the merge is grouped).
 
 Scopes: ``global`` (key ``all`` by convention), ``scenario`` (key = scenario
 name) and ``session`` (key = session id). In the store a snapshot is an
