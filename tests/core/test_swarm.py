@@ -225,3 +225,20 @@ def test_episode_end_reaches_every_worker() -> None:
     ws = [Recording(i, RandomPolicy(i)) for i in range(2)]
     ended: EpisodeEnded = Swarm(env, ws).run_episode(seed=0, ids=EventIds(1))
     assert seen == [ended.outcome, ended.outcome]
+
+
+def test_sequential_environments_take_turns_on_a_fresh_observation() -> None:
+    seen_steps: list[int] = []
+
+    class Watching(SlowWorker):
+        blocking = False
+
+        def decide(self, observation: Observation, guidance: Guidance) -> Action:
+            seen_steps.append(observation.step)
+            return observation.candidates[0].action
+
+    env = make_env("maze", {})
+    assert env.sequential
+    swarm = Swarm(env, [Watching(i) for i in range(3)], config=SwarmConfig(max_ticks=2))
+    swarm.run_episode(seed=0, ids=EventIds(1))
+    assert seen_steps[:3] == [0, 1, 2]  # each worker saw the previous worker's step

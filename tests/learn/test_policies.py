@@ -81,7 +81,7 @@ def test_fast_ucb1_equals_the_formula(plays: list[tuple[str, str, bool, int]], e
             stats.observe([_end(ids, ends[(k // 20) % len(ends)])])
         # compare after every play, so incremental updates are exercised too
         got = policy.select(cands, _ctx(history[-8:]))
-        ref = _reference_ucb(state, cands, [e.action for e in history[-3:]])
+        ref = _reference_ucb(state, cands, [f"{e.action}@{e.context}" for e in history[-3:]])
         best = max(ref)
         assert math.isclose(ref[got], best, rel_tol=1e-9, abs_tol=1e-9) or ref[got] == best
 

@@ -32,13 +32,22 @@ def test_tables_and_attribution() -> None:
     assert stats.get(stats.actions, "A") == (2.0, 0.0)
     assert stats.get(stats.targets, ("B", "t")) == (0.0, 1.0)
     assert stats.arm("c", "C") == (1.0, 1.0)
-    # transitions are credited with the *episode* outcome, per worker sequence
-    assert stats.get(stats.transitions, ("A", "B")) == (1.0, 0.0)
-    assert stats.get(stats.transitions, ("A", "C")) == (0.0, 1.0)
-    assert stats.get(stats.transitions, (START, "D")) == (1.0, 0.0)
-    assert stats.get(stats.ngrams3, ("A", "B", "C")) == (1.0, 0.0)
-    assert stats.get(stats.ngrams4, (START, "A", "B", "C")) == (1.0, 0.0)
+    # transitions are credited with the *episode* outcome, per worker sequence of steps
+    assert stats.get(stats.transitions, ("A@c", "B@c")) == (1.0, 0.0)
+    assert stats.get(stats.transitions, ("A@c", "C@c")) == (0.0, 1.0)
+    assert stats.get(stats.transitions, (START, "D@c")) == (1.0, 0.0)
+    assert stats.get(stats.ngrams3, ("A@c", "B@c", "C@c")) == (1.0, 0.0)
+    assert stats.get(stats.ngrams4, (START, "A@c", "B@c", "C@c")) == (1.0, 0.0)
     assert stats.episodes_won_lost() == (1.0, 1.0)
+
+
+def test_graded_outcomes_weigh_efficient_episodes_higher() -> None:
+    stats = LearnedStats()
+    ids = EventIds(1)
+    stats.observe([_ev(ids, "A", True, ctx=""), _ev(ids, "B", True, ctx="")])
+    stats.observe([EpisodeEnded(ids.next(), 1, "t", "", 0, 0, Success(0.25), 1, 1, 0.0, 0, 0, {},
+                                0.0)])
+    assert stats.get(stats.transitions, ("A", "B")) == (0.25, 0.75)
 
 
 def test_bonus_queries() -> None:
@@ -48,11 +57,12 @@ def test_bonus_queries() -> None:
         stats.observe([_ev(ids, "A", True), _ev(ids, "B", True), _end(ids, True)])
         stats.observe([_ev(ids, "A", True), _ev(ids, "X", False), _end(ids, False)])
     bonus = LearnedBonus(stats)
-    assert bonus.transition("A", "B").value == 1.0 and bonus.transition("A", "X").value == -1.0
-    assert bonus.transition("A", "B").confidence == pytest.approx(5 / 7)
-    assert bonus.ngram(["A"], "B").value == 1.0
+    assert bonus.transition("A@c", "B@c").value == 1.0
+    assert bonus.transition("A@c", "X@c").value == -1.0
+    assert bonus.transition("A@c", "B@c").confidence == pytest.approx(5 / 7)
+    assert bonus.ngram(["A@c"], "B@c").value == 1.0
     assert bonus.contextual("c", "X").value == -1.0
-    assert bonus.combined(["A"], "c", "B") > 0 > bonus.combined(["A"], "c", "X")
+    assert bonus.combined(["A@c"], "c", "B") > 0 > bonus.combined(["A@c"], "c", "X")
     assert bonus.combined([], "never", "seen") == 0.0
     assert value_of(3, 1) == pytest.approx(2 / 5)
 

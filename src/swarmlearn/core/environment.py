@@ -84,6 +84,8 @@ class BaseEnvironment(abc.ABC):
     settled: ClassVar[tuple[str, ...]] = ()
     #: action names that only some tasks have (e.g. sampled distractors)
     optional_actions: ClassVar[tuple[str, ...]] = ()
+    #: one agent acts in the world (a maze walker): workers take turns within a tick
+    sequential: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.rng = random.Random(0)

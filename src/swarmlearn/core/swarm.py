@@ -82,6 +82,9 @@ class Swarm:
         self.config = config or SwarmConfig()
         self.clock = clock
         self.wall = wall
+        # environments with a single agent in them (a maze walker) take turns: each
+        # worker decides on the state the previous worker's action left behind
+        self._turns = bool(getattr(env, "sequential", False))
         self._pool: ThreadPoolExecutor | None = None
         if len(self.workers) > 1 and any(w.blocking for w in self.workers):
             self._pool = ThreadPoolExecutor(len(self.workers), thread_name_prefix="worker")
@@ -132,8 +135,18 @@ class Swarm:
                     )
                 )
                 counters.guidance += 1
-            actions = self._decide(obs, guidance, counters)
-            recent = self._apply(actions, obs, ids, task, group, episode, tick, counters)
+            if self._turns:  # one agent in the world: each worker sees the last one's move
+                recent = []
+                for worker in self.workers:
+                    if env.done:
+                        break
+                    now = env.observe()
+                    one = [self._decide_one(worker, now, guidance, counters)]
+                    counters.worker_errors += one[0][1] is None
+                    recent += self._apply(one, now, ids, task, group, episode, tick, counters)
+            else:
+                actions = self._decide(obs, guidance, counters)
+                recent = self._apply(actions, obs, ids, task, group, episode, tick, counters)
             self.bus.publish(recent)
             tick += 1
         outcome: Outcome = env.outcome()
@@ -174,20 +187,23 @@ class Swarm:
             return tick % self.config.interval == 0
         return any(e.result.success for e in recent)  # ON_COMPLETION: after progress
 
+    def _decide_one(
+        self, worker: Worker, obs: Observation, guidance: Guidance, counters: _Counters
+    ) -> tuple[Worker, Action | None]:
+        try:
+            return worker, worker.decide(obs, guidance)
+        except SwarmlearnError as exc:
+            logger.warning("worker %s could not decide: %s", worker.id, exc)
+            return worker, None
+
     def _decide(
         self, obs: Observation, guidance: Guidance, counters: _Counters
     ) -> list[tuple[Worker, Action | None]]:
-        def one(worker: Worker) -> tuple[Worker, Action | None]:
-            try:
-                return worker, worker.decide(obs, guidance)
-            except SwarmlearnError as exc:
-                logger.warning("worker %s could not decide: %s", worker.id, exc)
-                return worker, None
-
         if self._pool is None:
-            decided = [one(w) for w in self.workers]
+            decided = [self._decide_one(w, obs, guidance, counters) for w in self.workers]
         else:
-            decided = list(self._pool.map(one, self.workers))
+            decided = list(self._pool.map(lambda w: self._decide_one(w, obs, guidance, counters),
+                                          self.workers))
         counters.worker_errors += sum(1 for _, a in decided if a is None)
         return decided
 

@@ -63,6 +63,7 @@ class MazeConfig:
 
 class MazeEnv(BaseEnvironment):
     kind: ClassVar[str] = "maze"
+    sequential: ClassVar[bool] = True  # one walker: the workers take turns
     contexts: ClassVar[tuple[str, ...]] = (
         "exit", "unlockable", "key", "open", "unknown", "backtrack",
         "visited", "door", "empty", "wall", "pit",

@@ -28,14 +28,15 @@ from typing import Any
 import numpy as np
 
 from swarmlearn.core.actions import Candidate
-from swarmlearn.learn.stats import START, LearnedStats
+from swarmlearn.learn.stats import START, LearnedStats, token
 
 __all__ = ["ArmSet", "static_bonus"]
 
 
-def static_bonus(stats: LearnedStats, tail: Sequence[str], action: str, tw: float, nw: float,
+def static_bonus(stats: LearnedStats, tail: Sequence[str], step: str, tw: float, nw: float,
                  prior: float) -> float:
     """The transition + n-gram part of the bonus numerator (weight × confidence × value)."""
+    action = step
     scale = stats.scale
     t = [START, START, START, *tail[-3:]]
     out = 0.0
@@ -73,7 +74,7 @@ class ArmSet:
         w, tw, nw, cw, prior, _ = self._c
         den = tw + nw + cw
         self.static = [
-            static_bonus(stats, self.tail, k[1], tw, nw, prior) / den if den else 0.0
+            static_bonus(stats, self.tail, token(k[1], k[0]), tw, nw, prior) / den if den else 0.0
             for k in self.keys
         ]
         n = len(self.keys)

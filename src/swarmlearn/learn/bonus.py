@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from swarmlearn._config import check_range
-from swarmlearn.learn.stats import START, LearnedStats
+from swarmlearn.learn.stats import START, LearnedStats, token
 
 __all__ = ["BonusConfig", "LearnedBonus", "Signal"]
 
@@ -58,12 +58,15 @@ class LearnedBonus:
             return _NONE
         return Signal((s - f) / n, n / (n + self.config.prior))
 
-    def transition(self, prev: str, action: str) -> Signal:
-        """Did episodes in which ``prev`` was followed by ``action`` succeed?"""
-        return self._signal(self.stats.transitions, (prev or START, action))
+    def transition(self, prev: str, step: str) -> Signal:
+        """How well did episodes go in which step ``prev`` was followed by ``step``?
+
+        Steps are tokens ``action@context`` (:func:`swarmlearn.learn.stats.token`).
+        """
+        return self._signal(self.stats.transitions, (prev or START, step))
 
     def ngram(self, tail: Sequence[str], action: str) -> Signal:
-        """The 4-gram signal if seen, else the 3-gram one (``tail``: recent names, oldest first)."""
+        """The 4-gram signal if seen, else the 3-gram one (``tail``: recent steps, oldest first)."""
         t = [START, START, START, *tail[-3:]]
         four = self._signal(self.stats.ngrams4, (t[-3], t[-2], t[-1], action))
         if four.confidence > 0.0:
@@ -75,12 +78,13 @@ class LearnedBonus:
         return self._signal(self.stats.contexts, (context, action))
 
     def combined(self, tail: Sequence[str], context: str, action: str) -> float:
-        """Confidence-weighted mix of the three signals, in [-1, 1]."""
+        """Confidence-weighted mix of the three signals, in [-1, 1] (``tail``: recent steps)."""
         cfg = self.config
         prev = tail[-1] if tail else START
+        step = token(action, context)
         parts = (
-            (self.transition(prev, action), cfg.transition_weight),
-            (self.ngram(tail, action), cfg.ngram_weight),
+            (self.transition(prev, step), cfg.transition_weight),
+            (self.ngram(tail, step), cfg.ngram_weight),
             (self.contextual(context, action), cfg.context_weight),
         )
         num = den = 0.0
@@ -93,6 +97,7 @@ class LearnedBonus:
     def confidence(self, tail: Sequence[str], context: str, action: str) -> float:
         """How much evidence backs ``combined`` (the mean confidence of its signals)."""
         prev = tail[-1] if tail else START
-        sigs = (self.transition(prev, action), self.ngram(tail, action),
+        step = token(action, context)
+        sigs = (self.transition(prev, step), self.ngram(tail, step),
                 self.contextual(context, action))
         return sum(s.confidence for s in sigs) / 3.0

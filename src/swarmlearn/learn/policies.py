@@ -38,7 +38,7 @@ from swarmlearn.core.workers import SelectionContext, SelectionPolicy
 from swarmlearn.errors import ConfigError
 from swarmlearn.learn._armset import ArmSet
 from swarmlearn.learn.bonus import BonusConfig, LearnedBonus
-from swarmlearn.learn.stats import LearnedStats
+from swarmlearn.learn.stats import LearnedStats, token
 from swarmlearn.types import Outcome, OutcomeKind
 
 __all__ = [
@@ -165,7 +165,7 @@ def _tail(ctx: SelectionContext) -> tuple[str, ...]:
     if not hist:
         return ()
     n = len(hist)
-    return tuple(hist[i].action for i in range(max(0, n - 3), n))
+    return tuple(token(hist[i].action, hist[i].context) for i in range(max(0, n - 3), n))
 
 
 def _best(scores: list[float], arms: ArmSet, rank: Mapping[str, int]) -> int:

@@ -6,8 +6,14 @@ Tables (every value a pair of weights ``[success, failure]``):
 * ``targets``        (action, target) → the same, per target
 * ``contexts``       (context, action) → the same, per visible target context;
                      these are the bandit arms the selection policies use
-* ``transitions``    (previous action, action) → did the *episode* succeed
-* ``ngrams3/4``      the last 3 / 4 actions of a worker → did the episode succeed
+* ``transitions``    (previous step, step) → how well the *episode* went
+* ``ngrams3/4``      a worker's last 3 / 4 steps → how well the episode went
+
+A *step* is the token ``action@context`` (see :func:`token`): what was done,
+and in what visible situation. An episode credits its steps with its graded
+value — a success's score (which falls with wasted actions), a timeout's
+partial score, 0 for a failure — as success weight, and the rest as failure
+weight, so efficient sequences come to look better than wasteful ones.
 * ``strategies``     selection strategy → episodes won / lost (meta-learning)
 
 Memory stays bounded on long runs: counts decay by ``decay`` per episode
@@ -28,13 +34,18 @@ from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event
 from swarmlearn.errors import ArtifactError
 from swarmlearn.types import OutcomeKind
 
-__all__ = ["START", "Counts", "LearnedStats", "StatsConfig", "value_of"]
+__all__ = ["START", "Counts", "LearnedStats", "StatsConfig", "token", "value_of"]
 
 Counts: TypeAlias = list[float]  # [success weight, failure weight] (scaled, see LearnedStats)
 Key: TypeAlias = Any
 START = "^"  # the token before a worker's first action
 FORMAT_VERSION = 1
 TABLES = ("actions", "targets", "contexts", "transitions", "ngrams3", "ngrams4", "strategies")
+
+
+def token(action: str, context: str) -> str:
+    """The sequence token of a step: ``action@context`` (or the action alone)."""
+    return f"{action}@{context}" if context else action
 
 
 def value_of(s: float, f: float, prior: float = 1.0) -> float:
@@ -116,30 +127,40 @@ class LearnedStats:
         seq = self._sequences.get(skey)
         if seq is None:
             seq = self._sequences[skey] = []
-        seq.append(name)
+        seq.append(f"{name}@{e.context}" if e.context else name)
 
     def end_episode(self, e: EpisodeEnded, strategy: str | None = None) -> None:
-        won = e.outcome.kind is OutcomeKind.SUCCESS
+        value = e.outcome.value if e.outcome.kind is OutcomeKind.SUCCESS else 0.0
+        if e.outcome.kind is OutcomeKind.TIMEOUT:
+            value = 0.5 * e.outcome.value  # partial progress, but the task was not done
         self.attribute(
-            (s for (sess, _), s in self._sequences.items() if sess == e.session), won, strategy
+            (s for (sess, _), s in self._sequences.items() if sess == e.session), value, strategy
         )
         for key in [k for k in self._sequences if k[0] == e.session]:
             del self._sequences[key]
 
-    def attribute(self, sequences: Iterable[Sequence[str]], won: bool, strategy: str | None) -> None:
-        """Credit an episode's outcome to the transitions and n-grams of its sequences."""
-        w = self._scale
-        i = 0 if won else 1
+    def attribute(self, sequences: Iterable[Sequence[str]], value: float,
+                  strategy: str | None = None) -> None:
+        """Credit an episode's value in [0, 1] to the transitions and n-grams of its
+        step sequences: ``value`` as success weight, ``1 - value`` as failure weight."""
+        value = min(1.0, max(0.0, float(value)))
+        ws, wf = self._scale * value, self._scale * (1.0 - value)
         for seq in sequences:
             padded = [START, START, START, *seq]
             for j in range(3, len(padded)):
                 a = padded[j]
-                _bump(self.transitions, (padded[j - 1], a), i, w)
-                _bump(self.ngrams3, (padded[j - 2], padded[j - 1], a), i, w)
-                _bump(self.ngrams4, (padded[j - 3], padded[j - 2], padded[j - 1], a), i, w)
-        self.episodes[i] += w
+                for table, key in ((self.transitions, (padded[j - 1], a)),
+                                   (self.ngrams3, (padded[j - 2], padded[j - 1], a)),
+                                   (self.ngrams4, (padded[j - 3], padded[j - 2], padded[j - 1], a))):
+                    c = table.get(key)
+                    if c is None:
+                        c = table[key] = [0.0, 0.0]
+                    c[0] += ws
+                    c[1] += wf
+        won = value > 0.0
+        self.episodes[0 if won else 1] += self._scale
         if strategy:
-            _bump(self.strategies, strategy, i, w)
+            _bump(self.strategies, strategy, 0 if won else 1, self._scale)
         self._decay()
         self._enforce_caps()
         self.epoch += 1
