@@ -22,6 +22,10 @@ from rich.table import Table
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario, WorkerKind, load_scenario
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
+from swarmlearn.learn._analyze_cli import learn_app
+from swarmlearn.learn._cli import profile_app, snapshot_app
+from swarmlearn.rl._cli import rl_app
+from swarmlearn.serving._cli import serve_app
 from swarmlearn.store import EventQuery, SqlStore, open_store
 from swarmlearn.types import OutcomeKind
 
@@ -38,6 +42,11 @@ events_app = typer.Typer(no_args_is_help=True, help="Read the recorded event str
 scenarios_app = typer.Typer(no_args_is_help=True, help="List and validate scenarios.")
 app.add_typer(events_app, name="events")
 app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(learn_app, name="learn")
+app.add_typer(profile_app, name="profile")
+app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(rl_app, name="rl")
+app.add_typer(serve_app, name="serve")
 
 console = Console()
 err_console = Console(stderr=True)

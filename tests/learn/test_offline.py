@@ -11,7 +11,7 @@ from swarmlearn.core.actions import ActionResult
 from swarmlearn.core.events import ActionEvent, EventIds
 from swarmlearn.core.scenario import load_scenario
 from swarmlearn.errors import ArtifactError
-from swarmlearn.learn.loop import LearningRunConfig, load_stats, run_learning
+from swarmlearn.learn.loop import LearningRunConfig, load_state, run_learning
 from swarmlearn.learn.offline import (
     AnalyzerConfig,
     OfflineAnalyzer,
@@ -117,8 +117,11 @@ def test_learning_loop_runs_on_and_off_on_the_same_tasks(tmp_path: Path) -> None
     assert on_seeds == off_seeds  # paired: the same tasks
     assert report.model is not None and report.on[-1].model_version == 1
     key = f"{sc.label}#{store.session(report.on[0].session).group}"
-    stats = load_stats(store, key)
+    stats, model = load_state(store, key)
     assert stats is not None and stats.events_seen > 0
+    assert model is not None and model.to_dict() == report.model.to_dict()
+    versions = store.artifacts("snapshot", f"scenario:{key}")
+    assert len(versions) == 4  # one snapshot per learning-on session
     final = report.final()
     assert set(final) >= {"on", "off", "clearly_better"}
     data = json.loads(json.dumps(report.to_dict()))

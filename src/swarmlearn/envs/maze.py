@@ -242,7 +242,8 @@ class MazeEnv(BaseEnvironment):
                 self._discover(f"cell {self._where(nxt)}", content)
                 beyond = f", {content} beyond"
         self._refresh()
-        return ActionResult(True, output=f"{d}: {kind}{beyond}")
+        # useful when it shows a way on (an opening, a door) or a danger; a wall is a dead end
+        return ActionResult(kind != "wall", output=f"{d}: {kind}{beyond}")
 
     def _move(self, d: str) -> ActionResult:
         toward_lead = self.context(d) == "backtrack"

@@ -11,11 +11,9 @@ session, so the comparison is paired.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,18 +22,23 @@ from swarmlearn._config import check_range
 from swarmlearn._stats import summarize, wilson
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario
-from swarmlearn.errors import ArtifactError, StoreError
 from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel, policies_from
 from swarmlearn.learn.policies import STRATEGIES, LearningPolicies, LearningState
+from swarmlearn.learn.snapshot import LearningSnapshot, SnapshotScope, SnapshotStore
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.store import Store
 from swarmlearn.types import OutcomeKind
 
-__all__ = ["LearningReport", "LearningRunConfig", "SessionPoint", "run_learning"]
+__all__ = [
+    "LearningReport",
+    "LearningRunConfig",
+    "SessionPoint",
+    "load_state",
+    "run_learning",
+    "save_state",
+]
 
 logger = logging.getLogger(__name__)
-
-STATS_KIND = "learned_stats"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,23 +130,28 @@ class LearningReport:
                 "wall_seconds": self.wall_seconds}
 
 
-# -- persistence of the learned statistics between sessions ---------------------------
-def save_stats(store: Store, name: str, stats: LearnedStats, meta: dict[str, Any]) -> int:
-    payload = zlib.compress(json.dumps(stats.to_dict()).encode("utf-8"))
-    return store.put_artifact(STATS_KIND, name, payload, meta=meta).version
+# -- what carries over between sessions: one scenario-scope snapshot per learning run ----
+def save_state(store: Store, key: str, stats: LearnedStats, model: OfflineModel | None,
+               episodes: Sequence[EpisodeEnded], sessions: Sequence[int]) -> int:
+    """Store the learned state after a session as the next version of snapshot ``key``."""
+    snap = LearningSnapshot.from_episodes(
+        episodes, scope=SnapshotScope.SCENARIO, key=key, stats=stats,
+        scenario=key.split("#", 1)[0], session_ids=sessions,
+        offline=model.to_dict() if model is not None else None,
+    )
+    return SnapshotStore(store).save(snap).version
 
 
-def load_stats(store: Store, name: str) -> LearnedStats | None:
-    try:
-        rec = store.get_artifact(STATS_KIND, name)
-    except StoreError:
-        return None
-    where = f"{STATS_KIND} {name} v{rec.version}"
-    try:
-        data = json.loads(zlib.decompress(rec.payload or b""))
-    except (zlib.error, ValueError) as exc:
-        raise ArtifactError(f"{where}: not a compressed JSON snapshot ({exc})") from exc
-    return LearnedStats.from_dict(data, where=where)
+def load_state(store: Store, key: str) -> tuple[LearnedStats | None, OfflineModel | None]:
+    """The statistics and offline model of the latest snapshot ``key`` (None, None if none)."""
+    stored = SnapshotStore(store).latest(SnapshotScope.SCENARIO, key)
+    if stored is None:
+        return None, None
+    snap = stored.snapshot
+    where = f"snapshot {snap.name} v{stored.version}"
+    model = OfflineModel.from_dict(dict(snap.offline), where=f"{where} offline model") \
+        if snap.offline else None
+    return snap.stats, model
 
 
 def run_learning(
@@ -166,19 +174,20 @@ def run_learning(
     model: OfflineModel | None = None
     model_version: int | None = None
     on_sessions: list[int] = []
+    history: list[EpisodeEnded] = []
     for i in range(cfg.sessions):
-        stats = load_stats(store, key)
+        stats, model = load_state(store, key)  # the previous session's snapshot, via the store
         policies = policies_from(stats, model)
         result = run_session(sc, store=store, seeds=_seeds(cfg, i), group=group,
                              kind="learning-on", policies=policies)
         on_sessions.append(result.session)
-        save_stats(store, key, policies.state.stats,
-                   {"session": result.session, "success_rate": result.success_rate})
+        history.extend(result.episodes)
         if cfg.analyze_every and (i + 1) % cfg.analyze_every == 0 and i + 1 < cfg.sessions:
             model = analyzer.analyze(sc, stats=policies.state.stats, sessions=on_sessions,
                                      previous=model)
             model.scenario = key
             model_version = analyzer.save(model)
+        save_state(store, key, policies.state.stats, model, history, on_sessions)
         point = _point(i, result.session, result.episodes)
         point.model_version = model_version
         report.on.append(point)

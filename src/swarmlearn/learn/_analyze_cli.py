@@ -1,0 +1,95 @@
+"""``swarmlearn learn analyze``: the offline analyzer from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from swarmlearn.core.events import ActionEvent, EpisodeEnded
+from swarmlearn.core.scenario import load_scenario
+from swarmlearn.errors import ConfigError
+from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel
+from swarmlearn.learn.stats import LearnedStats
+from swarmlearn.store import EventQuery, Store, open_store
+
+__all__ = ["learn_app", "stats_from_store"]
+
+learn_app = typer.Typer(no_args_is_help=True, help="Offline learning across recorded sessions.")
+console = Console()
+
+
+def stats_from_store(store: Store, sessions: list[int]) -> LearnedStats:
+    """Rebuild the learned statistics by replaying recorded sessions through them."""
+    stats = LearnedStats()
+    for sid in sorted(sessions):
+        ends = {e.last_event: e for e in store.episodes(session=sid)}
+        batch: list[ActionEvent | EpisodeEnded] = []
+        for e in store.events(EventQuery(session=sid)):
+            batch.append(e)
+            if e.id in ends:
+                batch.append(ends.pop(e.id))
+        stats.observe(batch)
+    return stats
+
+
+@learn_app.command("analyze")
+def analyze(
+    scenario: Annotated[str, typer.Argument(help="Scenario file, or a built-in name.")],
+    variant: Annotated[str, typer.Option(help="Only sessions of this variant.")] = "",
+    sessions: Annotated[int, typer.Option(help="Analyze at most the latest N sessions.")] = 50,
+    trials: Annotated[int, typer.Option(help="Parameter-search trials (0: no search).")] = 24,
+    store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
+) -> None:
+    """Analyze a scenario's recorded sessions; store the offline model the next session loads."""
+    st = open_store(store)
+    sc = load_scenario(scenario, variant=variant)
+    recs = [s for s in st.sessions(scenario=sc.name, limit=sessions) if s.variant == sc.variant]
+    if not recs:
+        raise ConfigError(f"no recorded sessions of {sc.label} in {st.url}: run "
+                          f"`swarmlearn run {scenario}` first")
+    ids = [s.id for s in recs]
+    stats = stats_from_store(st, ids)
+    analyzer = OfflineAnalyzer(st, AnalyzerConfig(trials=trials, max_sessions=sessions))
+    previous = analyzer.load(sc.label)
+    with console.status(f"analyzing {len(ids)} sessions of {sc.label}…"):
+        model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous)
+    version = analyzer.save(model)
+    _show(model, version)
+    _finish_optimizing(st, sc.name)
+
+
+def _show(model: OfflineModel, version: int) -> None:
+    console.print(f"[bold]offline model {model.scenario} v{version}[/]: {model.episodes} episodes, "
+                  f"{model.successes} successful, strategy {model.strategy}")
+    search = model.search
+    if search.get("trials"):
+        console.print(f"parameter search ({search['method']}, {search['trials']} trials): "
+                      f"{search['best_value']:.3f} vs defaults {search['default_value']:.3f}")
+    table = Table("parameter", "value")
+    for k, v in sorted(model.params.items()):
+        table.add_row(k, f"{v:.4g}")
+    console.print(table)
+    console.print("action order: " + " → ".join(model.action_order))
+    for b, pre in sorted(model.dependencies.items()):
+        console.print(f"  {b} after {', '.join(pre)}")
+    for b, groups in sorted(model.any_of.items()):
+        console.print(f"  {b} after one of " + " | ".join("/".join(g) for g in groups))
+    for p in model.paths[:5]:
+        console.print(f"  path ({p['support']}×, {p['success_rate']:.0%}): "
+                      + " → ".join(p["path"]))
+
+
+def _finish_optimizing(store: Store, scenario: str) -> None:
+    """Profiles of this scenario waiting in Optimizing have their search now: back to Active."""
+    from swarmlearn.learn.profile_store import ProfileStore
+    from swarmlearn.learn.profiles import ProfileState
+
+    profiles = ProfileStore(store)
+    for profile in profiles.load_all():
+        if profile.scenario == scenario and profile.state is ProfileState.OPTIMIZING:
+            profile.finish_optimizing("offline analysis applied")
+            profiles.save(profile)
+            console.print(f"profile {profile.name}: optimizing → active")
