@@ -59,7 +59,8 @@ def theirs(kind: str, arms: int, draws: list[list[bool]]) -> tuple[float, float]
     from mabwiser.mab import MAB, LearningPolicy
 
     names = [f"arm{i}" for i in range(arms)]
-    lp = LearningPolicy.UCB1(alpha=2 ** 0.5) if kind == "ucb1" else LearningPolicy.ThompsonSampling()
+    ucb = kind == "ucb1"
+    lp = LearningPolicy.UCB1(alpha=2**0.5) if ucb else LearningPolicy.ThompsonSampling()
     mab = MAB(arms=names, learning_policy=lp, seed=1)
     mab.fit(decisions=names, rewards=[0.5] * arms if kind == "ucb1" else [1] * arms)
     total = 0.0

@@ -165,7 +165,8 @@ def eval_cmd(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
     learning: Annotated[bool, typer.Option(
-        "--learning", help="Sessions in sequence, learning on vs off (the learning curve).")] = False,
+        "--learning", help="Sessions in sequence, learning on vs off (the learning curve)."
+    )] = False,
     sessions: Annotated[int, typer.Option(help="--learning: sessions per run.")] = 20,
     episodes: Annotated[int, typer.Option(help="--learning: tasks per session.")] = 10,
     strategy: Annotated[str, typer.Option(help="--learning: selection strategy.")] = "adaptive",
@@ -246,7 +247,8 @@ def _eval_learning(scenario: str, variant: str, seed: int, sessions: int, episod
                       f"{f['actions_to_solve']:.1f} ({f['actions_to_solve_ci'][0]:.1f}–"
                       f"{f['actions_to_solve_ci'][1]:.1f})")
     console.print(table)
-    verdict = "[green]clearly better[/]" if final["clearly_better"] else "[yellow]not clearly better[/]"
+    verdict = ("[green]clearly better[/]" if final["clearly_better"]
+               else "[yellow]not clearly better[/]")
     console.print(f"learning on is {verdict} than off (non-overlapping 95% intervals)")
     if output:
         output.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")

@@ -170,6 +170,32 @@ class SessionResult:
         }
 
 
+def _swarm(scenario: Scenario, parts: SwarmParts, bus: EventBus[Event], clock: Clock) -> Swarm:
+    lim, mgr = scenario.limits, scenario.manager
+    config = SwarmConfig(max_ticks=lim.max_ticks, timeout_s=lim.timeout_s,
+                         schedule=mgr.schedule, interval=mgr.interval)
+    return Swarm(parts.env, parts.workers, manager=parts.manager, bus=bus, clock=clock,
+                 config=config)
+
+
+def _finish(
+    store: Store | None, recorder: Recorder | None, bus: EventBus[Event], result: SessionResult
+) -> None:
+    """Flush the recorder, close the bus and the session; raise a write error last."""
+    write_error: StoreError | None = None
+    if recorder is not None:
+        try:
+            recorder.flush()
+        except StoreError as exc:
+            write_error, result.status = exc, "failed"
+    result.bus = bus.stats()
+    bus.close()
+    if store is not None:
+        store.close_session(result.session, status=result.status, summary=result.summary())
+    if write_error is not None:
+        raise write_error
+
+
 def _open(
     store: Store | None, scenario: Scenario, *, group: str, kind: str, resume: SessionId | None
 ) -> tuple[SessionId, int]:
@@ -233,20 +259,7 @@ def run_session(
     for attach in subscribers:
         attach(bus)
     ids = EventIds(sid, start)
-    lim = scenario.limits
-    swarm = Swarm(
-        parts.env,
-        parts.workers,
-        manager=parts.manager,
-        bus=bus,
-        clock=clock,
-        config=SwarmConfig(
-            max_ticks=lim.max_ticks,
-            timeout_s=lim.timeout_s,
-            schedule=scenario.manager.schedule,
-            interval=scenario.manager.interval,
-        ),
-    )
+    swarm = _swarm(scenario, parts, bus, clock)
     done: list[EpisodeEnded] = []
     status = "failed"
     t0 = time.perf_counter()
@@ -267,17 +280,6 @@ def run_session(
         swarm.close()
         for close in parts.closers:
             close()
-        write_error: StoreError | None = None
-        if recorder is not None:
-            try:
-                recorder.flush()
-            except StoreError as exc:
-                write_error, status = exc, "failed"
-        stats = bus.stats()
-        bus.close()
-        result = SessionResult(sid, scenario.label, done, time.perf_counter() - t0, stats, status)
-        if store is not None:
-            store.close_session(sid, status=status, summary=result.summary())
-        if write_error is not None:
-            raise write_error
+        result = SessionResult(sid, scenario.label, done, time.perf_counter() - t0, [], status)
+        _finish(store, recorder, bus, result)
     return result

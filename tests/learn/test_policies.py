@@ -180,7 +180,7 @@ def test_policy_params_from_scenario_are_validated() -> None:
     factory = LearningPolicies("ucb1")
     factory(0, seed=0, params={"ucb1_c": 0.5})
     assert factory.state.config.ucb1_c == 0.5
-    with pytest.raises(ConfigError, match="workers.policy_params.ucb1_c"):
+    with pytest.raises(ConfigError, match=r"workers\.policy_params\.ucb1_c"):
         LearningPolicies("ucb1")(0, seed=0, params={"ucb1_c": -1.0})
     with pytest.raises(ConfigError, match="unknown strategy"):
         LearningPolicies("magic")

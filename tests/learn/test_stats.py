@@ -76,7 +76,7 @@ def test_decay_forgets_old_counts() -> None:
     assert f == pytest.approx(2 * s)  # the newer failure weighs twice the older success
     for _ in range(2000):  # the global scale renormalises long before overflow
         stats.observe([_end(ids, True)])
-    s2, f2 = stats.get(stats.actions, "A")
+    s2, _ = stats.get(stats.actions, "A")
     assert 0 <= s2 < 1e-300 or s2 == 0.0
     assert stats.scale < 1e151
 

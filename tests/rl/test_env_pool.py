@@ -73,9 +73,9 @@ def test_a_non_deterministic_env_is_restarted_with_a_warning(
 
 def test_run_episodes_plays_whole_seeded_episodes_in_order() -> None:
     pool = EnvPool.make("CartPole-v1", 3, seed=0)
-    eps = pool.run_episodes(lambda obs: np.zeros(len(obs), np.int64), 7, seed=100)
+    eps = pool.run_episodes(lambda obs, mask: np.zeros(len(obs), np.int64), 7, seed=100)
     assert [e.env_index for e in eps] == list(range(7))
-    again = pool.run_episodes(lambda obs: np.zeros(len(obs), np.int64), 7, seed=100)
+    again = pool.run_episodes(lambda obs, mask: np.zeros(len(obs), np.int64), 7, seed=100)
     assert eps == again
 
 

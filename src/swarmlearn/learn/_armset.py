@@ -71,7 +71,7 @@ class ArmSet:
         self.rebuild(stats)
 
     def rebuild(self, stats: LearnedStats) -> None:
-        w, tw, nw, cw, prior, _ = self._c
+        _, tw, nw, cw, prior, _ = self._c
         den = tw + nw + cw
         self.static = [
             static_bonus(stats, self.tail, token(k[1], k[0]), tw, nw, prior) / den if den else 0.0

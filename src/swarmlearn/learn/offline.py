@@ -91,9 +91,10 @@ class OfflineModel:
     def policy_config(self, base: PolicyConfig | None = None) -> PolicyConfig:
         from dataclasses import replace
 
-        known = {k: v for k, v in self.params.items() if k in PolicyConfig.__slots__}
+        known: dict[str, Any] = {k: v for k, v in self.params.items()
+                                 if k in PolicyConfig.__slots__}
         if "maturity" in known:
-            known["maturity"] = int(known["maturity"])
+            known["maturity"] = round(known["maturity"])
         return replace(base or PolicyConfig(), **known)
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,24 +162,7 @@ def dependency_graph(
     that held in >= ``ratio`` of B's cases; a pair (A1, A2) is an any-of
     group if neither is required but one of them preceded B that often.
     """
-    cases: dict[str, int] = Counter()
-    before: dict[str, Counter[str]] = defaultdict(Counter)
-    pair: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
-    for events in episodes:
-        done: dict[str, set[str]] = defaultdict(set)
-        for e in events:
-            if not e.result.success or not e.target:
-                continue
-            prior = done[e.target]
-            cases[e.action] += 1
-            for a in prior:
-                if a != e.action:
-                    before[e.action][a] += 1
-            names = sorted(prior - {e.action})
-            for i, a1 in enumerate(names):
-                for a2 in names[i + 1:]:
-                    pair[e.action][(a1, a2)] += 1
-            prior.add(e.action)
+    cases, before, pair = _precedence(episodes)
     required: dict[str, list[str]] = {}
     any_of: dict[str, list[list[str]]] = {}
     for b, n in cases.items():
@@ -195,6 +179,28 @@ def dependency_graph(
         if groups:
             any_of[b] = sorted(groups)
     return _reduce(required), any_of
+
+
+def _precedence(
+    episodes: Sequence[Sequence[ActionEvent]],
+) -> tuple[Counter[str], dict[str, Counter[str]], dict[str, Counter[tuple[str, str]]]]:
+    """For each successful action: how often, and which (pairs of) actions preceded it
+    successfully on the same target."""
+    cases: Counter[str] = Counter()
+    before: dict[str, Counter[str]] = defaultdict(Counter)
+    pair: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+    for events in episodes:
+        done: dict[str, set[str]] = defaultdict(set)
+        for e in events:
+            if not e.result.success or not e.target:
+                continue
+            prior = done[e.target]
+            cases[e.action] += 1
+            names = sorted(prior - {e.action})
+            before[e.action].update(names)
+            pair[e.action].update(itertools.combinations(names, 2))
+            prior.add(e.action)
+    return cases, before, pair
 
 
 def _reduce(required: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -247,18 +253,19 @@ def recommended_paths(
         against.update(grams(ep))
     total = len(won) + len(lost)
     base = len(won) / total if total else 0.0
-    rows = []
+    ranked: list[tuple[float, tuple[str, ...], int, float]] = []
     for g, k in support.items():
-        if k < min_support:
-            continue
-        rate = k / (k + against[g])
-        rows.append({"path": list(g), "support": k, "success_rate": round(rate, 4),
-                     "lift": round(rate / base, 4) if base else 0.0})
-    rows.sort(key=lambda r: (-r["support"] * r["success_rate"] * len(r["path"]), r["path"]))
-    return rows[:top]
+        if k >= min_support:
+            rate = k / (k + against[g])
+            ranked.append((-k * rate * len(g), g, k, rate))
+    ranked.sort()
+    return [{"path": list(g), "support": k, "success_rate": round(rate, 4),
+             "lift": round(rate / base, 4) if base else 0.0} for _, g, k, rate in ranked[:top]]
 
 
-def best_strategy(stats: LearnedStats | None, default: str = "adaptive") -> tuple[str, dict[str, float]]:
+def best_strategy(
+    stats: LearnedStats | None, default: str = "adaptive"
+) -> tuple[str, dict[str, float]]:
     """The strategy with the best (smoothed) episode success rate, and all scores."""
     if stats is None:
         return default, {}

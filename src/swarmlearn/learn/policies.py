@@ -303,14 +303,16 @@ class AdaptivePolicy:
                                          outcome.kind is OutcomeKind.SUCCESS)
 
 
-_MAKERS = {
-    Strategy.UCB1: lambda st, seed, w: UCB1Policy(st, seed=seed, worker=w),
-    Strategy.THOMPSON: lambda st, seed, w: ThompsonPolicy(st, seed=seed, worker=w),
-    Strategy.THOMPSON_MEAN: lambda st, seed, w: ThompsonPolicy(st, seed=seed, worker=w,
-                                                               sample=False),
-    Strategy.GREEDY: lambda st, seed, w: GreedyPolicy(st, seed=seed, worker=w),
-    Strategy.ADAPTIVE: lambda st, seed, w: AdaptivePolicy(st, seed=seed, worker=w),
-}
+def _make(strategy: Strategy, state: LearningState, seed: int, worker: int) -> SelectionPolicy:
+    if strategy is Strategy.UCB1:
+        return UCB1Policy(state, seed=seed, worker=worker)
+    if strategy is Strategy.THOMPSON:
+        return ThompsonPolicy(state, seed=seed, worker=worker)
+    if strategy is Strategy.THOMPSON_MEAN:
+        return ThompsonPolicy(state, seed=seed, worker=worker, sample=False)
+    if strategy is Strategy.GREEDY:
+        return GreedyPolicy(state, seed=seed, worker=worker)
+    return AdaptivePolicy(state, seed=seed, worker=worker)
 
 
 class LearningPolicies:
@@ -336,8 +338,7 @@ class LearningPolicies:
             merged = {**_config_dict(self.state.config), **params}
             self.state.configure(from_mapping(PolicyConfig, merged, where="workers.policy_params"))
             self._params_seen = params
-        policy: SelectionPolicy = _MAKERS[self.strategy](self.state, seed * 7919 + worker, worker)
-        return policy
+        return _make(self.strategy, self.state, seed * 7919 + worker, worker)
 
     def attach(self, bus: EventBus[Event]) -> None:
         self.state.attach(bus)

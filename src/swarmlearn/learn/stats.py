@@ -92,10 +92,10 @@ class LearnedStats:
         """Bus handler: action events update the per-action tables at once, the
         episode end attributes its outcome to the transitions and n-grams."""
         for event in batch:
-            if type(event) is ActionEvent:
-                self.observe_action(event)  # type: ignore[arg-type]
-            elif type(event) is EpisodeEnded:
-                self.end_episode(event)  # type: ignore[arg-type]
+            if isinstance(event, ActionEvent):
+                self.observe_action(event)
+            elif isinstance(event, EpisodeEnded):
+                self.end_episode(event)
 
     def observe_action(self, e: ActionEvent) -> None:
         # the hot path of online learning: the bumps are written out, not called
@@ -149,9 +149,10 @@ class LearnedStats:
             padded = [START, START, START, *seq]
             for j in range(3, len(padded)):
                 a = padded[j]
-                for table, key in ((self.transitions, (padded[j - 1], a)),
-                                   (self.ngrams3, (padded[j - 2], padded[j - 1], a)),
-                                   (self.ngrams4, (padded[j - 3], padded[j - 2], padded[j - 1], a))):
+                grams = ((self.transitions, (padded[j - 1], a)),
+                         (self.ngrams3, (padded[j - 2], padded[j - 1], a)),
+                         (self.ngrams4, (padded[j - 3], padded[j - 2], padded[j - 1], a)))
+                for table, key in grams:
                     c = table.get(key)
                     if c is None:
                         c = table[key] = [0.0, 0.0]

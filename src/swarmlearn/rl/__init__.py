@@ -12,6 +12,8 @@ buffers and the pure math in ``swarmlearn.rl._math``.  gymnasium and
 safetensors come with the ``rl`` extra and are imported only when used.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from swarmlearn.rl._cli import rl_app
 from swarmlearn.rl._dqn import DQN, DQNConfig
 from swarmlearn.rl._envs import EnvPool, FinishedEpisode, VectorStep, make_env
@@ -38,11 +40,37 @@ from swarmlearn.rl._rundir import EpisodeLog, RunDir, RunMetadata
 from swarmlearn.rl._session import SessionConfig, TrainingSession
 from swarmlearn.rl._stats import RollingStats
 from swarmlearn.rl._sumtree import SumTree
+from swarmlearn.rl._swarm_codec import (
+    ActionLayout,
+    ObservationEncoder,
+    SwarmCodec,
+    SwarmEnvConfig,
+    kind_of_env_id,
+    swarm_env_id,
+)
+from swarmlearn.rl._worker import DQNWorker, GreedyPolicy
+
+if TYPE_CHECKING:
+    from swarmlearn.rl._swarm_env import SwarmGymEnv, register_swarm_envs
+
+_NEEDS_GYMNASIUM = {"SwarmGymEnv", "register_swarm_envs"}
+
+
+def __getattr__(name: str) -> Any:
+    """The gymnasium-based names, imported on first use."""
+    if name in _NEEDS_GYMNASIUM:
+        from swarmlearn.rl import _swarm_env
+
+        return getattr(_swarm_env, name)
+    raise AttributeError(f"module 'swarmlearn.rl' has no attribute {name!r}")
+
 
 __all__ = [
     "DQN",
     "ActMode",
+    "ActionLayout",
     "DQNConfig",
+    "DQNWorker",
     "EnvPool",
     "EpisodeLog",
     "EpisodeRecord",
@@ -50,6 +78,7 @@ __all__ = [
     "EvalReport",
     "Experience",
     "FinishedEpisode",
+    "GreedyPolicy",
     "GymLoop",
     "LearningAgent",
     "LoopConfig",
@@ -57,6 +86,7 @@ __all__ = [
     "MLPQNet",
     "MLPSpec",
     "NStepFolder",
+    "ObservationEncoder",
     "PrioritizedSampler",
     "Progress",
     "ReplayBatch",
@@ -69,12 +99,18 @@ __all__ = [
     "StateTree",
     "Stateful",
     "SumTree",
+    "SwarmCodec",
+    "SwarmEnvConfig",
+    "SwarmGymEnv",
     "Trainer",
     "TrainingSession",
     "Transitions",
     "VectorStep",
     "evaluate",
     "evaluate_run",
+    "kind_of_env_id",
     "make_env",
+    "register_swarm_envs",
     "rl_app",
+    "swarm_env_id",
 ]

@@ -40,6 +40,7 @@ from swarmlearn.rl._math import (
     huber,
     huber_grad,
     linear_schedule,
+    masked_argmax,
     td_targets,
 )
 from swarmlearn.rl._mlp import MLPQNet, MLPSpec
@@ -181,22 +182,28 @@ class DQN:
     def q_values(self, obs: F32) -> F32:
         return self.net.q_values(np.asarray(obs, np.float32))
 
-    def act(self, obs: F32, mode: ActMode) -> I64:
-        """Greedy actions in ``exploit`` mode; epsilon-greedy (random before learning starts)."""
+    def act(self, obs: F32, mode: ActMode, mask: npt.NDArray[np.bool_] | None = None) -> I64:
+        """Greedy actions in ``exploit`` mode; epsilon-greedy (random before learning starts).
+
+        With ``mask`` both the greedy and the random choice keep to allowed actions.
+        """
         if mode is ActMode.EXPLOIT:
-            best: I64 = self.q_values(obs).argmax(axis=1)
-            return best
+            return masked_argmax(self.q_values(obs), mask)
         n = len(obs)
-        n_actions = self.spec.n_actions
         if self.steps < self.config.learning_starts:
-            return self._rng.integers(0, n_actions, size=n)
+            return self._random_actions(n, mask)
         explore = self._rng.random(n) < self.epsilon
         if explore.all():
-            return self._rng.integers(0, n_actions, size=n)
-        greedy: I64 = self.q_values(obs).argmax(axis=1)
+            return self._random_actions(n, mask)
+        greedy = masked_argmax(self.q_values(obs), mask)
         if explore.any():
-            return np.where(explore, self._rng.integers(0, n_actions, size=n), greedy)
+            return np.where(explore, self._random_actions(n, mask), greedy)
         return greedy
+
+    def _random_actions(self, n: int, mask: npt.NDArray[np.bool_] | None) -> I64:
+        if mask is None:
+            return self._rng.integers(0, self.spec.n_actions, size=n)
+        return masked_argmax(self._rng.random((n, self.spec.n_actions)).astype(np.float32), mask)
 
     def on_episode_start(self, env_index: int) -> None:
         """Nothing to reset: the Q-network has no memory."""
@@ -209,7 +216,12 @@ class DQN:
         if self._nstep is None:
             discount = np.where(experience.terminated, 0.0, c.gamma).astype(np.float32)
             rows = Transitions(
-                experience.obs, experience.action, experience.reward, experience.next_obs, discount
+                experience.obs,
+                experience.action,
+                experience.reward,
+                experience.next_obs,
+                discount,
+                experience.next_mask,
             )
         else:
             rows = self._nstep.push(*experience)
@@ -249,6 +261,7 @@ class DQN:
                     batch.discount[s],
                     next_q_target[s],
                     None,
+                    None if batch.next_mask is None else batch.next_mask[s],
                 )
         else:
             beta = c.per_beta + (1.0 - c.per_beta) * min(1.0, self.steps / self.total_steps)
@@ -264,6 +277,7 @@ class DQN:
                     batch.discount,
                     next_q_target,
                     weights,
+                    batch.next_mask,
                 )
                 self._per.update(slots, td_abs)
         self.n_updates += n_steps
@@ -278,6 +292,7 @@ class DQN:
         discount: F32,
         next_q_target: F32,
         weights: F32 | None,
+        next_mask: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[F32, float, float]:
         """One Adam step on the Huber TD loss; returns |TD error|, the loss and mean Q(s, a)."""
         b = len(action)
@@ -287,7 +302,7 @@ class DQN:
             q, next_q_online = q_all[:b], q_all[b:]
         else:
             q, next_q_online = self.net.forward_train(obs), None
-        target = td_targets(reward, discount, next_q_target, next_q_online)
+        target = td_targets(reward, discount, next_q_target, next_q_online, next_mask)
         q_taken = q[rows, action]
         delta = q_taken - target
         dq = np.zeros((b, self.spec.n_actions), np.float32)

@@ -11,6 +11,10 @@ restarted, with a warning.)
 When an episode ends the pool resets that environment on the same step
 and reports the *final* observation in ``next_obs`` separately from the
 first observation of the next episode in ``obs``.
+
+Environments that put an ``action_mask`` in their ``info`` (the swarm
+environments do) get it tracked: ``mask`` for ``obs``, ``next_mask`` for
+``next_obs``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
+Policy = Callable[[F32, Bool | None], I64]
 
 
 class FinishedEpisode(NamedTuple):
@@ -49,14 +55,32 @@ class VectorStep(NamedTuple):
     next_obs: F32
     """Observations the step led to (the final one where an episode ended)."""
     reward: npt.NDArray[np.float32]
-    terminated: npt.NDArray[np.bool_]
-    truncated: npt.NDArray[np.bool_]
+    terminated: Bool
+    truncated: Bool
     finished: list[FinishedEpisode]
+    mask: Bool | None = None
+    """Allowed actions for ``obs`` (None: the environments give no masks)."""
+    next_mask: Bool | None = None
+    """Allowed actions for ``next_obs``."""
+
+
+def _take_mask(out: Bool | None, i: int, info: dict[str, Any]) -> None:
+    """Copy ``info["action_mask"]`` (if any) into row ``i`` of ``out`` (if any)."""
+    found = info.get("action_mask")
+    if out is not None and found is not None:
+        out[i] = found
 
 
 def make_env(env_id: str, **kwargs: Any) -> Any:
-    """``gymnasium.make(env_id, **kwargs)``; ConfigError naming the id when it is unknown."""
+    """``gymnasium.make(env_id, **kwargs)``; ConfigError naming the id when it is unknown.
+
+    ``swarmlearn/<Kind>-v0`` ids (the swarm's environments) are registered on first use.
+    """
     gym = require("gymnasium", "rl")
+    if env_id.startswith("swarmlearn/"):
+        from swarmlearn.rl._swarm_env import register_swarm_envs
+
+        register_swarm_envs()
     try:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
@@ -90,6 +114,8 @@ class EnvPool:
         self._episode_seed = [0] * self.n
         self._actions: list[list[int]] = [[] for _ in range(self.n)]
         self._returns = [0.0] * self.n
+        self.mask: Bool | None = None
+        """Allowed actions for ``obs`` when the environments report ``info["action_mask"]``."""
 
     @classmethod
     def make(cls, env_id: str, n: int = 1, *, seed: int = 0, **kwargs: Any) -> EnvPool:
@@ -103,7 +129,10 @@ class EnvPool:
         self._episode_seed[i] = seed
         self._actions[i] = []
         self._returns[i] = 0.0
-        obs, _ = self.envs[i].reset(seed=seed)
+        obs, info = self.envs[i].reset(seed=seed)
+        if self.mask is None and "action_mask" in info:
+            self.mask = np.ones((self.n, self.n_actions), np.bool_)
+        _take_mask(self.mask, i, info)
         return np.asarray(obs, np.float32).reshape(-1)
 
     def reset(self) -> F32:
@@ -120,10 +149,12 @@ class EnvPool:
         reward = np.empty(n, np.float32)
         terminated = np.zeros(n, np.bool_)
         truncated = np.zeros(n, np.bool_)
+        next_mask = None if self.mask is None else np.ones_like(self.mask)
         finished: list[FinishedEpisode] = []
         for i, env in enumerate(self.envs):
             action = int(actions[i])
-            obs, r, term, trunc, _ = env.step(action)
+            obs, r, term, trunc, info = env.step(action)
+            _take_mask(next_mask, i, info)
             self._actions[i].append(action)
             self._returns[i] += float(r)
             next_obs[i] = np.asarray(obs, np.float32).reshape(-1)
@@ -136,33 +167,42 @@ class EnvPool:
                 self.obs[i] = self._start_episode(i)
             else:
                 self.obs[i] = next_obs[i]
-        return VectorStep(self.obs.copy(), next_obs, reward, terminated, truncated, finished)
+                if next_mask is not None and self.mask is not None:
+                    self.mask[i] = next_mask[i]
+        mask = None if self.mask is None else self.mask.copy()
+        return VectorStep(
+            self.obs.copy(), next_obs, reward, terminated, truncated, finished, mask, next_mask
+        )
 
-    def run_episodes(
-        self, policy: Callable[[F32], I64], n_episodes: int, *, seed: int
-    ) -> list[FinishedEpisode]:
-        """Play ``n_episodes`` whole episodes with ``policy`` (seeds ``seed + k``), batched.
+    def run_episodes(self, policy: Policy, n_episodes: int, *, seed: int) -> list[FinishedEpisode]:
+        """Play ``n_episodes`` whole episodes with ``policy(obs, mask)`` (seeds ``seed + k``).
 
-        Independent of the training state: for an evaluation pool.  Results
-        come in episode order; ``env_index`` is the episode number.
+        Batched over the pool's environments and independent of the training
+        state: for an evaluation pool.  Results come in episode order;
+        ``env_index`` is the episode number.
         """
         results: dict[int, FinishedEpisode] = {}
         slot_episode = [-1] * self.n  # episode number running in each env, -1: idle
         obs = np.zeros((self.n, self.obs_dim), np.float32)
+        masks: Bool | None = None
         returns = [0.0] * self.n
         lengths = [0] * self.n
         started = 0
         while len(results) < n_episodes:
             for i in range(self.n):
                 if slot_episode[i] < 0 and started < n_episodes:
-                    first, _ = self.envs[i].reset(seed=seed + started)
+                    first, info = self.envs[i].reset(seed=seed + started)
+                    if "action_mask" in info and masks is None:
+                        masks = np.ones((self.n, self.n_actions), np.bool_)
+                    _take_mask(masks, i, info)
                     obs[i] = np.asarray(first, np.float32).reshape(-1)
                     slot_episode[i], returns[i], lengths[i] = started, 0.0, 0
                     started += 1
             active = [i for i in range(self.n) if slot_episode[i] >= 0]
-            actions = policy(obs[active])
+            actions = policy(obs[active], None if masks is None else masks[active])
             for i, action in zip(active, actions, strict=True):
-                o, r, term, trunc, _ = self.envs[i].step(int(action))
+                o, r, term, trunc, info = self.envs[i].step(int(action))
+                _take_mask(masks, i, info)
                 obs[i] = np.asarray(o, np.float32).reshape(-1)
                 returns[i] += float(r)
                 lengths[i] += 1
@@ -206,10 +246,10 @@ class EnvPool:
 
     def _replay(self, i: int, seed: int, actions: list[int], expected_return: float) -> None:
         env = self.envs[i]
-        obs, _ = env.reset(seed=seed)
+        obs, info = env.reset(seed=seed)
         total, ended = 0.0, False
         for action in actions:
-            obs, r, term, trunc, _ = env.step(action)
+            obs, r, term, trunc, info = env.step(action)
             total += float(r)
             if term or trunc:
                 ended = True
@@ -225,4 +265,5 @@ class EnvPool:
         self._episode_seed[i] = seed
         self._actions[i] = actions
         self._returns[i] = total
+        _take_mask(self.mask, i, info)
         self.obs[i] = np.asarray(obs, np.float32).reshape(-1)

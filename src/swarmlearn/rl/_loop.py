@@ -67,7 +67,7 @@ def evaluate(
     """Play ``episodes`` greedy episodes, record them in the session, keep the best checkpoint."""
     agent = session.agent
     results = eval_envs.run_episodes(
-        lambda obs: agent.act(obs, ActMode.EXPLOIT), episodes, seed=seed
+        lambda obs, mask: agent.act(obs, ActMode.EXPLOIT, mask), episodes, seed=seed
     )
     for ep in results:
         session.on_eval_episode(ep.total_reward, ep.length, ep.status)
@@ -110,20 +110,27 @@ class GymLoop:
             for i in range(envs.n):
                 session.on_episode_start(i)
         obs = envs.obs.copy()
+        mask = None if envs.mask is None else envs.mask.copy()
         first_step = session.steps
         while not session.is_done and (until is None or session.steps < until):
-            actions = agent.act(obs, ActMode.EXPLORE)
+            actions = agent.act(obs, ActMode.EXPLORE, mask)
             step = envs.step(actions)
             before = session.steps
             session.observe(
                 Experience(
-                    obs, actions, step.reward, step.next_obs, step.terminated, step.truncated
+                    obs,
+                    actions,
+                    step.reward,
+                    step.next_obs,
+                    step.terminated,
+                    step.truncated,
+                    step.next_mask,
                 )
             )
             for ep in step.finished:
                 session.on_episode(ep.total_reward, ep.length, ep.status)
                 session.on_episode_start(ep.env_index)
-            obs = step.obs
+            obs, mask = step.obs, step.mask
             if self.eval_envs is not None and self._eval_due(before, session.steps):
                 t0 = time.perf_counter()
                 report = self._evaluate(self.eval_envs)

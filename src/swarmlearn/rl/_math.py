@@ -20,6 +20,7 @@ __all__ = [
     "huber_grad",
     "importance_weights",
     "linear_schedule",
+    "masked_argmax",
     "n_step_return",
     "per_priorities",
     "td_targets",
@@ -45,21 +46,34 @@ def td_targets(
     discounts: F32,
     next_q_target: F32,
     next_q_online: F32 | None = None,
+    next_mask: npt.NDArray[np.bool_] | None = None,
 ) -> F32:
     """``r + discount * Q_target(s', a*)`` for a batch.
 
     ``discounts`` is ``gamma**n`` where the episode went on (or was truncated:
     truncation bootstraps) and ``0`` where it terminated.  With
     ``next_q_online`` the action is chosen by the online network (Double DQN),
-    otherwise by the target network itself (``max``).
+    otherwise by the target network itself (``max``).  ``next_mask`` limits
+    the choice to allowed actions (a row with none allowed bootstraps 0).
     """
-    if next_q_online is None:
-        bootstrap = next_q_target.max(axis=1)
-    else:
-        best = next_q_online.argmax(axis=1)
-        bootstrap = next_q_target[np.arange(len(best)), best]
+    chooser = next_q_target if next_q_online is None else next_q_online
+    if next_mask is not None:
+        chooser = np.where(next_mask, chooser, -np.inf)
+    best = chooser.argmax(axis=1)
+    bootstrap = next_q_target[np.arange(len(best)), best]
+    if next_mask is not None:
+        bootstrap = np.where(next_mask.any(axis=1), bootstrap, 0.0)
     target: F32 = (rewards + discounts * bootstrap).astype(np.float32, copy=False)
     return target
+
+
+def masked_argmax(values: F32, mask: npt.NDArray[np.bool_] | None) -> I64:
+    """Row-wise argmax over allowed entries (a row with none allowed: over all)."""
+    best: I64 = values.argmax(axis=1)
+    if mask is not None:
+        masked = np.where(mask, values, -np.inf)
+        best = np.where(mask.any(axis=1), masked.argmax(axis=1), best)
+    return best
 
 
 def huber(delta: F32) -> F32:
@@ -112,10 +126,13 @@ def adam_step(
     beta2: float = 0.999,
     eps: float = 1e-8,
 ) -> None:
-    """One Adam update of ``params`` in place, exactly as ``torch.optim.Adam`` (no decay).
+    """One Adam update of ``params`` in place, as ``torch.optim.Adam`` (no weight decay).
 
     m <- m + (1-b1)(g-m);  v <- b2 v + (1-b2) g^2;
     p <- p - lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+
+    computed as ``p - lr sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps sqrt(1-b2^t))``
+    (the same number, one pass fewer over the parameters).
     """
     state.step += 1
     t, t2 = state.scratch, state.scratch2
@@ -127,12 +144,11 @@ def adam_step(
     t *= np.float32(1.0 - beta2)
     state.exp_avg_sq += t
     bias1 = 1.0 - beta1**state.step
-    bias2 = 1.0 - beta2**state.step
+    root_bias2 = math.sqrt(1.0 - beta2**state.step)
     np.sqrt(state.exp_avg_sq, out=t2)
-    t2 *= np.float32(1.0 / math.sqrt(bias2))
-    t2 += np.float32(eps)
+    t2 += np.float32(eps * root_bias2)
     np.divide(state.exp_avg, t2, out=t)
-    t *= np.float32(lr / bias1)
+    t *= np.float32(lr * root_bias2 / bias1)
     params -= t
 
 

@@ -30,6 +30,7 @@ __all__ = ["MLPQNet", "MLPSpec"]
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+CHUNK_ROWS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +124,18 @@ class MLPQNet:
         self._out = np.zeros((rows, self.spec.out_dim), np.float32)
 
     def q_values(self, obs: F32, params: F32 | None = None) -> F32:
-        """Q-values for a batch ``(B, obs_dim) -> (B, A)``; ``params`` another flat vector."""
+        """Q-values for a batch ``(B, obs_dim) -> (B, A)``; ``params`` another flat vector.
+
+        Large batches go through in chunks whose activations stay in cache.
+        """
         layers = self.layers if params is None else _views(params, self.spec)
+        if len(obs) > CHUNK_ROWS:
+            return np.concatenate(
+                [self._q(obs[i : i + CHUNK_ROWS], layers) for i in range(0, len(obs), CHUNK_ROWS)]
+            )
+        return self._q(obs, layers)
+
+    def _q(self, obs: F32, layers: list[tuple[F32, F32]]) -> F32:
         h = obs
         last = len(layers) - 1
         for k, (weight, bias) in enumerate(layers):

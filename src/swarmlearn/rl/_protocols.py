@@ -43,7 +43,8 @@ class Experience(NamedTuple):
 
     ``next_obs`` is the observation the step led to, also when the episode
     ended there (the *final* observation, not the first one of the next
-    episode), so a truncated episode can bootstrap from it.
+    episode), so a truncated episode can bootstrap from it.  ``next_mask``
+    (``(n, n_actions)``, optional) marks the actions allowed in ``next_obs``.
     """
 
     obs: npt.NDArray[np.float32]
@@ -52,6 +53,7 @@ class Experience(NamedTuple):
     next_obs: npt.NDArray[np.float32]
     terminated: npt.NDArray[np.bool_]
     truncated: npt.NDArray[np.bool_]
+    next_mask: npt.NDArray[np.bool_] | None = None
 
     @property
     def n(self) -> int:
@@ -72,8 +74,13 @@ class Stateful(Protocol):
 class LearningAgent(Stateful, Protocol):
     """An agent that acts and learns; plugged into a TrainingSession."""
 
-    def act(self, obs: npt.NDArray[np.float32], mode: ActMode) -> npt.NDArray[np.int64]:
-        """One action per row of ``obs``."""
+    def act(
+        self,
+        obs: npt.NDArray[np.float32],
+        mode: ActMode,
+        mask: npt.NDArray[np.bool_] | None = None,
+    ) -> npt.NDArray[np.int64]:
+        """One action per row of ``obs``, among those ``mask`` allows (None: any)."""
         ...
 
     def observe(self, experience: Experience) -> None:

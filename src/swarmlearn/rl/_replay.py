@@ -6,6 +6,10 @@ end of the episode: ``gamma**n`` when the episode went on or was *truncated*
 (truncation bootstraps from ``next_obs``), ``0`` when it *terminated*.  So the
 TD target is always ``reward + discount * Q(next_obs)``, for 1-step and
 n-step transitions alike (see :class:`NStepFolder`).
+
+Environments that say which actions are allowed (``info["action_mask"]``)
+also give a ``next_mask`` per transition: the bootstrap then maximises over
+allowed actions only.  The mask array is allocated on the first masked row.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ class Transitions(NamedTuple):
     reward: F32
     next_obs: F32
     discount: F32
+    next_mask: Bool | None = None
+    """Actions allowed in ``next_obs`` (None: all)."""
 
 
 class ReplayBatch(NamedTuple):
@@ -48,12 +54,23 @@ class ReplayBatch(NamedTuple):
     discount: F32
     slots: I64
     weights: F32
+    next_mask: Bool | None = None
 
 
 class ReplayBuffer:
     """A ring buffer of transitions in float32 NumPy arrays."""
 
-    __slots__ = ("_action", "_discount", "_next_obs", "_obs", "_reward", "capacity", "pos", "size")
+    __slots__ = (
+        "_action",
+        "_discount",
+        "_next_mask",
+        "_next_obs",
+        "_obs",
+        "_reward",
+        "capacity",
+        "pos",
+        "size",
+    )
 
     def __init__(self, capacity: int, obs_dim: int) -> None:
         if capacity < 1:
@@ -68,11 +85,16 @@ class ReplayBuffer:
         self._action: I64 = np.zeros(capacity, np.int64)
         self._reward: F32 = np.zeros(capacity, np.float32)
         self._discount: F32 = np.zeros(capacity, np.float32)
+        self._next_mask: Bool | None = None
 
     def add(self, rows: Transitions) -> I64:
         """Append ``rows`` (overwriting the oldest when full); returns the slots written."""
         n = len(rows.action)
         slots = (self.pos + np.arange(n, dtype=np.int64)) % self.capacity
+        if rows.next_mask is not None:
+            if self._next_mask is None:  # rows stored so far allowed every action
+                self._next_mask = np.ones((self.capacity, rows.next_mask.shape[1]), np.bool_)
+            self._next_mask[slots] = rows.next_mask
         if n == 1:
             s = int(slots[0])
             self._obs[s] = rows.obs[0]
@@ -102,6 +124,7 @@ class ReplayBuffer:
             discount=self._discount[slots],
             slots=slots,
             weights=weights,
+            next_mask=None if self._next_mask is None else self._next_mask[slots],
         )
 
     def sample_uniform(self, rng: np.random.Generator, shape: tuple[int, ...]) -> I64:
@@ -122,6 +145,7 @@ class ReplayBuffer:
             "action": self._action[:n].copy(),
             "reward": self._reward[:n].copy(),
             "discount": self._discount[:n].copy(),
+            "next_mask": None if self._next_mask is None else self._next_mask[:n].copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -137,7 +161,11 @@ class ReplayBuffer:
             self._action[:n] = state["action"]
             self._reward[:n] = state["reward"]
             self._discount[:n] = state["discount"]
-        except (ValueError, KeyError) as exc:
+            masks = state.get("next_mask")
+            if masks is not None:
+                self._next_mask = np.ones((self.capacity, masks.shape[1]), np.bool_)
+                self._next_mask[:n] = masks
+        except (ValueError, KeyError, AttributeError) as exc:
             raise ArtifactError(f"malformed replay buffer state: {exc}") from exc
         self.size = n
         self.pos = int(state["pos"])
@@ -215,8 +243,10 @@ class NStepFolder:
         next_obs: F32,
         terminated: Bool,
         truncated: Bool,
+        next_mask: Bool | None = None,
     ) -> Transitions:
         """Feed one vector step (one row per env); returns the transitions that are complete."""
+        out_mask: list[Bool] = []
         out_obs: list[F32] = []
         out_action: list[int] = []
         out_reward: list[float] = []
@@ -237,6 +267,8 @@ class NStepFolder:
                 out_action.append(first_action)
                 out_reward.append(ret)
                 out_next.append(next_obs[i])
+                if next_mask is not None:
+                    out_mask.append(next_mask[i])
                 horizon = len(pending) + 1
                 out_discount.append(0.0 if terminated[i] else self.gamma**horizon)
         return Transitions(
@@ -245,6 +277,9 @@ class NStepFolder:
             reward=np.asarray(out_reward, np.float32),
             next_obs=np.asarray(out_next, np.float32).reshape(-1, self.obs_dim),
             discount=np.asarray(out_discount, np.float32),
+            next_mask=None
+            if next_mask is None
+            else np.asarray(out_mask, np.bool_).reshape(len(out_action), next_mask.shape[1]),
         )
 
     def state_dict(self) -> dict[str, Any]:
