@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from swarmlearn._config import check_range, to_mapping
 from swarmlearn.errors import ArtifactError, ConfigError
+from swarmlearn.rl._blas import BlasThreads
 from swarmlearn.rl._math import (
     AdamBuffers,
     adam_step,
@@ -93,12 +94,14 @@ class DQNConfig:
     n_step: int = 1
     save_replay: bool = True
     """Put the replay buffer in checkpoints (needed for exact resume)."""
+    blas_threads: int = 1
+    """BLAS threads for training and batched evaluation (0: leave BLAS alone); see ``_blas``."""
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "n_step"):
             check_range(name, getattr(self, name), lo=1)
-        for name in ("learning_starts", "target_update_interval"):
+        for name in ("learning_starts", "target_update_interval", "blas_threads"):
             check_range(name, getattr(self, name), lo=0)
         check_range("learning_rate", self.learning_rate, lo=0.0, lo_open=True)
         check_range("gamma", self.gamma, lo=0.0, hi=1.0)
@@ -168,6 +171,7 @@ class DQN:
         self.n_updates = 0
         self._last: dict[str, float] = {}
         self._batch_index = np.arange(config.batch_size)
+        self._blas = BlasThreads(config.blas_threads)
 
     # ---- acting -------------------------------------------------------------------------
 
@@ -188,7 +192,10 @@ class DQN:
         With ``mask`` both the greedy and the random choice keep to allowed actions.
         """
         if mode is ActMode.EXPLOIT:
-            return masked_argmax(self.q_values(obs), mask)
+            if len(obs) == 1:
+                return masked_argmax(self.q_values(obs), mask)
+            with self._blas.limit():
+                return masked_argmax(self.q_values(obs), mask)
         n = len(obs)
         if self.steps < self.config.learning_starts:
             return self._random_actions(n, mask)
@@ -233,7 +240,8 @@ class DQN:
         if _crossed(before, self.steps, c.target_update_interval):
             self._update_target()
         if self.steps > c.learning_starts and _crossed(before, self.steps, c.train_freq):
-            self._train(c.gradient_steps)
+            with self._blas.limit():
+                self._train(c.gradient_steps)
 
     def _update_target(self) -> None:
         if self.config.tau >= 1.0:
