@@ -123,6 +123,7 @@ def variant_config(spec: str, seed: int) -> DQNConfig:
         dueling="dueling" in parts,
         prioritized="per" in parts,
         n_step=3 if "nstep" in parts else 1,
+        blas_threads=ARGS.threads,
         seed=seed,
     )
 

@@ -64,3 +64,13 @@ def test_bad_spec_is_a_config_error() -> None:
         MLPSpec(obs_dim=0, hidden=(3,), n_actions=2)
     with pytest.raises(ConfigError):
         MLPSpec(obs_dim=2, hidden=(0,), n_actions=2)
+
+
+def test_action_scores_pick_the_same_greedy_action_as_q_values() -> None:
+    rng = np.random.default_rng(3)
+    for dueling in (False, True):
+        net = MLPQNet(MLPSpec(obs_dim=4, hidden=(16,), n_actions=5, dueling=dueling), rng)
+        obs = rng.normal(size=(200, 4)).astype(np.float32)
+        np.testing.assert_array_equal(
+            net.action_scores(obs).argmax(axis=1), net.q_values(obs).argmax(axis=1)
+        )

@@ -192,20 +192,27 @@ class DQN:
         With ``mask`` both the greedy and the random choice keep to allowed actions.
         """
         if mode is ActMode.EXPLOIT:
-            if len(obs) == 1:
-                return masked_argmax(self.q_values(obs), mask)
-            with self._blas.limit():
-                return masked_argmax(self.q_values(obs), mask)
+            return self._greedy(obs, mask)
         n = len(obs)
         if self.steps < self.config.learning_starts:
             return self._random_actions(n, mask)
+        if n == 1:  # the common single-environment case, without array reductions
+            explore_one = self._rng.random() < self.epsilon
+            return self._random_actions(1, mask) if explore_one else self._greedy(obs, mask)
         explore = self._rng.random(n) < self.epsilon
         if explore.all():
             return self._random_actions(n, mask)
-        greedy = masked_argmax(self.q_values(obs), mask)
+        greedy = self._greedy(obs, mask)
         if explore.any():
             return np.where(explore, self._random_actions(n, mask), greedy)
         return greedy
+
+    def _greedy(self, obs: F32, mask: npt.NDArray[np.bool_] | None) -> I64:
+        x = np.asarray(obs, np.float32)
+        if len(x) == 1:  # one row: too small for BLAS to start threads
+            return masked_argmax(self.net.action_scores(x), mask)
+        with self._blas.limit():
+            return masked_argmax(self.net.action_scores(x), mask)
 
     def _random_actions(self, n: int, mask: npt.NDArray[np.bool_] | None) -> I64:
         if mask is None:

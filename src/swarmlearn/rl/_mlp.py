@@ -136,6 +136,9 @@ class MLPQNet:
         return self._q(obs, layers)
 
     def _q(self, obs: F32, layers: list[tuple[F32, F32]]) -> F32:
+        return self._combine(self._head(obs, layers))
+
+    def _head(self, obs: F32, layers: list[tuple[F32, F32]]) -> F32:
         h = obs
         last = len(layers) - 1
         for k, (weight, bias) in enumerate(layers):
@@ -143,7 +146,15 @@ class MLPQNet:
             h += bias
             if k < last:
                 np.maximum(h, 0.0, out=h)
-        return self._combine(h)
+        return h
+
+    def action_scores(self, obs: F32) -> F32:
+        """Scores whose row-wise argmax is the greedy action: Q, or the advantages if dueling.
+
+        ``V + A_k - mean(A)`` and ``A_k`` have the same argmax, so acting skips the combine.
+        """
+        out = self._head(obs, self.layers)
+        return out[:, 1:] if self.spec.dueling else out
 
     def _combine(self, out: F32) -> F32:
         if not self.spec.dueling:
