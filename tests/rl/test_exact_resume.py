@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,25 +55,40 @@ def _final(trainer: Trainer) -> dict[str, Any]:
     }
 
 
+def _stop_by_crash(trainer: Trainer) -> int:
+    trainer.loop.run(until=1300)  # dies at 1,300: the last checkpoint is the one at 1,000
+    trainer.run_dir.close()
+    return 1000
+
+
+def _stop_gracefully(trainer: Trainer) -> int:
+    """Ctrl-C in the CLI: the loop stops between steps and checkpoints where it stands."""
+    result = trainer.run(should_stop=lambda: trainer.session.steps >= 1100)
+    assert result.stopped and trainer.run_dir.metadata.status == "interrupted"
+    return 1100
+
+
+@pytest.mark.parametrize("stop", [_stop_by_crash, _stop_gracefully], ids=["crash", "graceful"])
 @pytest.mark.parametrize(
     "variant",
     [{}, {"prioritized": True, "n_step": 3, "double": False, "tau": 0.5}],
     ids=["double-dueling-uniform", "per-nstep-polyak"],
 )
-def test_stop_at_1000_resume_equals_unstopped_run(tmp_path: Path, variant: dict) -> None:
+def test_stop_at_1000_resume_equals_unstopped_run(
+    tmp_path: Path, variant: dict, stop: Callable[[Trainer], int]
+) -> None:
     unstopped = Trainer.start(_config(tmp_path, "unstopped", **variant))
     unstopped.run()
     expected = _final(unstopped)
     unstopped.close()
 
     stopped = Trainer.start(_config(tmp_path, "stopped", **variant))
-    stopped.loop.run(until=1300)  # crashes at 1,300: the last checkpoint is the one at 1,000
+    stopped_at = stop(stopped)
     path = stopped.run_dir.path
-    stopped.run_dir.close()
     stopped.close()
 
     resumed = Trainer.resume(path)
-    assert resumed.session.steps == 1000
+    assert resumed.session.steps == stopped_at
     resumed.run()
     got = _final(resumed)
     resumed.close()

@@ -10,10 +10,15 @@ CLI turns them into one line and an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -57,6 +62,29 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:.1f}"
 
 
+@contextlib.contextmanager
+def _graceful_interrupt() -> Iterator[threading.Event]:
+    """First Ctrl-C asks the loop to stop between steps (and checkpoint); the second aborts."""
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        console.print("[yellow]stopping after this step (Ctrl-C again to abort)…")
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave SIGINT alone
+        yield stop
+        return
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _run_with_progress(trainer: Trainer) -> LoopResult:
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -87,14 +115,16 @@ def _run_with_progress(trainer: Trainer) -> LoopResult:
                 sps=_fmt(p.steps_per_sec),
             )
 
-        return trainer.run(on_progress=on_progress)
+        with _graceful_interrupt() as stop:
+            return trainer.run(on_progress=on_progress, should_stop=stop.is_set)
 
 
 def _summary(trainer: Trainer, result: LoopResult) -> None:
     session = trainer.session
     best = session.best_score
+    word = "stopped" if result.stopped else "done"
     console.print(
-        f"[bold]done[/bold]: {session.steps:,} steps, {session.episodes:,} episodes, "
+        f"[bold]{word}[/bold]: {session.steps:,} steps, {session.episodes:,} episodes, "
         f"train {result.train_seconds:.1f}s + eval {result.eval_seconds:.1f}s, "
         f"best eval mean {_fmt(best)}"
     )

@@ -59,6 +59,8 @@ class LoopResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     evaluations: list[EvalReport] = field(default_factory=list)
+    stopped: bool = False
+    """True when ``should_stop`` ended the run early."""
 
 
 def evaluate(
@@ -99,8 +101,14 @@ class GymLoop:
         until: int | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_eval: Callable[[EvalReport], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> LoopResult:
-        """Train until the session is done (or ``until`` steps); returns timings and evaluations."""
+        """Train until the session is done (or ``until`` steps, or ``should_stop()``).
+
+        ``should_stop`` is asked between steps, where everything is consistent,
+        so a run stopped that way can be checkpointed and resumed exactly.
+        Returns timings and evaluations.
+        """
         session, envs, agent = self.session, self.envs, self.session.agent
         result = LoopResult()
         start = time.perf_counter()
@@ -113,6 +121,9 @@ class GymLoop:
         mask = None if envs.mask is None else envs.mask.copy()
         first_step = session.steps
         while not session.is_done and (until is None or session.steps < until):
+            if should_stop is not None and should_stop():
+                result.stopped = True
+                break
             actions = agent.act(obs, ActMode.EXPLORE, mask)
             step = envs.step(actions)
             before = session.steps

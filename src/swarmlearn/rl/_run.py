@@ -146,18 +146,27 @@ class Trainer:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         on_eval: Callable[[EvalReport], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> LoopResult:
-        """Train to the end, checkpoint, and write the learning curve."""
+        """Train to the end (or until ``should_stop()``), checkpoint, write the learning curve.
+
+        Stopped through ``should_stop`` the run is checkpointed where it stands
+        (status ``interrupted``; ``resume`` continues exactly).  An exception
+        (KeyboardInterrupt included) can land mid-step, so then no checkpoint
+        is written: the run keeps its last periodic one, and status ``failed``
+        or ``interrupted``.
+        """
         try:
-            result = self.loop.run(on_progress=on_progress, on_eval=on_eval)
+            result = self.loop.run(
+                on_progress=on_progress, on_eval=on_eval, should_stop=should_stop
+            )
         except KeyboardInterrupt:
-            self.session.close(status="interrupted")
-            self.plot()
+            self.run_dir.update(status="interrupted")
             raise
         except BaseException:
             self.run_dir.update(status="failed")
             raise
-        self.session.close(status="finished")
+        self.session.close(status="interrupted" if result.stopped else "finished")
         self.plot()
         return result
 
