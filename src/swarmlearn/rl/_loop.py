@@ -14,13 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 from swarmlearn._config import check_range
-from swarmlearn.rl._envs import EnvPool
+from swarmlearn.rl._envs import Bool, EnvPool
 from swarmlearn.rl._protocols import ActMode, Experience
 from swarmlearn.rl._records import EvalReport
 from swarmlearn.rl._session import TrainingSession
 
 __all__ = ["GymLoop", "LoopConfig", "LoopResult", "Progress", "evaluate"]
+
+F32 = npt.NDArray[np.float32]
 
 
 @dataclass(kw_only=True, frozen=True, slots=True)
@@ -109,7 +114,7 @@ class GymLoop:
         so a run stopped that way can be checkpointed and resumed exactly.
         Returns timings and evaluations.
         """
-        session, envs, agent = self.session, self.envs, self.session.agent
+        session, envs = self.session, self.envs
         result = LoopResult()
         start = time.perf_counter()
         next_progress = 0.0
@@ -124,24 +129,8 @@ class GymLoop:
             if should_stop is not None and should_stop():
                 result.stopped = True
                 break
-            actions = agent.act(obs, ActMode.EXPLORE, mask)
-            step = envs.step(actions)
             before = session.steps
-            session.observe(
-                Experience(
-                    obs,
-                    actions,
-                    step.reward,
-                    step.next_obs,
-                    step.terminated,
-                    step.truncated,
-                    step.next_mask,
-                )
-            )
-            for ep in step.finished:
-                session.on_episode(ep.total_reward, ep.length, ep.status)
-                session.on_episode_start(ep.env_index)
-            obs, mask = step.obs, step.mask
+            obs, mask = self._step(obs, mask)
             if self.eval_envs is not None and self._eval_due(before, session.steps):
                 t0 = time.perf_counter()
                 report = self._evaluate(self.eval_envs)
@@ -159,6 +148,27 @@ class GymLoop:
         if on_progress is not None:
             on_progress(self.progress())
         return result
+
+    def _step(self, obs: F32, mask: Bool | None) -> tuple[F32, Bool | None]:
+        """Act, step the pool, feed the session; returns what to act on next."""
+        session = self.session
+        actions = session.agent.act(obs, ActMode.EXPLORE, mask)
+        step = self.envs.step(actions)
+        session.observe(
+            Experience(
+                obs,
+                actions,
+                step.reward,
+                step.next_obs,
+                step.terminated,
+                step.truncated,
+                step.next_mask,
+            )
+        )
+        for ep in step.finished:
+            session.on_episode(ep.total_reward, ep.length, ep.status)
+            session.on_episode_start(ep.env_index)
+        return step.obs, step.mask
 
     def _eval_due(self, before: int, after: int) -> bool:
         every = self.config.eval_every
