@@ -1,6 +1,6 @@
 """Select + update decisions per second: our UCB1 and Thompson against mabwiser's.
 
-    .venv/bin/python benchmarks/selection.py [--arms 10] [--decisions 20000] [--repeat 3]
+    .venv/bin/python benchmarks/selection.py [--arms 10 30 100] [--decisions 5000] [--repeat 3]
 
 Both sides get the same Bernoulli arms, the same number of decisions and the
 same reward stream; each decision is a full select followed by an update
@@ -76,22 +76,24 @@ def theirs(kind: str, arms: int, draws: list[list[bool]]) -> tuple[float, float]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arms", type=int, default=10)
-    ap.add_argument("--decisions", type=int, default=10_000)
+    ap.add_argument("--arms", type=int, nargs="+", default=[10, 30, 100])
+    ap.add_argument("--decisions", type=int, default=5_000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    probs, draws = rewards(args.arms, args.decisions, seed=7)
-    print(f"\nselect+update decisions/s, {args.arms} Bernoulli arms (best p = {max(probs):.2f}); "
+    print(f"\nselect+update decisions/s, Bernoulli arms, {args.decisions:,} decisions each side, "
           f"median of {args.repeat}\n")
-    print(f"{'strategy':<10} {'swarmlearn':>14} {'mabwiser':>14} {'ratio':>8}   "
+    print(f"{'arms':>5} {'strategy':<10} {'swarmlearn':>12} {'mabwiser':>10} {'ratio':>7}   "
           f"{'mean reward ours / theirs':>26}")
-    for kind in ("ucb1", "thompson"):
-        a = [ours(kind, args.arms, draws) for _ in range(args.repeat)]
-        b = [theirs(kind, args.arms, draws) for _ in range(args.repeat)]
-        ra, rb = statistics.median(x[0] for x in a), statistics.median(x[0] for x in b)
-        print(f"{kind:<10} {ra:>14,.0f} {rb:>14,.0f} {ra / rb:>7.1f}x   "
-              f"{a[0][1]:>12.3f} / {b[0][1]:.3f}")
+    for arms in args.arms:
+        probs, draws = rewards(arms, args.decisions, seed=7)
+        for kind in ("ucb1", "thompson"):
+            a = [ours(kind, arms, draws) for _ in range(args.repeat)]
+            b = [theirs(kind, arms, draws) for _ in range(args.repeat)]
+            ra = statistics.median(x[0] for x in a)
+            rb = statistics.median(x[0] for x in b)
+            print(f"{arms:>5} {kind:<10} {ra:>12,.0f} {rb:>10,.0f} {ra / rb:>6.1f}x   "
+                  f"{a[0][1]:>12.3f} / {b[0][1]:.3f}   (best arm p = {max(probs):.2f})")
     print("\ntarget: ratio >= 30x")
 
 
