@@ -67,11 +67,11 @@ _LAZY_POLICIES: dict[str, str] = {
 }
 #: worker kinds from optional packages: kind → "module:attribute" of a WorkerBuilder
 _LAZY_WORKERS: dict[WorkerKind, str] = {
-    WorkerKind.LLM: "swarmlearn.llm.worker:build_llm_workers",
+    WorkerKind.LLM: "swarmlearn.llm.backend:build_llm_workers",
     WorkerKind.RL: "swarmlearn.rl:build_rl_workers",
 }
 _LAZY_MANAGERS: dict[ManagerKind, str] = {
-    ManagerKind.LLM: "swarmlearn.llm.worker:build_llm_manager"
+    ManagerKind.LLM: "swarmlearn.llm.backend:build_llm_manager",
 }
 
 
@@ -111,31 +111,48 @@ class SwarmParts:
 
 
 def build_swarm_parts(
-    scenario: Scenario, *, policies: PolicyFactory | None = None, seed: int | None = None
+    scenario: Scenario,
+    *,
+    policies: PolicyFactory | None = None,
+    seed: int | None = None,
+    store: Store | None = None,
 ) -> SwarmParts:
-    """The environment, workers and manager a scenario describes."""
+    """The environment, workers and manager a scenario describes.
+
+    Worker and manager kinds from optional packages are built by hooks called
+    as ``hook(scenario, env, seed=, policies=, store=, backend=)``; an LLM
+    backend (a local llama.cpp server, or a client on ``workers.url``) is
+    opened once and shared by LLM workers and the LLM manager.
+    """
     env = build_env(scenario)
     wcfg = scenario.workers
     worker_seed = scenario.seeds.workers if seed is None else seed
     parts = SwarmParts(env, [], None)
-    if wcfg.kind is WorkerKind.RULE:
-        make = policies or policy_factory(wcfg.policy)
-        parts.workers = [
-            RuleWorker(i, make(i, seed=worker_seed, params=wcfg.policy_params))
-            for i in range(wcfg.count)
-        ]
-    else:
-        builder = _load(_LAZY_WORKERS[wcfg.kind])
-        parts.workers, closer = builder(scenario, env, seed=worker_seed, policies=policies)
-        parts.closers.append(closer)
-    mkind = scenario.manager.kind
-    if mkind is ManagerKind.RULE:
-        parts.manager = RuleManager()
-    elif mkind is ManagerKind.NONE:
-        parts.manager = NullManager()
-    else:
-        parts.manager, closer = _load(_LAZY_MANAGERS[mkind])(scenario, env)
-        parts.closers.append(closer)
+    backend: Any = None
+    if WorkerKind.LLM in (wcfg.kind,) or scenario.manager.kind is ManagerKind.LLM:
+        backend = _load("swarmlearn.llm.backend:open_backend")(scenario)
+        parts.closers.append(backend.close)
+    hooks = {"seed": worker_seed, "policies": policies, "store": store, "backend": backend}
+    try:
+        if wcfg.kind is WorkerKind.RULE:
+            make = policies or policy_factory(wcfg.policy)
+            parts.workers = [
+                RuleWorker(i, make(i, seed=worker_seed, params=wcfg.policy_params))
+                for i in range(wcfg.count)
+            ]
+        else:
+            parts.workers = list(_load(_LAZY_WORKERS[wcfg.kind])(scenario, env, **hooks))
+        mkind = scenario.manager.kind
+        if mkind is ManagerKind.RULE:
+            parts.manager = RuleManager()
+        elif mkind is ManagerKind.NONE:
+            parts.manager = NullManager()
+        else:
+            parts.manager = _load(_LAZY_MANAGERS[mkind])(scenario, env, **hooks)
+    except BaseException:
+        for close in parts.closers:
+            close()
+        raise
     return parts
 
 
@@ -249,7 +266,7 @@ def run_session(
     wseed = scenario.seeds.workers if worker_seed is None else worker_seed
     if policies is None and scenario.workers.kind is WorkerKind.RULE:
         policies = policy_factory(scenario.workers.policy)
-    parts = build_swarm_parts(scenario, policies=policies, seed=wseed)
+    parts = build_swarm_parts(scenario, policies=policies, seed=wseed, store=store)
     bus: EventBus[Event] = EventBus()
     attach = getattr(policies, "attach", None)
     if attach is not None:

@@ -22,7 +22,14 @@ from swarmlearn._config import check_range
 from swarmlearn.core.actions import Action, ActionResult
 from swarmlearn.core.bus import EventBus
 from swarmlearn.core.environment import Environment, Observation
-from swarmlearn.core.events import ActionEvent, EpisodeEnded, EpisodeStarted, Event, EventIds
+from swarmlearn.core.events import (
+    ActionEvent,
+    EpisodeEnded,
+    EpisodeStarted,
+    Event,
+    EventIds,
+    LLMCallEvent,
+)
 from swarmlearn.core.manager import NO_GUIDANCE, Guidance, GuidanceSchedule, Manager, SwarmView
 from swarmlearn.core.workers import Worker
 from swarmlearn.errors import SwarmlearnError
@@ -147,7 +154,7 @@ class Swarm:
             else:
                 actions = self._decide(obs, guidance, counters)
                 recent = self._apply(actions, obs, ids, task, group, episode, tick, counters)
-            self.bus.publish(recent)
+            self.bus.publish([*recent, *self._drain(ids, task, tick, counters)])
             tick += 1
         outcome: Outcome = env.outcome()
         if timed_out and not env.done:
@@ -173,6 +180,8 @@ class Swarm:
                 "guidance": counters.guidance,
                 "dropped_events": self.bus.dropped() - dropped_before,
                 "timed_out": float(timed_out),
+                **counters.extra,
+                **self._episode_stats(),
             },
             self.wall(),
         )
@@ -186,6 +195,34 @@ class Swarm:
         if schedule is GuidanceSchedule.EVERY_N:
             return tick % self.config.interval == 0
         return any(e.result.success for e in recent)  # ON_COMPLETION: after progress
+
+    def _drain(self, ids: EventIds, task: str, tick: int, counters: _Counters) -> list[Event]:
+        """Events that workers and the manager made on the side (LLM calls), with ids now."""
+        out: list[Event] = []
+        for part in (*self.workers, self.manager):
+            drain = getattr(part, "drain_events", None)
+            if drain is not None:
+                out.extend(drain(ids, task, tick))
+        extra = counters.extra
+        for e in out:
+            if isinstance(e, LLMCallEvent):
+                extra["llm_calls"] = extra.get("llm_calls", 0.0) + 1
+                extra["llm_failed"] = extra.get("llm_failed", 0.0) + (not e.ok)
+                extra["prompt_tokens"] = extra.get("prompt_tokens", 0.0) + e.prompt_tokens
+                extra["completion_tokens"] = (extra.get("completion_tokens", 0.0)
+                                              + e.completion_tokens)
+                extra["llm_latency"] = extra.get("llm_latency", 0.0) + e.latency
+        return out
+
+    def _episode_stats(self) -> dict[str, float]:
+        """Per-episode counters that workers keep (e.g. valid/repaired/rejected replies)."""
+        total: dict[str, float] = {}
+        for w in self.workers:
+            stats = getattr(w, "episode_stats", None)
+            if stats is not None:
+                for k, v in stats().items():
+                    total[k] = total.get(k, 0.0) + v
+        return total
 
     def _decide_one(
         self, worker: Worker, obs: Observation, guidance: Guidance, counters: _Counters

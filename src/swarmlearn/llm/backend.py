@@ -1,0 +1,96 @@
+"""The LLM backend of a session: a client on a local llama.cpp server or an external URL.
+
+``open_backend(scenario)`` starts the bundled (or configured) model in a
+supervised llama.cpp child process on 127.0.0.1 — or, with ``workers.url``,
+attaches to any OpenAI-compatible server — and returns the client the LLM
+workers and manager share. ``build_llm_workers`` / ``build_llm_manager`` are
+the hooks :mod:`swarmlearn.session` resolves the ``llm`` kinds through.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarmlearn.core.environment import Environment
+from swarmlearn.core.manager import Manager
+from swarmlearn.core.scenario import Scenario
+from swarmlearn.core.workers import Worker
+from swarmlearn.llm._batch import LLMClient
+from swarmlearn.llm._client import HttpLLMClient, LLMClientConfig
+from swarmlearn.llm.worker import LLMManager, LLMWorker, LLMWorkerConfig, Planner
+
+__all__ = ["Backend", "build_llm_manager", "build_llm_workers", "learned_dependencies",
+           "open_backend"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Backend:
+    client: LLMClient
+    model: str
+    base_url: str
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        while self.closers:
+            try:
+                self.closers.pop()()
+            except Exception:  # closing must go on for the rest
+                logger.exception("closing the LLM backend failed")
+
+
+def open_backend(scenario: Scenario) -> Backend:
+    """A client on ``workers.url``, or on a llama.cpp server started for this session."""
+    from swarmlearn.serving import LlamaServer, LlamaServerConfig
+
+    wcfg = scenario.workers
+    if wcfg.url:
+        client = HttpLLMClient(LLMClientConfig(base_url=wcfg.url))
+        client.check()  # one clear line if the URL is unreachable
+        return Backend(client, wcfg.url, wcfg.url, [client.close])
+    server = LlamaServer(LlamaServerConfig(model=Path(wcfg.model) if wcfg.model else None,
+                                           parallel=max(1, wcfg.count)))
+    server.start()
+    client = HttpLLMClient(LLMClientConfig(base_url=server.base_url))
+    model = (wcfg.model and Path(wcfg.model).name) or "SmolLM2-135M-Instruct"
+    return Backend(client, model, server.base_url, [server.stop, client.close])
+
+
+def learned_dependencies(store: Any, scenario: Scenario) -> dict[str, list[str]]:
+    """The learned prerequisites of the latest offline model of ``scenario`` (empty if none)."""
+    if store is None:
+        return {}
+    from swarmlearn.learn.offline import OfflineAnalyzer
+
+    model = OfflineAnalyzer(store).load(scenario.label)
+    if model is None:
+        return {}
+    deps = {b: list(a) for b, a in model.dependencies.items()}
+    for b, groups in model.any_of.items():
+        deps.setdefault(b, []).extend(groups[0][:1])  # one of the group is enough to order
+    return deps
+
+
+def build_llm_workers(
+    scenario: Scenario, env: Environment, *, seed: int, backend: Backend, store: Any = None,
+    **_: Any,
+) -> Sequence[Worker]:
+    """The scenario's LLM workers, sharing one planner per task source."""
+    cfg = LLMWorkerConfig()
+    planner = Planner(backend.client, model=backend.model,
+                      learned=learned_dependencies(store, scenario))
+    return [
+        LLMWorker(i, backend.client, env, config=cfg, model=backend.model, seed=seed,
+                  planner=planner)
+        for i in range(scenario.workers.count)
+    ]
+
+
+def build_llm_manager(scenario: Scenario, env: Environment, *, backend: Backend,
+                      **_: Any) -> Manager:
+    return LLMManager(backend.client, env, model=backend.model)

@@ -1,0 +1,135 @@
+"""LLM worker, manager and planner logic against a scripted client (no server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from swarmlearn.core.actions import Action, Candidate
+from swarmlearn.core.bus import EventBus
+from swarmlearn.core.events import Event, EventIds, LLMCallEvent
+from swarmlearn.core.manager import Guidance, SwarmView
+from swarmlearn.core.swarm import Swarm, SwarmConfig
+from swarmlearn.envs import make_env
+from swarmlearn.errors import BackendUnavailable, BadResponse
+from swarmlearn.llm import CompletionRequest, ScriptedLLMClient
+from swarmlearn.llm.prompt import (
+    PromptInput,
+    action_label,
+    action_schema,
+    build_messages,
+    format_reply,
+    parse_action,
+)
+from swarmlearn.llm.worker import INVALID, LLMManager, LLMWorker, Planner, static_order
+
+CANDS = [Candidate(Action("CheckStatus", "api"), "unchecked"),
+         Candidate(Action("Restart", "api"), "unchecked"),
+         Candidate(Action("PingGateway"), "")]
+
+
+def test_prompt_and_reply_format_round_trip() -> None:
+    msgs = build_messages(PromptInput(state="Task: fix it", candidates=CANDS, guidance="go",
+                                      skill="Check first.", plan=["CheckStatus", "Restart"]))
+    assert msgs[0].role == "system" and "Check first." in msgs[0].content
+    user = msgs[1].content
+    assert "CheckStatus(api)" in user and "Manager: go" in user and "CheckStatus -> Restart" in user
+    schema = action_schema(CANDS)
+    assert schema["properties"]["action"]["enum"] == sorted(action_label(c.action) for c in CANDS)
+    for c in CANDS:
+        assert parse_action(format_reply(c.action), CANDS) == (c.action, "valid")
+
+
+@pytest.mark.parametrize(
+    ("reply", "how", "expected"),
+    [
+        ('{"action": "Restart(api)"', "repaired", Action("Restart", "api")),
+        ('```json\n{"action": "checkstatus( API )"}\n```', "lenient", Action("CheckStatus", "api")),
+        ('{"action": "PingGateway"}', "lenient", Action("PingGateway")),
+    ],
+)
+def test_replies_are_repaired_or_matched_leniently(reply: str, how: str, expected: Action) -> None:
+    action, got = parse_action(reply, CANDS)
+    assert (action, got) == (expected, how)
+
+
+@pytest.mark.parametrize("reply", ["", "I would restart the api", '{"action": "Teleport(moon)"}',
+                                   '{"verb": "x"}'])
+def test_unusable_replies_are_rejected(reply: str) -> None:
+    with pytest.raises(BadResponse):
+        parse_action(reply, CANDS)
+
+
+def _pick_first(request: CompletionRequest) -> str:
+    enum = request.json_schema["properties"]["action"]["enum"]  # type: ignore[index]
+    return json.dumps({"action": enum[0]})
+
+
+def test_worker_decides_records_calls_and_counts_replies() -> None:
+    env = make_env("troubleshooting", {})
+    obs = env.reset(0)
+    client = ScriptedLLMClient(["garbage, not json", '{"action": "nope()"}'], default=_pick_first)
+    planner = Planner(None)
+    worker = LLMWorker(0, client, env, planner=planner)
+    first = worker.decide(obs, Guidance())
+    assert first.name == INVALID  # "garbage" is repaired into nothing usable: rejected
+    assert worker.decide(obs, Guidance()).name == INVALID  # names no candidate
+    good = worker.decide(obs, Guidance())
+    assert good in {c.action for c in obs.candidates}
+    stats = worker.episode_stats()
+    assert stats["llm_rejected"] == 2 and stats["llm_valid"] == 1
+    events = worker.drain_events(EventIds(5), "t", 0)
+    assert len(events) == 3 and all(isinstance(e, LLMCallEvent) for e in events)
+    assert {e.purpose for e in events} == {"decide"} and all(e.session == 5 for e in events)
+    assert planner.source == "static" and worker.drain_events(EventIds(5), "t", 0) == []
+    # guidance narrows what the model is offered
+    req, cands = worker.request(obs, Guidance(assignments={0: obs.candidates[0].action.target}))
+    assert all(not c.action.target or c.action.target == obs.candidates[0].action.target
+               for c in cands)
+
+
+def test_backend_failure_is_a_worker_error_and_recorded() -> None:
+    env = make_env("troubleshooting", {})
+    client = ScriptedLLMClient([BackendUnavailable("down")], default=_pick_first)
+    worker = LLMWorker(0, client, env, planner=None)
+    bus: EventBus[Event] = EventBus()
+    seen: list[Event] = []
+    bus.subscribe(seen.extend, inline=True)
+    swarm = Swarm(env, [worker], bus=bus, config=SwarmConfig(max_ticks=2))
+    ended = swarm.run_episode(seed=0, ids=EventIds(1))
+    assert ended.stats["worker_errors"] == 1 and ended.stats["llm_calls"] == 2
+    assert ended.stats["llm_failed"] == 1 and ended.actions == 1
+    calls = [e for e in seen if isinstance(e, LLMCallEvent)]
+    assert [c.ok for c in calls] == [False, True] and "down" in calls[0].error
+
+
+def test_planner_prefers_learned_then_llm_then_static() -> None:
+    env = make_env("troubleshooting", {})
+    env.reset(0)
+    learned = Planner(None, learned={"Restart": ["Diagnose"], "Diagnose": ["CheckStatus"]})
+    assert learned.plan(env) == ["CheckStatus", "Diagnose", "Restart"]
+    assert learned.source == "learned"
+    llm = Planner(ScriptedLLMClient(['{"order": ["CheckStatus", "ReadLogs", "Restart"]}']))
+    assert llm.plan(env) == ["CheckStatus", "ReadLogs", "Restart"] and llm.source == "llm"
+    broken = Planner(ScriptedLLMClient([BackendUnavailable("down")]))
+    plan = broken.plan(env)
+    assert broken.source == "static" and plan == [
+        n for n in static_order(env.action_specs()) if n in plan]
+    assert plan.index("CheckStatus") < plan.index("Diagnose") < plan.index("Restart")
+
+
+def test_llm_manager_guides_and_falls_back() -> None:
+    env = make_env("troubleshooting", {"services": 3})
+    obs = env.reset(0)
+    targets = list(obs.targets)
+    view = SwarmView(0, obs, [0, 1], [], env.context_priority(), "t")
+    client = ScriptedLLMClient([json.dumps({"focus": [targets[2]], "advice": "look there"}),
+                                BackendUnavailable("down")])
+    mgr = LLMManager(client, env)
+    g = mgr.guide(view)
+    assert g.focus == (targets[2],) and g.assignments == {0: targets[2], 1: targets[2]}
+    assert "look there" in g.text
+    fallback = mgr.guide(view)
+    assert mgr.failures == 1 and set(fallback.focus) == set(targets)
+    assert len(mgr.drain_events(EventIds(1), "t", 0)) == 2
