@@ -59,8 +59,9 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--final-episodes", type=int, default=50)
     p.add_argument("--repeats", type=int, default=1, help="timing repeats per seed and side")
-    p.add_argument("--ours", default="double,dueling", help="our variant: comma list or 'vanilla'")
+    p.add_argument("--ours", default="nstep", help="our variant: comma list or 'vanilla'")
     p.add_argument("--ablation", action="store_true", help="ours only, each part on/off")
+    p.add_argument("--variants", nargs="+", help="ablation variants (default: a standard set)")
     p.add_argument("--skip-sb3", action="store_true")
     return p.parse_args()
 
@@ -318,7 +319,7 @@ def ablation() -> None:
         f"{'variant':26} | {'reached':>7} | {'median steps':>12} | {'final mean':>10} | {'wall':>6}"
     )
     lines = []
-    for spec in ABLATION:
+    for spec in ARGS.variants or ABLATION:
         runs = [run_ours(seed, spec) for seed in ARGS.seeds]
         reached = [r.reached for r in runs]
         per_seed = " ".join(f"{_fmt_reached(x)}" for x in reached)

@@ -29,8 +29,13 @@ def _loss(agent: DQN, batch: Experience) -> float:
 
 @pytest.mark.parametrize(
     "variant",
-    [{}, {"double": False, "dueling": False}, {"prioritized": True}, {"n_step": 3}],
-    ids=["double+dueling", "vanilla", "per", "n-step"],
+    [
+        {"double": True, "dueling": True, "n_step": 1},
+        {"n_step": 1},
+        {"prioritized": True, "double": True},
+        {},
+    ],
+    ids=["double+dueling", "vanilla", "per+double+n-step", "defaults (n-step)"],
 )
 def test_tiny_training_lowers_the_loss_and_changes_the_parameters(variant: dict) -> None:
     rng = np.random.default_rng(0)

@@ -71,7 +71,10 @@ def _stop_gracefully(trainer: Trainer) -> int:
 @pytest.mark.parametrize("stop", [_stop_by_crash, _stop_gracefully], ids=["crash", "graceful"])
 @pytest.mark.parametrize(
     "variant",
-    [{}, {"prioritized": True, "n_step": 3, "double": False, "tau": 0.5}],
+    [
+        {"double": True, "dueling": True, "n_step": 1},
+        {"prioritized": True, "n_step": 3, "double": False, "tau": 0.5},
+    ],
     ids=["double-dueling-uniform", "per-nstep-polyak"],
 )
 def test_stop_at_1000_resume_equals_unstopped_run(
