@@ -220,8 +220,11 @@ class LLMWorker:
     def request(self, observation: Observation, guidance: Guidance) -> tuple[
             CompletionRequest, Sequence[Candidate]]:
         """The request this worker would send now (and the candidates it offers)."""
-        cands = narrow(observation.candidates, guidance, self.id)
         plan = self.planner.get(self.env) if self.planner is not None else []
+        # offered in the planned order of work: a small model leans on the first lines
+        rank = {name: i for i, name in enumerate(plan)}
+        cands = sorted(narrow(observation.candidates, guidance, self.id),
+                       key=lambda c: rank.get(c.action.name, len(rank)))
         prompt = PromptInput(
             state=self.env.render_text(), candidates=cands, guidance=guidance.text,
             skill=self.config.skill, plan=plan,
