@@ -206,6 +206,23 @@ def test_restart_after_kill_then_graceful_stop(tmp_path: Path, tiny_lora: Path) 
     assert "signal 15: stopping" in log and log.rstrip().endswith("stopped")
 
 
+def test_a_hung_child_is_killed_and_restarted(tmp_path: Path) -> None:
+    pytest.importorskip("xllamacpp")
+    config = LlamaServerConfig(log_dir=tmp_path, health_interval_s=0.3, unhealthy_after=2)
+    with LlamaServer(config) as server:
+        hung = server.pid
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)  # alive, but answers nothing
+        try:
+            _wait_for(lambda: server.restarts == 1 and server.health().ok, timeout_s=60)
+        finally:
+            try:
+                os.kill(hung, signal.SIGKILL)  # in case the test failed before the supervisor did
+            except ProcessLookupError:
+                pass
+        assert server.pid != hung
+
+
 def test_supervisor_gives_up_after_max_restarts(tmp_path: Path) -> None:
     pytest.importorskip("xllamacpp")
     config = LlamaServerConfig(log_dir=tmp_path, max_restarts=0)
