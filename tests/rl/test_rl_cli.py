@@ -93,3 +93,18 @@ def test_toml_config_and_bad_fields(tmp_path: Path) -> None:
     )
     assert isinstance(result.exception, ConfigError)
     assert result.exception.field == "dqn.gama"
+
+
+def test_first_ctrl_c_asks_to_stop_the_second_aborts() -> None:
+    import os
+    import signal
+
+    from swarmlearn.rl._cli import _graceful_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with _graceful_interrupt() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
