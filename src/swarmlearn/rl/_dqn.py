@@ -48,7 +48,7 @@ from swarmlearn.rl._mlp import MLPQNet, MLPSpec
 from swarmlearn.rl._protocols import ActMode, Experience, StateTree
 from swarmlearn.rl._replay import NStepFolder, PrioritizedSampler, ReplayBuffer, Transitions
 
-__all__ = ["DQN", "DQNConfig"]
+__all__ = ["DQN", "DQNConfig", "spec_from_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -391,12 +391,7 @@ class DQN:
                 f"not a DQN state of format {STATE_FORMAT}: "
                 f"kind={state.get('kind')!r} format_version={state.get('format_version')!r}"
             )
-        spec = MLPSpec(
-            obs_dim=int(state["spec"]["obs_dim"]),
-            hidden=tuple(int(h) for h in state["spec"]["hidden"]),
-            n_actions=int(state["spec"]["n_actions"]),
-            dueling=bool(state["spec"]["dueling"]),
-        )
+        spec = spec_from_state(state)
         if spec != self.spec:
             raise ArtifactError(f"checkpoint network {spec} does not fit this agent's {self.spec}")
         self.net.params[...] = state["params"]
@@ -416,10 +411,6 @@ class DQN:
             self._per.load_state_dict(state["per"])
         if self._nstep is not None and state["nstep"] is not None:
             self._nstep.load_state_dict(state["nstep"])
-
-    def policy_params(self) -> tuple[MLPSpec, F32]:
-        """The network's shape and a copy of its parameters (for a :class:`GreedyPolicy`)."""
-        return self.spec, self.net.params.copy()
 
 
 def spec_from_state(state: Mapping[str, Any]) -> MLPSpec:
