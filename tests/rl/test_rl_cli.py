@@ -108,3 +108,11 @@ def test_first_ctrl_c_asks_to_stop_the_second_aborts() -> None:
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_unknown_env_is_a_config_error_and_leaves_no_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        rl_app, ["train", "NoSuchEnv-v0", "--steps", "10", "--runs-dir", str(tmp_path / "r")]
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert not (tmp_path / "r").exists()

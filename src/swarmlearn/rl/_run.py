@@ -24,7 +24,7 @@ from swarmlearn._config import check_range, from_mapping, to_mapping
 from swarmlearn.errors import ConfigError
 from swarmlearn.rl._checkpoint import write_json_atomic
 from swarmlearn.rl._dqn import DQN, DQNConfig
-from swarmlearn.rl._envs import EnvPool
+from swarmlearn.rl._envs import EnvPool, make_env
 from swarmlearn.rl._loop import GymLoop, LoopConfig, LoopResult, Progress, evaluate
 from swarmlearn.rl._plot import plot_learning_curve
 from swarmlearn.rl._records import EvalReport
@@ -119,6 +119,7 @@ class Trainer:
     @classmethod
     def start(cls, config: RunConfig) -> Trainer:
         """A new run directory under ``config.runs_dir`` and a trainer for it."""
+        make_env(config.env_id, **config.env_kwargs).close()  # a bad env id leaves no run behind
         run_dir = RunDir.create(
             config.runs_dir,
             config.run_name,
