@@ -110,8 +110,13 @@ def test_planner_prefers_learned_then_llm_then_static() -> None:
     learned = Planner(None, learned={"Restart": ["Diagnose"], "Diagnose": ["CheckStatus"]})
     assert learned.plan(env) == ["CheckStatus", "Diagnose", "Restart"]
     assert learned.source == "learned"
-    llm = Planner(ScriptedLLMClient(['{"order": ["CheckStatus", "ReadLogs", "Restart"]}']))
-    assert llm.plan(env) == ["CheckStatus", "ReadLogs", "Restart"] and llm.source == "llm"
+    good = '{"order": ["CheckStatus", "ReadLogs", "Diagnose", "Restart"]}'
+    llm = Planner(ScriptedLLMClient([good]))
+    assert llm.plan(env) == ["CheckStatus", "ReadLogs", "Diagnose", "Restart"]
+    assert llm.source == "llm"
+    careless = Planner(ScriptedLLMClient(['{"order": ["Restart", "CheckStatus"]}']))
+    careless.plan(env)
+    assert careless.source == "static"  # a plan that breaks the documented graph is refused
     broken = Planner(ScriptedLLMClient([BackendUnavailable("down")]))
     plan = broken.plan(env)
     assert broken.source == "static" and plan == [

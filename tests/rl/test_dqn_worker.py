@@ -110,3 +110,16 @@ def test_from_run_of_a_non_swarm_run_is_refused(tmp_path: Path) -> None:
     trainer.close()
     with pytest.raises(ConfigError, match="not a swarm environment"):
         DQNWorker.from_run(0, trainer.run_dir.path, checkpoint="latest")
+
+
+def test_scenarios_run_rl_workers_from_a_trained_run(trained_run: Path) -> None:
+    from swarmlearn.core.scenario import load_scenario
+    from swarmlearn.errors import ConfigError
+    from swarmlearn.session import run_session
+
+    sc = load_scenario("troubleshooting").override(environment={"services": 3},
+                                                   workers={"kind": "rl", "count": 2})
+    with pytest.raises(ConfigError, match="workers.policy_path"):
+        run_session(sc, episodes=1)
+    result = run_session(sc.override(workers={"policy_path": str(trained_run)}), episodes=5)
+    assert len(result.episodes) == 5 and result.actions > 0

@@ -56,7 +56,7 @@ def open_backend(scenario: Scenario) -> Backend:
     server = LlamaServer(LlamaServerConfig(model=Path(wcfg.model) if wcfg.model else None,
                                            parallel=max(1, wcfg.count)))
     server.start()
-    client = HttpLLMClient(LLMClientConfig(base_url=server.base_url))
+    client = server.client()  # sends the current adapter scales with every request
     model = (wcfg.model and Path(wcfg.model).name) or "SmolLM2-135M-Instruct"
     return Backend(client, model, server.base_url, [server.stop, client.close])
 

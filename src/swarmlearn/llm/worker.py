@@ -166,14 +166,15 @@ class Planner:
             return topological_order(known, self.learned)
         if self.client is not None:
             try:
-                return self._ask(env, names)
+                return self._ask(env, specs)
             except BackendError as exc:
-                logger.warning("LLM planning failed (%s); using the static graph", exc)
+                logger.info("LLM plan not used (%s); using the static graph", exc)
         self.source = "static"
         return [n for n in static_order(specs) if n in useful]
 
-    def _ask(self, env: Environment, names: Sequence[str]) -> list[str]:
+    def _ask(self, env: Environment, specs: Sequence[ActionSpec]) -> list[str]:
         assert self.client is not None
+        names = [s.name for s in specs]
         prompt = (f"Task: {env.task_text()}\nActions: {', '.join(names)}\n"
                   "Which actions are needed, in the order they are usually done? "
                   'Answer with JSON: {"order": [...]}')
@@ -184,6 +185,10 @@ class Planner:
         order = [n for n in dict.fromkeys(reply.value["order"]) if n in names]
         if not order:
             raise BadResponse("empty plan")
+        after = {s.name: s.after for s in specs}
+        for i, n in enumerate(order):  # a plan must respect the documented dependencies
+            if after.get(n) and not any(a in order[:i] for a in after[n]):
+                raise BadResponse(f"plan puts {n} before its prerequisites {list(after[n])}")
         self.source = "llm"
         return order
 
@@ -223,7 +228,7 @@ class LLMWorker:
         plan = self.planner.get(self.env) if self.planner is not None else []
         # offered in the planned order of work: a small model leans on the first lines
         rank = {name: i for i, name in enumerate(plan)}
-        cands = sorted(narrow(observation.candidates, guidance, self.id),
+        cands = sorted(self._fresh(narrow(observation.candidates, guidance, self.id)),
                        key=lambda c: rank.get(c.action.name, len(rank)))
         prompt = PromptInput(
             state=self.env.render_text(), candidates=cands, guidance=guidance.text,
@@ -236,6 +241,14 @@ class LLMWorker:
             seed=self.seed * 100_003 + self.id * 1_009 + self._step, purpose="decide",
         )
         return request, cands
+
+    def _fresh(self, cands: Sequence[Candidate]) -> Sequence[Candidate]:
+        """Leave out what this worker just did to no effect in the very same context."""
+        stale = {(e.action, e.target, e.context) for e in self._history if not e.result.success}
+        if not stale:
+            return cands
+        keep = [c for c in cands if (c.action.name, c.action.target, c.context) not in stale]
+        return keep or cands
 
     def decide(self, observation: Observation, guidance: Guidance) -> Action:
         request, cands = self.request(observation, guidance)

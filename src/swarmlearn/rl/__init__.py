@@ -48,7 +48,7 @@ from swarmlearn.rl._swarm_codec import (
     kind_of_env_id,
     swarm_env_id,
 )
-from swarmlearn.rl._worker import DQNWorker, GreedyPolicy
+from swarmlearn.rl._worker import DQNWorker, GreedyPolicy, build_rl_workers
 
 if TYPE_CHECKING:
     from swarmlearn.rl._swarm_env import SwarmGymEnv, register_swarm_envs
@@ -106,6 +106,7 @@ __all__ = [
     "TrainingSession",
     "Transitions",
     "VectorStep",
+    "build_rl_workers",
     "evaluate",
     "evaluate_run",
     "kind_of_env_id",

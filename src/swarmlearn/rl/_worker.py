@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -130,3 +131,15 @@ class DQNWorker:
 
     def end_episode(self, outcome: Outcome) -> None:
         self._tried[:] = False
+
+
+def build_rl_workers(scenario: Any, env: Any, **_: Any) -> list[DQNWorker]:
+    """The ``rl`` worker kind of a scenario: ``workers.policy_path`` names a trained run."""
+    path = scenario.workers.policy_path
+    if not path:
+        raise ConfigError(
+            "workers.policy_path: RL workers need a trained run directory "
+            "(train one with `swarmlearn rl train swarmlearn/<Kind>-v0`)",
+            field="workers.policy_path",
+        )
+    return [DQNWorker.from_run(i, path) for i in range(scenario.workers.count)]
