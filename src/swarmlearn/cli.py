@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -133,7 +134,7 @@ def run(
     result = run_session(sc, episodes=episodes, store=st, seed=seed, on_episode=show)
     s = result.summary()
     console.print(
-        f"[bold]{sc.label}[/]: success {s['success_rate']:.0%} over {s['episodes']} "
+        f"[bold]{escape(sc.label)}[/]: success {s['success_rate']:.0%} over {s['episodes']} "
         f"episodes, {s['actions']} actions in {s['wall_seconds']:.2f}s"
         + (f" — session {result.session} in {st.url}" if st else "")
     )
@@ -227,15 +228,27 @@ def _eval_learning(scenario: str, variant: str, seed: int, sessions: int, episod
                             seed=seed if seed != 42 else LearningRunConfig().seed)
     st = open_store(store)
     with _progress() as progress:
-        task = progress.add_task(f"learning {sc.label}", total=2 * sessions, rate="–")
+        task = progress.add_task(f"learning {escape(sc.label)}", total=2 * sessions, rate="–")
 
         def tick(mode: str, i: int, point: Any) -> None:
-            progress.update(task, advance=1, description=f"learning {mode} {sc.label}",
+            progress.update(task, advance=1, description=f"learning {mode} {escape(sc.label)}",
                             rate=f"{point.success_rate:.0%}")
 
         report = run_learning(sc, st, cfg, progress=tick)
+    _print_learning(report)
+    if output:
+        output.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        console.print(f"JSON report: {output}")
+    if html_out:
+        learning_html(report).write(html_out)
+        console.print(f"HTML report: {html_out}")
+
+
+def _print_learning(report: Any) -> None:
+    cfg = report.config
     final = report.final()
-    table = Table(title=f"learning on vs off, last {cfg.last} sessions of {sc.label}",
+    table = Table(title=f"learning on vs off, last {cfg.last} sessions of "
+                        f"{escape(report.scenario)}",
                   title_justify="left")
     for col in ("", "episodes", "success (95% CI)", "actions to solve (95% CI)"):
         table.add_column(col)
@@ -250,12 +263,6 @@ def _eval_learning(scenario: str, variant: str, seed: int, sessions: int, episod
     verdict = ("[green]clearly better[/]" if final["clearly_better"]
                else "[yellow]not clearly better[/]")
     console.print(f"learning on is {verdict} than off (non-overlapping 95% intervals)")
-    if output:
-        output.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
-        console.print(f"JSON report: {output}")
-    if html_out:
-        learning_html(report).write(html_out)
-        console.print(f"HTML report: {html_out}")
 
 
 def _print_eval(report: Any) -> None:
@@ -287,6 +294,24 @@ def _print_eval(report: Any) -> None:
             f"{v.extras.get('invalid_action_rate', 0.0):.1%}",
         )
     console.print(table)
+    llm = [v for v in report.variants if v.extras.get("llm_calls")]
+    if llm:
+        t = Table(title="LLM workers", title_justify="left")
+        for col in ("variant", "valid actions", "calls", "s/call", "prompt tok/call",
+                    "completion tok/call", "completion tok/s", "replies valid/repaired/"
+                    "lenient/rejected", "backend errors"):
+            t.add_column(col, justify="left" if col == "variant" else "right")
+        for v in llm:
+            x = v.extras
+            replies = "/".join(str(int(x.get(f"llm_{k}", 0))) for k in
+                               ("valid", "repaired", "lenient", "rejected"))
+            t.add_row(v.variant or "base", f"{x['valid_action_rate']:.1%}",
+                      str(int(x["llm_calls"])),
+                      f"{x['latency_per_call']:.2f}", f"{x['prompt_tokens_per_call']:.0f}",
+                      f"{x['completion_tokens_per_call']:.1f}",
+                      f"{x.get('completion_tokens_per_s', 0.0):.1f}", replies,
+                      str(int(x.get("llm_failed", 0))))
+        console.print(t)
 
 
 # -- demo ---------------------------------------------------------------------------------
@@ -295,29 +320,41 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
         ".swarmlearn/demo-report.html"
     ),
-    runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
+    sessions: Annotated[int, typer.Option(help="Learning sessions.")] = 20,
+    runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant evaluated.")] = 30,
     store: StoreOpt = None,
 ) -> None:
-    """The main job on embedded defaults: the built-in troubleshooting scenario, evaluated."""
+    """The main job on embedded defaults: a swarm learns the troubleshooting scenario.
+
+    First the built-in scenario and its variants are evaluated with the scenario's own
+    rule workers; then sessions run in sequence on the held-out variant with learning on
+    (each session starts from the last snapshot and offline model) and off, on the same
+    tasks. Results are printed; the HTML report has the plots.
+    """
     from swarmlearn.eval import evaluate
-    from swarmlearn.ops.report import eval_html
+    from swarmlearn.learn.loop import LearningRunConfig, run_learning
+    from swarmlearn.ops.report import eval_html, learning_html
 
     sc = load_scenario("troubleshooting")
     st = open_store(store)
     console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
     with _progress() as progress:
-        task = progress.add_task("demo", total=runs * (1 + len(sc.variants)), rate="–")
-        report = evaluate(
-            sc,
-            runs=runs,
-            seed=42,
-            variants=["", *sc.variants],
-            store=st,
-            on_episode=lambda e: progress.update(task, advance=1, rate="…"),
-        )
+        task = progress.add_task("evaluate variants", total=runs * (1 + len(sc.variants)),
+                                 rate="–")
+        report = evaluate(sc, runs=runs, seed=42, variants=["", *sc.variants], store=st,
+                          on_episode=lambda e: progress.update(task, advance=1, rate="…"))
     _print_eval(report)
-    path = eval_html(report).write(out)
-    console.print(f"HTML report: {path}")
+    held = sc.with_variant("heldout")
+    cfg = LearningRunConfig(sessions=sessions)
+    with _progress() as progress:
+        task = progress.add_task(f"learning {escape(held.label)}", total=2 * sessions,
+                                 rate="–")
+        learned = run_learning(held, st, cfg, progress=lambda mode, i, p: progress.update(
+            task, advance=1, description=f"learning {mode}", rate=f"{p.success_rate:.0%}"))
+    _print_learning(learned)
+    page = learning_html(learned)
+    page.extend(eval_html(report))
+    console.print(f"HTML report: {page.write(out)}")
 
 
 # -- events -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from swarmlearn.core.events import ActionEvent, EpisodeEnded
@@ -54,7 +55,7 @@ def analyze(
     stats = stats_from_store(st, ids)
     analyzer = OfflineAnalyzer(st, AnalyzerConfig(trials=trials, max_sessions=sessions))
     previous = analyzer.load(sc.label)
-    with console.status(f"analyzing {len(ids)} sessions of {sc.label}…"):
+    with console.status(f"analyzing {len(ids)} sessions of {escape(sc.label)}…"):
         model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous)
     version = analyzer.save(model)
     _show(model, version)
@@ -62,7 +63,7 @@ def analyze(
 
 
 def _show(model: OfflineModel, version: int) -> None:
-    console.print(f"[bold]offline model {model.scenario} v{version}[/]: {model.episodes} episodes, "
+    console.print(f"[bold]offline model {escape(model.scenario)} v{version}[/]: {model.episodes} episodes, "
                   f"{model.successes} successful, strategy {model.strategy}")
     search = model.search
     if search.get("trials"):

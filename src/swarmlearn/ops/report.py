@@ -80,6 +80,11 @@ class HtmlReport:
             f'src="data:image/png;base64,{data}">{cap}</figure>'
         )
 
+    def extend(self, other: HtmlReport) -> None:
+        """Append another report's sections (under its title as a heading)."""
+        self.heading(other.title)
+        self._parts.extend(other._parts)
+
     def render(self) -> str:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         return (
