@@ -63,8 +63,9 @@ def analyze(
 
 
 def _show(model: OfflineModel, version: int) -> None:
-    console.print(f"[bold]offline model {escape(model.scenario)} v{version}[/]: {model.episodes} episodes, "
-                  f"{model.successes} successful, strategy {model.strategy}")
+    console.print(f"[bold]offline model {escape(model.scenario)} v{version}[/]: "
+                  f"{model.episodes} episodes, {model.successes} successful, "
+                  f"strategy {model.strategy}")
     search = model.search
     if search.get("trials"):
         console.print(f"parameter search ({search['method']}, {search['trials']} trials): "
