@@ -134,13 +134,7 @@ def variant_report(
         for k in PASS_KS
         if k <= attempts
     }
-    extras: dict[str, float] = {}
-    for key in ("invalid_actions", "worker_errors", "dropped_events"):
-        extras[key] = float(sum(float(e.stats.get(key, 0.0)) for e in flat))
-    total_actions = sum(e.actions for e in flat)
-    extras["invalid_action_rate"] = (
-        extras["invalid_actions"] / total_actions if total_actions else 0.0
-    )
+    extras = _extras(flat)
     return VariantReport(
         scenario=scenario.name,
         variant=scenario.variant,
@@ -160,6 +154,31 @@ def variant_report(
         episodes=[_episode_dict(e, j) for j, eps in enumerate(by_attempt) for e in eps],
         extras=extras,
     )
+
+
+def _extras(episodes: Sequence[EpisodeEnded]) -> dict[str, float]:
+    """Every per-episode counter summed, plus the rates people ask for.
+
+    With LLM workers: calls, tokens, latency per decision and tokens/s, and
+    the valid-action rate (actions the environment knew, out of all).
+    """
+    totals: dict[str, float] = {"invalid_actions": 0.0, "worker_errors": 0.0,
+                                "dropped_events": 0.0}
+    for e in episodes:
+        for key, value in e.stats.items():
+            if key != "timed_out":
+                totals[key] = totals.get(key, 0.0) + float(value)
+    actions = float(sum(e.actions for e in episodes))
+    totals["invalid_action_rate"] = totals["invalid_actions"] / actions if actions else 0.0
+    totals["valid_action_rate"] = 1.0 - totals["invalid_action_rate"]
+    calls = totals.get("llm_calls", 0.0)
+    if calls:
+        totals["latency_per_call"] = totals["llm_latency"] / calls
+        totals["prompt_tokens_per_call"] = totals["prompt_tokens"] / calls
+        totals["completion_tokens_per_call"] = totals["completion_tokens"] / calls
+        if totals["llm_latency"] > 0:
+            totals["completion_tokens_per_s"] = totals["completion_tokens"] / totals["llm_latency"]
+    return totals
 
 
 def _compare(base: VariantReport, other: VariantReport) -> dict[str, Any]:
