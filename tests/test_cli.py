@@ -92,6 +92,12 @@ def test_scenarios_commands(
         (["run", "troubleshooting", "--policy", "psychic"], 2, "unknown policy 'psychic'"),
         (["run", "troubleshooting", "--workers", "robots"], 2, "--workers: expected one of"),
         (["events", "tail", "--outcome", "maybe"], 2, "--outcome"),
+        (["run", "troubleshooting", "--workers", "llm", "--llm-url", "http://127.0.0.1:1"], 7,
+         "cannot reach LLM server at http://127.0.0.1:1"),
+        (["run", "troubleshooting", "--workers", "llm", "--llm-url", "notaurl"], 2,
+         "malformed URL 'notaurl'"),
+        (["run", "troubleshooting", "--workers", "llm", "--llm-model", "/nope.gguf"], 2,
+         "no such file"),
         (["run"], 2, "Missing argument"),
     ],
 )

@@ -78,11 +78,26 @@ def _setup(
     )
 
 
+LLMUrlOpt = Annotated[str | None, typer.Option(
+    "--llm-url", help="LLM workers: an OpenAI-compatible URL instead of a local server.")]
+LLMModelOpt = Annotated[str | None, typer.Option(
+    "--llm-model", help="LLM workers: a GGUF model file (default: bundled SmolLM2-135M).")]
+
+
 def _scenario(
-    path: str, variant: str = "", *, workers: str | None = None, policy: str | None = None
+    path: str, variant: str = "", *, workers: str | None = None, policy: str | None = None,
+    llm_url: str | None = None, llm_model: str | None = None,
 ) -> Scenario:
     sc = load_scenario(path, variant=variant)
     over: dict[str, Any] = {}
+    if llm_url:
+        from swarmlearn.llm import normalize_base_url
+
+        over["url"] = normalize_base_url(llm_url, field="--llm-url")
+    if llm_model:
+        from swarmlearn.serving import check_gguf
+
+        over["model"] = str(check_gguf(Path(llm_model), field="--llm-model"))
     if workers:
         if workers not in set(WorkerKind):
             raise ConfigError(
@@ -116,13 +131,16 @@ def run(
     seed: Annotated[int | None, typer.Option(help="First task seed.")] = None,
     policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
     workers: Annotated[str | None, typer.Option(help="Override the worker kind.")] = None,
+    llm_url: LLMUrlOpt = None,
+    llm_model: LLMModelOpt = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
 ) -> None:
     """Run a scenario for some episodes and record everything."""
     from swarmlearn.session import run_session
 
-    sc = _scenario(scenario, variant, workers=workers, policy=policy)
+    sc = _scenario(scenario, variant, workers=workers, policy=policy, llm_url=llm_url,
+                   llm_model=llm_model)
     st = None if no_store else open_store(store)
 
     def show(e: EpisodeEnded) -> None:
@@ -159,6 +177,8 @@ def eval_cmd(
     workers: Annotated[
         str | None, typer.Option(help="Override the worker kind (rule|llm|rl).")
     ] = None,
+    llm_url: LLMUrlOpt = None,
+    llm_model: LLMModelOpt = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the JSON report.")
     ] = None,
@@ -187,7 +207,8 @@ def eval_cmd(
     from swarmlearn.eval import evaluate
     from swarmlearn.ops.report import eval_html
 
-    sc = _scenario(scenario, workers=workers, policy=policy)
+    sc = _scenario(scenario, workers=workers, policy=policy, llm_url=llm_url,
+                   llm_model=llm_model)
     names = [("" if v == "base" else v) for v in (variant or [""])]
     if all_variants:
         names = ["", *sc.variants]
