@@ -84,7 +84,7 @@ def test_worker_decides_records_calls_and_counts_replies() -> None:
     assert {e.purpose for e in events} == {"decide"} and all(e.session == 5 for e in events)
     assert planner.source == "static" and worker.drain_events(EventIds(5), "t", 0) == []
     # guidance narrows what the model is offered
-    req, cands = worker.request(obs, Guidance(assignments={0: obs.candidates[0].action.target}))
+    _, cands = worker.request(obs, Guidance(assignments={0: obs.candidates[0].action.target}))
     assert all(not c.action.target or c.action.target == obs.candidates[0].action.target
                for c in cands)
 

@@ -119,7 +119,7 @@ def test_scenarios_run_rl_workers_from_a_trained_run(trained_run: Path) -> None:
 
     sc = load_scenario("troubleshooting").override(environment={"services": 3},
                                                    workers={"kind": "rl", "count": 2})
-    with pytest.raises(ConfigError, match="workers.policy_path"):
+    with pytest.raises(ConfigError, match=r"workers\.policy_path"):
         run_session(sc, episodes=1)
     result = run_session(sc.override(workers={"policy_path": str(trained_run)}), episodes=5)
     assert len(result.episodes) == 5 and result.actions > 0
