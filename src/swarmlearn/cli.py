@@ -162,7 +162,8 @@ def run(
 def eval_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario file, or a built-in name.")],
     runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
-    seed: Annotated[int, typer.Option(help="First task seed.")] = 42,
+    seed: Annotated[int | None, typer.Option(
+        help="First task seed (default 42; with --learning 10000).")] = None,
     attempts: Annotated[int, typer.Option(help="Attempts per task (pass@k needs k ≤ this).")] = 1,
     variant: Annotated[
         list[str] | None,
@@ -227,7 +228,8 @@ def eval_cmd(
             progress.update(task, advance=1, rate=f"{wins[0] / wins[1]:.0%}")
 
         report = evaluate(
-            sc, runs=runs, seed=seed, attempts=attempts, variants=names, store=st, on_episode=tick
+            sc, runs=runs, seed=42 if seed is None else seed, attempts=attempts, variants=names,
+            store=st, on_episode=tick,
         )
     _print_eval(report)
     if output:
@@ -238,7 +240,7 @@ def eval_cmd(
         console.print(f"HTML report: {html_out}")
 
 
-def _eval_learning(scenario: str, variant: str, seed: int, sessions: int, episodes: int,
+def _eval_learning(scenario: str, variant: str, seed: int | None, sessions: int, episodes: int,
                    strategy: str, output: Path | None, html_out: Path | None,
                    store: str | None) -> None:
     from swarmlearn.learn.loop import LearningRunConfig, run_learning
@@ -246,7 +248,7 @@ def _eval_learning(scenario: str, variant: str, seed: int, sessions: int, episod
 
     sc = load_scenario(scenario, variant="" if variant == "base" else variant)
     cfg = LearningRunConfig(sessions=sessions, episodes=episodes, strategy=strategy,
-                            seed=seed if seed != 42 else LearningRunConfig().seed)
+                            seed=LearningRunConfig().seed if seed is None else seed)
     st = open_store(store)
     with _progress() as progress:
         task = progress.add_task(f"learning {escape(sc.label)}", total=2 * sessions, rate="–")

@@ -53,7 +53,8 @@ def test_recommended_paths_rank_by_support_and_lift() -> None:
     won = [[["a", "b", "c"]], [["a", "b", "c"]], [["x", "a", "b"]]]
     lost = [[["a", "x"]]]
     paths = recommended_paths(won, lost, min_support=2)
-    assert paths[0]["path"] == ["a", "b", "c"] or ["a", "b"] in [p["path"] for p in paths]
+    # support x success rate x length: ab (3 x 1 x 2) ties abc (2 x 1 x 3), then bc (2 x 1 x 2)
+    assert [p["path"] for p in paths] == [["a", "b"], ["a", "b", "c"], ["b", "c"]]
     ab = next(p for p in paths if p["path"] == ["a", "b"])
     assert ab["support"] == 3 and ab["success_rate"] == 1.0
     assert all(p["support"] >= 2 for p in paths)

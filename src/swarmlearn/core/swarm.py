@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from swarmlearn._config import check_range
 from swarmlearn.core.actions import Action, ActionResult
@@ -92,6 +91,9 @@ class Swarm:
         # environments with a single agent in them (a maze walker) take turns: each
         # worker decides on the state the previous worker's action left behind
         self._turns = bool(getattr(env, "sequential", False))
+        # parts that make events on the side (LLM calls): looked up once, drained every tick
+        self._drainers = [d for d in (getattr(p, "drain_events", None)
+                                      for p in (*self.workers, manager)) if d is not None]
         self._pool: ThreadPoolExecutor | None = None
         if len(self.workers) > 1 and any(w.blocking for w in self.workers):
             self._pool = ThreadPoolExecutor(len(self.workers), thread_name_prefix="worker")
@@ -198,11 +200,11 @@ class Swarm:
 
     def _drain(self, ids: EventIds, task: str, tick: int, counters: _Counters) -> list[Event]:
         """Events that workers and the manager made on the side (LLM calls), with ids now."""
+        if not self._drainers:
+            return []
         out: list[Event] = []
-        for part in (*self.workers, self.manager):
-            drain = getattr(part, "drain_events", None)
-            if drain is not None:
-                out.extend(drain(ids, task, tick))
+        for drain in self._drainers:
+            out.extend(drain(ids, task, tick))
         extra = counters.extra
         for e in out:
             if isinstance(e, LLMCallEvent):
@@ -289,10 +291,3 @@ class Swarm:
             counters.last = events[-1].id
             counters.actions += len(events)
         return events
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "env": self.env.kind,
-            "workers": len(self.workers),
-            "manager": type(self.manager).__name__ if self.manager else None,
-        }

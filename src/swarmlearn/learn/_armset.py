@@ -5,12 +5,11 @@ that is stable between two decisions: the transition and n-gram part of the
 bonus changes only when an episode ends, and an arm's counts change only
 when that arm was played. An :class:`ArmSet` caches, per arm,
 
-* ``S``, ``F``, ``N``: the (scaled) success / failure / visit weights,
+* ``N``: the (scaled) visit weight,
 * ``A``: the arm's score without the UCB exploration term (success rate + w·bonus),
 * ``B``: ``1/√N`` (the exploration term is ``k·B`` with one ``k`` for all arms),
-* ``W``: ``w·bonus`` alone (Thompson adds it to its draw),
 * ``G``: the greedy score ``(s+1)/(s+f+2) + w·bonus``,
-* ``alpha``, ``beta``, ``w_arr``: Thompson's Beta parameters and ``W`` as numpy arrays,
+* ``alpha``, ``beta``, ``w_arr``: Thompson's Beta parameters and ``w·bonus`` (numpy arrays),
 
 and :meth:`sync` refreshes only the arms the statistics' update log names
 since the last call. Anything larger (an episode end, decay, eviction, a new
@@ -28,58 +27,45 @@ from typing import Any
 import numpy as np
 
 from swarmlearn.core.actions import Candidate
+from swarmlearn.learn.bonus import LearnedBonus
 from swarmlearn.learn.stats import START, LearnedStats, token
 
 __all__ = ["ArmSet", "static_bonus"]
 
 
-def static_bonus(stats: LearnedStats, tail: Sequence[str], step: str, tw: float, nw: float,
-                 prior: float) -> float:
-    """The transition + n-gram part of the bonus numerator (weight × confidence × value)."""
-    action = step
-    scale = stats.scale
-    t = [START, START, START, *tail[-3:]]
-    out = 0.0
-    c = stats.transitions.get((t[-1], action))
-    if c is not None:
-        s, f = c[0] / scale, c[1] / scale
-        out += tw * (s - f) / (s + f + prior)  # confidence × value = (s - f) / (n + prior)
-    c = stats.ngrams4.get((t[-3], t[-2], t[-1], action))
-    if c is None:
-        c = stats.ngrams3.get((t[-2], t[-1], action))
-    if c is not None:
-        s, f = c[0] / scale, c[1] / scale
-        out += nw * (s - f) / (s + f + prior)
-    return out
+def static_bonus(bonus: LearnedBonus, tail: Sequence[str], step: str) -> float:
+    """The transition + n-gram part of the bonus numerator: Σ weight × confidence × value."""
+    cfg = bonus.config
+    prev = tail[-1] if tail else START
+    t, g = bonus.transition(prev, step), bonus.ngram(tail, step)
+    return (cfg.transition_weight * t.confidence * t.value
+            + cfg.ngram_weight * g.confidence * g.value)
 
 
 class ArmSet:
     """Cached per-arm quantities for one (candidates, history tail) pair."""
 
-    __slots__ = ("A", "B", "F", "G", "N", "S", "W", "_c", "alpha", "beta", "cands", "epoch",
-                 "index", "keys", "seen", "static", "tail", "total", "unvisited", "w_arr")
+    __slots__ = ("A", "B", "G", "N", "_bonus", "_c", "alpha", "beta", "cands", "epoch", "index",
+                 "keys", "seen", "static", "tail", "total", "unvisited", "w_arr")
 
-    def __init__(self, cands: Sequence[Candidate], tail: tuple[str, ...], stats: LearnedStats,
+    def __init__(self, cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
                  consts: tuple[float, float, float, float, float, float]) -> None:
         self.cands = cands
+        self._bonus = bonus
         self.tail = tail
         self.keys = [(c.context, c.action.name) for c in cands]
         self.index: dict[Any, list[int]] = {}
         for i, k in enumerate(self.keys):
             self.index.setdefault(k, []).append(i)
         self._c = consts
-        self.rebuild(stats)
+        self.rebuild(bonus.stats)
 
     def rebuild(self, stats: LearnedStats) -> None:
-        _, tw, nw, cw, prior, _ = self._c
-        den = tw + nw + cw
-        self.static = [
-            static_bonus(stats, self.tail, token(k[1], k[0]), tw, nw, prior) / den if den else 0.0
-            for k in self.keys
-        ]
+        den_inv = self._c[5]
+        self.static = [static_bonus(self._bonus, self.tail, token(k[1], k[0])) * den_inv
+                       for k in self.keys]
         n = len(self.keys)
-        self.S, self.F, self.N = [0.0] * n, [0.0] * n, [0.0] * n
-        self.A, self.B, self.W, self.G = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
+        self.N, self.A, self.B, self.G = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
         self.alpha, self.beta, self.w_arr = np.ones(n), np.ones(n), np.zeros(n)
         self.total = 0.0
         self.unvisited = n  # each arm found visited below takes one off
@@ -100,10 +86,9 @@ class ArmSet:
         elif old > 0.0 and n == 0.0:
             self.unvisited += 1
         self.total += n - old
-        self.S[i], self.F[i], self.N[i] = s, f, n
+        self.N[i] = n
         ctx = cw * (s - f) / (n + prior * scale) * den_inv  # cw·conf·value / Σweights
         bonus_w = w * (self.static[i] + ctx)
-        self.W[i] = bonus_w
         if n > 0.0:
             self.A[i] = s / n + bonus_w
             self.B[i] = 1.0 / math.sqrt(n)

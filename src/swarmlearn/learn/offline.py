@@ -24,12 +24,12 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from swarmlearn._config import check_range
-from swarmlearn.core.events import ActionEvent, EpisodeEnded
+from swarmlearn.core.events import ActionEvent
 from swarmlearn.core.scenario import Scenario
 from swarmlearn.errors import ArtifactError, StoreError
 from swarmlearn.learn.policies import STRATEGIES, LearningPolicies, LearningState, PolicyConfig
@@ -371,12 +371,6 @@ class OfflineAnalyzer:
         except (ValueError, UnicodeDecodeError) as exc:
             raise ArtifactError(f"{where}: not JSON ({exc})") from exc
         return OfflineModel.from_dict(data, where=where)
-
-
-def episode_summary(episodes: Sequence[EpisodeEnded]) -> Mapping[str, float]:
-    n = len(episodes)
-    ok = sum(1 for e in episodes if e.outcome.kind is OutcomeKind.SUCCESS)
-    return {"episodes": n, "success_rate": ok / n if n else 0.0}
 
 
 def make_state(stats: LearnedStats | None, model: OfflineModel | None) -> LearningState:

@@ -23,7 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import repeat
 from operator import add, mul
 from typing import Any
@@ -140,7 +140,7 @@ class LearningState:
         if armset is None or armset.cands is not cands:
             if len(self._armsets) >= 512:
                 self._armsets.clear()
-            armset = self._armsets[key] = ArmSet(cands, tail, self.stats, self._consts)
+            armset = self._armsets[key] = ArmSet(cands, tail, self.bonus, self._consts)
         else:
             armset.sync(self.stats)
         self._last = armset
@@ -346,10 +346,6 @@ class LearningPolicies:
 
 def _config_dict(cfg: PolicyConfig) -> dict[str, Any]:
     return {f: getattr(cfg, f) for f in PolicyConfig.__slots__}
-
-
-def with_params(cfg: PolicyConfig, **params: Any) -> PolicyConfig:
-    return replace(cfg, **params)
 
 
 def policies_for(name: str) -> LearningPolicies:

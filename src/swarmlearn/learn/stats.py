@@ -129,18 +129,17 @@ class LearnedStats:
             seq = self._sequences[skey] = []
         seq.append(f"{name}@{e.context}" if e.context else name)
 
-    def end_episode(self, e: EpisodeEnded, strategy: str | None = None) -> None:
+    def end_episode(self, e: EpisodeEnded) -> None:
         value = e.outcome.value if e.outcome.kind is OutcomeKind.SUCCESS else 0.0
         if e.outcome.kind is OutcomeKind.TIMEOUT:
             value = 0.5 * e.outcome.value  # partial progress, but the task was not done
         self.attribute(
-            (s for (sess, _), s in self._sequences.items() if sess == e.session), value, strategy
+            (s for (sess, _), s in self._sequences.items() if sess == e.session), value
         )
         for key in [k for k in self._sequences if k[0] == e.session]:
             del self._sequences[key]
 
-    def attribute(self, sequences: Iterable[Sequence[str]], value: float,
-                  strategy: str | None = None) -> None:
+    def attribute(self, sequences: Iterable[Sequence[str]], value: float) -> None:
         """Credit an episode's value in [0, 1] to the transitions and n-grams of its
         step sequences: ``value`` as success weight, ``1 - value`` as failure weight."""
         value = min(1.0, max(0.0, float(value)))
@@ -158,10 +157,7 @@ class LearnedStats:
                         c = table[key] = [0.0, 0.0]
                     c[0] += ws
                     c[1] += wf
-        won = value > 0.0
-        self.episodes[0 if won else 1] += self._scale
-        if strategy:
-            _bump(self.strategies, strategy, 0 if won else 1, self._scale)
+        self.episodes[0 if value > 0.0 else 1] += self._scale
         self._decay()
         self._enforce_caps()
         self.epoch += 1
