@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from swarmlearn._config import check_range
+from swarmlearn.core.actions import Candidate
 from swarmlearn.learn.stats import START, LearnedStats, token
 
 __all__ = ["BonusConfig", "LearnedBonus", "Signal"]
@@ -93,6 +94,19 @@ class LearnedBonus:
             num += w * sig.value
             den += weight
         return num / den if den > 0.0 else 0.0
+
+    def static(self, tail: Sequence[str], candidate: Candidate) -> float:
+        """The part of :meth:`combined`'s numerator that only changes when an episode
+        ends (everything but the contextual arm counts): Σ weight × confidence × value.
+
+        Selection caches it per candidate (``learn/_armset.py``) and adds the
+        contextual part, which changes with every action, itself.
+        """
+        cfg = self.config
+        step = token(candidate.action.name, candidate.context)
+        t, g = self.transition(tail[-1] if tail else START, step), self.ngram(tail, step)
+        return (cfg.transition_weight * t.confidence * t.value
+                + cfg.ngram_weight * g.confidence * g.value)
 
     def confidence(self, tail: Sequence[str], context: str, action: str) -> float:
         """How much evidence backs ``combined`` (the mean confidence of its signals)."""

@@ -179,6 +179,18 @@ def _best(scores: list[float], arms: ArmSet, rank: Mapping[str, int]) -> int:
     return i
 
 
+def _best_vec(scores: np.ndarray[Any, np.dtype[np.float64]], arms: ArmSet,
+              rank: Mapping[str, int]) -> int:
+    """:func:`_best` for a NumPy score vector."""
+    i = int(scores.argmax())
+    if rank:
+        tied = np.flatnonzero(scores == scores[i])
+        if len(tied) > 1:
+            far = len(rank)
+            i = int(min(tied, key=lambda j: (rank.get(arms.keys[j][1], far), j)))
+    return i
+
+
 def _first_unvisited(arms: ArmSet, rank: Mapping[str, int]) -> int:
     far = len(rank)
     best, best_key = 0, (far + 1, 0)
@@ -221,11 +233,14 @@ class UCB1Policy(_ScoredPolicy):
             return _first_unvisited(arms, st.rank)
         scale = st.stats.scale
         k = st.config.ucb1_c * math.sqrt(math.log(max(arms.total / scale, 1.0)) * scale)
-        scores = list(map(add, arms.A, map(mul, arms.B, repeat(k))))
-        return _best(scores, arms, st.rank)
+        if arms.a_vec is not None and arms.b_vec is not None:  # many arms: two vector ops
+            return _best_vec(arms.a_vec + arms.b_vec * k, arms, st.rank)
+        return _best(list(map(add, arms.A, map(mul, arms.B, repeat(k)))), arms, st.rank)
 
 
 class ThompsonPolicy(_ScoredPolicy):
+    """Thompson sampling; the Beta draws come in blocks drawn ahead (see :meth:`select`)."""
+
     name = Strategy.THOMPSON.value
 
     def __init__(self, state: LearningState, *, seed: int = 0, worker: int = 0,
@@ -233,17 +248,72 @@ class ThompsonPolicy(_ScoredPolicy):
         super().__init__(state, seed=seed, worker=worker)
         self.sample = sample
         self._np = np.random.default_rng(seed)
+        self._draws: _Draws | None = None
         if not sample:
             self.name = Strategy.THOMPSON_MEAN.value
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
+        """One Beta(s+1, f+1) draw per arm, plus w·bonus; the best draw wins.
+
+        Drawing one vector per decision costs NumPy's per-call overhead every
+        time, so draws are made ahead, a block of rows at once, with the arms'
+        parameters of that moment. A row is used once. An arm whose counts
+        changed since its block was drawn (``ArmSet.changes``) gets a fresh
+        draw with its current parameters, so every draw used is an independent
+        sample of the arm's current posterior: exactly Thompson sampling.
+        """
         st = self.state
         arms = st.arms(candidates, _tail(ctx))
         if not self.sample:  # the Beta mean (s+1)/(s+f+2) + w·bonus
             return _best(arms.G, arms, st.rank)
-        scores = self._np.beta(arms.alpha, arms.beta)
-        scores += arms.w_arr
-        return int(scores.argmax())
+        d = self._draws
+        if d is None or d.arms is not arms or d.version != arms.version:
+            d = self._draws = _Draws(self._np, arms, d)
+        else:
+            changes = arms.changes
+            if len(changes) > d.pos:
+                d.stale.update(changes[d.pos:])
+                d.pos = len(changes)
+            if d.row >= len(d.block) or len(d.stale) > _MAX_STALE:
+                d = self._draws = _Draws(self._np, arms, d)
+        row = d.block[d.row]
+        d.row += 1
+        if d.stale:
+            beta, ta, tb, w = self._np.beta, arms.TA, arms.TB, arms.W
+            for j in d.stale:
+                row[j] = beta(ta[j], tb[j]) + w[j]
+        return int(row.argmax())
+
+
+_MAX_STALE = 3  # past this many stale arms a new block is cheaper than fresh single draws
+_MAX_DRAWS = 4096  # draws per block at most (rows × arms)
+
+
+class _Draws:
+    """A block of Thompson draws for one ArmSet version: ``block[row]`` is next."""
+
+    __slots__ = ("arms", "block", "pos", "row", "stale", "version")
+    arms: ArmSet
+    block: np.ndarray[Any, np.dtype[np.float64]]
+    row: int
+    version: int
+
+    def __init__(self, rng: np.random.Generator, arms: ArmSet, prev: _Draws | None) -> None:
+        n = len(arms.keys)
+        cap = max(1, _MAX_DRAWS // max(n, 1))
+        if prev is None:
+            rows = 1
+        elif prev.arms is arms and prev.version == arms.version:
+            # used up (or went stale): the set is being reused, draw further ahead
+            rows = min(cap, max(2, 2 * len(prev.block)))
+        else:  # a new candidate set: draw as far ahead as the last one was used
+            rows = min(cap, max(1, prev.row))
+        self.arms, self.version = arms, arms.version
+        self.block = rng.beta(arms.TA, arms.TB, size=(rows, n))
+        self.block += arms.W
+        self.row = 0
+        self.pos = len(arms.changes)
+        self.stale: set[int] = set()
 
 
 class GreedyPolicy(_ScoredPolicy):
