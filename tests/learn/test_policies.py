@@ -56,6 +56,10 @@ def _reference_ucb(state: LearningState, cands: list[Candidate], tail: list[str]
                        state.config.learning_weight) for (s, f), c in zip(arms, cands, strict=True)]
 
 
+IMPLS = pytest.mark.parametrize("fast", [True, False], ids=["C", "python"])
+
+
+@IMPLS
 @settings(max_examples=60, deadline=None)
 @given(
     plays=st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(CONTEXTS), st.booleans(),
@@ -65,10 +69,10 @@ def _reference_ucb(state: LearningState, cands: list[Candidate], tail: list[str]
     c=st.floats(0.0, 2.0),
     w=st.floats(0.0, 1.5),
 )
-def test_fast_ucb1_equals_the_formula(plays: list[tuple[str, str, bool, int]], ends: list[bool],
-                                      decay: float, c: float, w: float) -> None:
+def test_fast_ucb1_equals_the_formula(fast: bool, plays: list[tuple[str, str, bool, int]],
+                                      ends: list[bool], decay: float, c: float, w: float) -> None:
     stats = LearnedStats(StatsConfig(decay=decay))
-    state = LearningState(stats, PolicyConfig(ucb1_c=c, learning_weight=w))
+    state = LearningState(stats, PolicyConfig(ucb1_c=c, learning_weight=w), fast=fast)
     ids = EventIds(1)
     policy = UCB1Policy(state)
     cands = [Candidate(Action(n), ctx) for n in NAMES for ctx in CONTEXTS]
@@ -86,8 +90,9 @@ def test_fast_ucb1_equals_the_formula(plays: list[tuple[str, str, bool, int]], e
         assert math.isclose(ref[got], best, rel_tol=1e-9, abs_tol=1e-9) or ref[got] == best
 
 
-def test_ucb1_plays_unvisited_arms_first_in_learned_order() -> None:
-    state = LearningState(action_order=["C", "A", "B"])
+@IMPLS
+def test_ucb1_plays_unvisited_arms_first_in_learned_order(fast: bool) -> None:
+    state = LearningState(action_order=["C", "A", "B"], fast=fast)
     policy = UCB1Policy(state)
     cands = [Candidate(Action(n), "x") for n in ["A", "B", "C"]]
     ids = EventIds(1)
@@ -99,8 +104,9 @@ def test_ucb1_plays_unvisited_arms_first_in_learned_order() -> None:
     assert order == ["C", "A", "B"]
 
 
-def _bandit(policy_name: str, probs: list[float], steps: int, seed: int = 0) -> list[int]:
-    state = LearningState()
+def _bandit(policy_name: str, probs: list[float], steps: int, seed: int = 0,
+            fast: bool | None = None) -> list[int]:
+    state = LearningState(fast=fast)
     policy = LearningPolicies(policy_name, state)(0, seed=seed, params={})
     cands = [Candidate(Action(f"a{i}"), "ctx") for i in range(len(probs))]
     rng = random.Random(seed)
@@ -113,17 +119,20 @@ def _bandit(policy_name: str, probs: list[float], steps: int, seed: int = 0) -> 
     return picks
 
 
+@IMPLS
 @pytest.mark.parametrize("name", ["ucb1", "thompson", "thompson-mean", "greedy", "adaptive"])
-def test_every_strategy_finds_the_best_arm(name: str) -> None:
-    picks = _bandit(name, [0.2, 0.8, 0.4], 600)
+def test_every_strategy_finds_the_best_arm(name: str, fast: bool) -> None:
+    picks = _bandit(name, [0.2, 0.8, 0.4], 600, fast=fast)
     assert picks[-200:].count(1) / 200 > 0.7
 
 
-def test_thompson_is_seeded() -> None:
-    assert _bandit("thompson", [0.5, 0.5, 0.5], 50, seed=3) == _bandit(
-        "thompson", [0.5, 0.5, 0.5], 50, seed=3)
-    assert _bandit("thompson", [0.5, 0.5, 0.5], 50, seed=3) != _bandit(
-        "thompson", [0.5, 0.5, 0.5], 50, seed=4)
+@IMPLS
+def test_thompson_is_seeded(fast: bool) -> None:
+    def run(seed: int) -> list[int]:
+        return _bandit("thompson", [0.5, 0.5, 0.5], 50, seed=seed, fast=fast)
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
 
 
 def test_thompson_mean_is_the_beta_mean_plus_bonus() -> None:

@@ -3,8 +3,7 @@
 Scoring a candidate needs its arm's counts and the learned bonus. Most of
 that is stable between two decisions: the transition and n-gram part of the
 bonus changes only when an episode ends, and an arm's counts change only
-when that arm was played. An :class:`ArmSet` caches, per arm (Python lists,
-which beat NumPy element access at these sizes),
+when that arm was played. An ArmSet caches, per arm,
 
 * ``N``: the (scaled) visit weight,
 * ``A``: the arm's score without the UCB exploration term (success rate + w·bonus),
@@ -12,23 +11,29 @@ which beat NumPy element access at these sizes),
 * ``G``: the greedy score ``(s+1)/(s+f+2) + w·bonus``,
 * ``TA``, ``TB``, ``W``: Thompson's Beta parameters and ``w·bonus``,
 
-and :meth:`sync` refreshes only the arms the statistics' update log names
-since the last call. Anything larger (an episode end, decay, eviction, a new
-arm appearing) bumps the statistics' ``epoch`` and forces a rebuild, which
-also bumps :attr:`ArmSet.version`. ``changes`` lists the indices refreshed
-since the last version bump (Thompson's pre-drawn samples use it to know
-which arms' draws went stale). With many arms, ``A`` and ``B`` are mirrored
-in NumPy arrays so that UCB1 scores them in two vector operations.
+and ``sync`` refreshes only the arms the statistics' update log names since
+the last call. Anything larger (an episode end, decay, eviction, a new arm
+appearing) bumps the statistics' ``epoch`` and forces a rebuild, which also
+bumps ``version``. Selection asks the set itself: ``ucb(k)`` and ``greedy()``
+return the first best index and how many arms tie with it (ties are then
+resolved by the learned action order), ``thompson(sampler)`` the best draw.
 
-The numbers are exactly those of the plain formulas (a test checks it); this
-is only about not recomputing what did not change.
+Two implementations with one interface: :class:`FastArmSet` keeps the numbers
+in C arrays (``learn/_fast.c``, built by ``pip install``; the per-decision
+work is a few C loops) and :class:`PyArmSet` in Python lists, used when the
+extension was not built or ``SWARMLEARN_PURE_PYTHON=1``. Their numbers are
+the same bit for bit, and equal to the plain formulas (tests check both);
+only Thompson's draws come from different, equally exact, samplers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from itertools import repeat
 from math import sqrt
-from typing import Any
+from operator import add, mul
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,38 +41,66 @@ from swarmlearn.core.actions import Candidate
 from swarmlearn.learn.bonus import LearnedBonus
 from swarmlearn.learn.stats import LearnedStats
 
-__all__ = ["VECTOR_ARMS", "ArmSet"]
+__all__ = ["FAST", "ArmSetLike", "PyArmSet", "make_armset", "sampler_for"]
 
-VECTOR_ARMS = 40  # from this many arms on, UCB1 scores with NumPy (measured crossover ~30)
-_MAX_CHANGES = 4096
+Consts = tuple[float, float, float, float, float, float]  # w, tw, nw, cw, prior, 1/Σweights
 
 
-class ArmSet:
-    """Cached per-arm quantities for one (candidates, history tail) pair."""
+class ArmSetLike(Protocol):
+    """What the selection policies use of an ArmSet."""
 
-    __slots__ = ("A", "B", "G", "N", "TA", "TB", "W", "_bonus", "_c", "a_vec", "b_vec", "cands",
-                 "changes", "epoch", "index", "keys", "seen", "static", "tail", "total",
-                 "unvisited", "version")
+    cands: Sequence[Candidate]
+    tail: tuple[str, ...]
+    keys: list[tuple[str, str]]
+    version: int
+
+    @property
+    def N(self) -> list[float]: ...
+    @property
+    def G(self) -> list[float]: ...
+    @property
+    def total(self) -> float: ...
+    @property
+    def unvisited(self) -> int: ...
+    def sync(self, stats: LearnedStats) -> None: ...
+    def ucb(self, k: float) -> tuple[int, int]: ...
+    def ucb_scores(self, k: float) -> list[float]: ...
+    def greedy(self) -> tuple[int, int]: ...
+    def thompson(self, sampler: Any) -> int: ...
+    def sampler(self, seed: int) -> Any: ...
+
+
+class _Common:
+    """Keys, index and the cached static bonus: the part both implementations share."""
+
+    def _setup(self, cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
+               consts: Consts) -> None:
+        self.cands = cands
+        self.tail = tail
+        self._bonus = bonus
+        self._c = consts
+        self.keys = [(c.context, c.action.name) for c in cands]
+        index: dict[Any, list[int]] = {}
+        for i, k in enumerate(self.keys):
+            index.setdefault(k, []).append(i)
+        self.index = {k: tuple(v) for k, v in index.items()}
+        self.version = 0
+
+    def _static(self) -> list[float]:
+        static, den_inv = self._bonus.static, self._c[5]
+        return [static(self.tail, c) * den_inv for c in self.cands]
+
+
+class PyArmSet(_Common):
+    """The ArmSet in plain Python lists."""
 
     def __init__(self, cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
-                 consts: tuple[float, float, float, float, float, float]) -> None:
-        self.cands = cands
-        self._bonus = bonus
-        self.tail = tail
-        self.keys = [(c.context, c.action.name) for c in cands]
-        self.index: dict[Any, list[int]] = {}
-        for i, k in enumerate(self.keys):
-            self.index.setdefault(k, []).append(i)
-        self._c = consts
-        self.version = 0
-        self.a_vec: np.ndarray[Any, np.dtype[np.float64]] | None = None
-        self.b_vec: np.ndarray[Any, np.dtype[np.float64]] | None = None
+                 consts: Consts) -> None:
+        self._setup(cands, tail, bonus, consts)
         self.rebuild(bonus.stats)
 
     def rebuild(self, stats: LearnedStats) -> None:
-        den_inv = self._c[5]
-        static = self._bonus.static
-        self.static = [static(self.tail, c) * den_inv for c in self.cands]
+        self.static = self._static()
         n = len(self.keys)
         self.N, self.A, self.B, self.G = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
         self.TA, self.TB, self.W = [1.0] * n, [1.0] * n, [0.0] * n
@@ -75,9 +108,6 @@ class ArmSet:
         self.unvisited = n  # each arm found visited below takes one off
         for i in range(n):
             self._set(i, stats)
-        if n >= VECTOR_ARMS:
-            self.a_vec, self.b_vec = np.array(self.A), np.array(self.B)
-        self.changes: list[int] = []
         self.version += 1
         self.epoch = stats.epoch
         self.seen = stats.arm_log_base + len(stats.arm_log)
@@ -117,17 +147,79 @@ class ArmSet:
         seen = self.seen
         if seen == end:
             return
-        if seen < base or end - seen > len(self.keys) or len(self.changes) > _MAX_CHANGES:
+        if seen < base or end - seen > len(self.keys):
             self.rebuild(stats)
             return
-        index, changes = self.index, self.changes
-        a_vec, b_vec = self.a_vec, self.b_vec
-        for key in (log[-1],) if end - seen == 1 else log[seen - base:]:
+        index = self.index
+        for key in log[seen - base:]:
             hit = index.get(key)
             if hit is not None:
                 for i in hit:
                     self._set(i, stats)
-                    changes.append(i)
-                    if a_vec is not None and b_vec is not None:
-                        a_vec[i], b_vec[i] = self.A[i], self.B[i]
         self.seen = end
+
+    # -- selection ----------------------------------------------------------------------
+    def ucb(self, k: float) -> tuple[int, int]:
+        return _argmax_ties(self.ucb_scores(k))
+
+    def ucb_scores(self, k: float) -> list[float]:
+        return list(map(add, self.A, map(mul, self.B, repeat(k))))
+
+    def greedy(self) -> tuple[int, int]:
+        return _argmax_ties(self.G)
+
+    def thompson(self, sampler: np.random.Generator) -> int:
+        scores = sampler.beta(self.TA, self.TB)
+        scores += self.W
+        return int(scores.argmax())
+
+    @staticmethod
+    def sampler(seed: int) -> np.random.Generator:
+        return np.random.default_rng(seed)
+
+
+def _argmax_ties(scores: list[float]) -> tuple[int, int]:
+    top = max(scores)
+    return scores.index(top), scores.count(top)
+
+
+try:
+    from swarmlearn.learn import _fast
+except ImportError:  # not built (no C compiler at install time): plain Python it is
+    _fast = None  # type: ignore[assignment]
+
+FAST = _fast is not None and os.environ.get("SWARMLEARN_PURE_PYTHON", "") in ("", "0")
+
+if _fast is not None:
+
+    class FastArmSet(_Common, _fast.ArmCore):
+        """The ArmSet in C arrays (``learn/_fast.c``)."""
+
+        def __init__(self, cands: Sequence[Candidate], tail: tuple[str, ...],
+                     bonus: LearnedBonus, consts: Consts) -> None:
+            self._setup(cands, tail, bonus, consts)
+            self.rebuild(bonus.stats)
+
+        def rebuild(self, stats: LearnedStats) -> None:
+            w, _, _, cw, prior, den_inv = self._c
+            self._reset(len(self.keys), w, cw, prior, den_inv, stats.epoch,
+                        stats.arm_log_base + len(stats.arm_log), self.index, self._static())
+            self._load(stats.contexts, self.keys, stats.scale)
+            self.version += 1
+
+        @staticmethod
+        def sampler(seed: int) -> _fast.Rng:
+            return _fast.Rng(seed)
+
+
+def make_armset(cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
+                consts: Consts, *, fast: bool | None = None) -> ArmSetLike:
+    """An ArmSet: the C one when built (and ``fast`` is not False), else the Python one."""
+    if (FAST if fast is None else fast) and _fast is not None:
+        return FastArmSet(cands, tail, bonus, consts)
+    return PyArmSet(cands, tail, bonus, consts)
+
+
+def sampler_for(armset: ArmSetLike, seed: int) -> Any:
+    """A Thompson sampler that ``armset.thompson`` accepts."""
+    return armset.sampler(seed)

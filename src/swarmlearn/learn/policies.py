@@ -24,11 +24,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import repeat
-from operator import add, mul
 from typing import Any
-
-import numpy as np
 
 from swarmlearn._config import check_range, from_mapping
 from swarmlearn.core.actions import Candidate
@@ -36,7 +32,7 @@ from swarmlearn.core.bus import EventBus
 from swarmlearn.core.events import ActionEvent, Event, NoteEvent
 from swarmlearn.core.workers import SelectionContext, SelectionPolicy
 from swarmlearn.errors import ConfigError
-from swarmlearn.learn._armset import ArmSet
+from swarmlearn.learn._armset import ArmSetLike, make_armset, sampler_for
 from swarmlearn.learn.bonus import BonusConfig, LearnedBonus
 from swarmlearn.learn.stats import LearnedStats, token
 from swarmlearn.types import Outcome, OutcomeKind
@@ -111,12 +107,15 @@ class LearningState:
         config: PolicyConfig | None = None,
         *,
         action_order: Sequence[str] = (),
+        fast: bool | None = None,
     ) -> None:
+        """``fast``: the C ArmSet (True), the Python one (False), or C when built (None)."""
         self.stats = stats if stats is not None else LearnedStats()
         self.rank = {name: i for i, name in enumerate(action_order)}
         self._bus: EventBus[Event] | None = None
-        self._armsets: dict[tuple[int, tuple[str, ...]], ArmSet] = {}
-        self._last: ArmSet | None = None
+        self.fast = fast
+        self._armsets: dict[tuple[int, tuple[str, ...]], ArmSetLike] = {}
+        self._last: ArmSetLike | None = None
         self.configure(config or PolicyConfig())
 
     def configure(self, config: PolicyConfig) -> None:
@@ -129,7 +128,7 @@ class LearningState:
         self._armsets.clear()
         self._last = None
 
-    def arms(self, cands: Sequence[Candidate], tail: tuple[str, ...]) -> ArmSet:
+    def arms(self, cands: Sequence[Candidate], tail: tuple[str, ...]) -> ArmSetLike:
         """The cached, up-to-date ArmSet of this candidate set and history tail."""
         last = self._last
         if last is not None and last.cands is cands and last.tail == tail:
@@ -140,7 +139,8 @@ class LearningState:
         if armset is None or armset.cands is not cands:
             if len(self._armsets) >= 512:
                 self._armsets.clear()
-            armset = self._armsets[key] = ArmSet(cands, tail, self.bonus, self._consts)
+            armset = self._armsets[key] = make_armset(cands, tail, self.bonus, self._consts,
+                                                      fast=self.fast)
         else:
             armset.sync(self.stats)
         self._last = armset
@@ -168,30 +168,20 @@ def _tail(ctx: SelectionContext) -> tuple[str, ...]:
     return tuple(token(hist[i].action, hist[i].context) for i in range(max(0, n - 3), n))
 
 
-def _best(scores: list[float], arms: ArmSet, rank: Mapping[str, int]) -> int:
+def _greedy(arms: ArmSetLike, rank: Mapping[str, int]) -> int:
+    i, ties = arms.greedy()
+    return _by_rank(arms.G, arms, rank) if ties > 1 and rank else i
+
+
+def _by_rank(scores: list[float], arms: ArmSetLike, rank: Mapping[str, int]) -> int:
     """Index of the best score; ties go to the learned action order, then the listed order."""
     top = max(scores)
-    i = scores.index(top)
-    if rank and scores.count(top) > 1:
-        far = len(rank)
-        tied = [j for j, v in enumerate(scores) if v == top]
-        i = min(tied, key=lambda j: (rank.get(arms.keys[j][1], far), j))
-    return i
+    far = len(rank)
+    tied = [j for j, v in enumerate(scores) if v == top]
+    return min(tied, key=lambda j: (rank.get(arms.keys[j][1], far), j))
 
 
-def _best_vec(scores: np.ndarray[Any, np.dtype[np.float64]], arms: ArmSet,
-              rank: Mapping[str, int]) -> int:
-    """:func:`_best` for a NumPy score vector."""
-    i = int(scores.argmax())
-    if rank:
-        tied = np.flatnonzero(scores == scores[i])
-        if len(tied) > 1:
-            far = len(rank)
-            i = int(min(tied, key=lambda j: (rank.get(arms.keys[j][1], far), j)))
-    return i
-
-
-def _first_unvisited(arms: ArmSet, rank: Mapping[str, int]) -> int:
+def _first_unvisited(arms: ArmSetLike, rank: Mapping[str, int]) -> int:
     far = len(rank)
     best, best_key = 0, (far + 1, 0)
     for j, n in enumerate(arms.N):
@@ -233,87 +223,32 @@ class UCB1Policy(_ScoredPolicy):
             return _first_unvisited(arms, st.rank)
         scale = st.stats.scale
         k = st.config.ucb1_c * math.sqrt(math.log(max(arms.total / scale, 1.0)) * scale)
-        if arms.a_vec is not None and arms.b_vec is not None:  # many arms: two vector ops
-            return _best_vec(arms.a_vec + arms.b_vec * k, arms, st.rank)
-        return _best(list(map(add, arms.A, map(mul, arms.B, repeat(k)))), arms, st.rank)
+        i, ties = arms.ucb(k)
+        if ties > 1 and st.rank:
+            return _by_rank(arms.ucb_scores(k), arms, st.rank)
+        return i
 
 
 class ThompsonPolicy(_ScoredPolicy):
-    """Thompson sampling; the Beta draws come in blocks drawn ahead (see :meth:`select`)."""
-
     name = Strategy.THOMPSON.value
 
     def __init__(self, state: LearningState, *, seed: int = 0, worker: int = 0,
                  sample: bool = True) -> None:
         super().__init__(state, seed=seed, worker=worker)
         self.sample = sample
-        self._np = np.random.default_rng(seed)
-        self._draws: _Draws | None = None
+        self._seed = seed
+        self._sampler: Any = None
         if not sample:
             self.name = Strategy.THOMPSON_MEAN.value
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
-        """One Beta(s+1, f+1) draw per arm, plus w·bonus; the best draw wins.
-
-        Drawing one vector per decision costs NumPy's per-call overhead every
-        time, so draws are made ahead, a block of rows at once, with the arms'
-        parameters of that moment. A row is used once. An arm whose counts
-        changed since its block was drawn (``ArmSet.changes``) gets a fresh
-        draw with its current parameters, so every draw used is an independent
-        sample of the arm's current posterior: exactly Thompson sampling.
-        """
         st = self.state
         arms = st.arms(candidates, _tail(ctx))
         if not self.sample:  # the Beta mean (s+1)/(s+f+2) + w·bonus
-            return _best(arms.G, arms, st.rank)
-        d = self._draws
-        if d is None or d.arms is not arms or d.version != arms.version:
-            d = self._draws = _Draws(self._np, arms, d)
-        else:
-            changes = arms.changes
-            if len(changes) > d.pos:
-                d.stale.update(changes[d.pos:])
-                d.pos = len(changes)
-            if d.row >= len(d.block) or len(d.stale) > _MAX_STALE:
-                d = self._draws = _Draws(self._np, arms, d)
-        row = d.block[d.row]
-        d.row += 1
-        if d.stale:
-            beta, ta, tb, w = self._np.beta, arms.TA, arms.TB, arms.W
-            for j in d.stale:
-                row[j] = beta(ta[j], tb[j]) + w[j]
-        return int(row.argmax())
-
-
-_MAX_STALE = 3  # past this many stale arms a new block is cheaper than fresh single draws
-_MAX_DRAWS = 4096  # draws per block at most (rows × arms)
-
-
-class _Draws:
-    """A block of Thompson draws for one ArmSet version: ``block[row]`` is next."""
-
-    __slots__ = ("arms", "block", "pos", "row", "stale", "version")
-    arms: ArmSet
-    block: np.ndarray[Any, np.dtype[np.float64]]
-    row: int
-    version: int
-
-    def __init__(self, rng: np.random.Generator, arms: ArmSet, prev: _Draws | None) -> None:
-        n = len(arms.keys)
-        cap = max(1, _MAX_DRAWS // max(n, 1))
-        if prev is None:
-            rows = 1
-        elif prev.arms is arms and prev.version == arms.version:
-            # used up (or went stale): the set is being reused, draw further ahead
-            rows = min(cap, max(2, 2 * len(prev.block)))
-        else:  # a new candidate set: draw as far ahead as the last one was used
-            rows = min(cap, max(1, prev.row))
-        self.arms, self.version = arms, arms.version
-        self.block = rng.beta(arms.TA, arms.TB, size=(rows, n))
-        self.block += arms.W
-        self.row = 0
-        self.pos = len(arms.changes)
-        self.stale: set[int] = set()
+            return _greedy(arms, st.rank)
+        if self._sampler is None:
+            self._sampler = sampler_for(arms, self._seed)
+        return arms.thompson(self._sampler)
 
 
 class GreedyPolicy(_ScoredPolicy):
@@ -323,8 +258,7 @@ class GreedyPolicy(_ScoredPolicy):
         eps = self.state.config.epsilon
         if eps > 0.0 and self.rng.random() < eps:
             return self.rng.randrange(len(candidates))
-        arms = self.state.arms(candidates, _tail(ctx))
-        return _best(arms.G, arms, self.state.rank)
+        return _greedy(self.state.arms(candidates, _tail(ctx)), self.state.rank)
 
 
 class AdaptivePolicy:

@@ -1,0 +1,20 @@
+"""Builds the optional C accelerator of the selection hot path (learn/_fast.c).
+
+Everything else is in pyproject.toml. Without a C compiler the build skips the
+extension (``optional=True``) and swarmlearn runs the same logic in plain
+Python (learn/_armset.py's PyArmSet).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "swarmlearn.learn._fast",
+            sources=["src/swarmlearn/learn/_fast.c"],
+            # no fused multiply-add: the C numbers must equal Python's bit for bit
+            extra_compile_args=["-O2", "-ffp-contract=off"],
+            optional=True,
+        )
+    ]
+)

@@ -1,0 +1,120 @@
+"""The two ArmSet implementations (C arrays and Python lists) hold the same numbers,
+bit for bit, through any sequence of actions, episode ends, decay and new
+candidate sets; the C Beta sampler draws from the right distribution."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from swarmlearn.core.actions import Action, ActionResult, Candidate
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, EventIds
+from swarmlearn.learn import _armset
+from swarmlearn.learn.policies import LearningState, PolicyConfig
+from swarmlearn.learn.stats import LearnedStats, StatsConfig
+from swarmlearn.types import Failure, Success
+
+fast = pytest.importorskip("swarmlearn.learn._fast", reason="the C accelerator was not built "
+                           "(no C compiler at install time); the Python ArmSet is in use")
+
+NAMES = ["A", "B", "C", "D"]
+CONTEXTS = ["x", "y", ""]
+FIELDS = ("N", "A", "B", "G", "TA", "TB", "W")
+
+
+def _event(ids: EventIds, name: str, ctx: str, ok: bool, worker: int) -> ActionEvent:
+    return ActionEvent(ids.next(), 1, "t", "", 0, 0, worker, name, "", (), ActionResult(ok), 0.0,
+                       ctx, 0.0)
+
+
+def _end(ids: EventIds, won: bool) -> EpisodeEnded:
+    return EpisodeEnded(ids.next(), 1, "t", "", 0, 0, Success(0.7) if won else Failure("x"), 1, 1,
+                        0.0, 0, 0, {}, 0.0)
+
+
+def _same(a: _armset.ArmSetLike, b: _armset.ArmSetLike) -> None:
+    for name in FIELDS:
+        assert getattr(a, name) == getattr(b, name), name  # exact equality, no tolerance
+    assert a.total == b.total and a.unvisited == b.unvisited
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    plays=st.lists(st.tuples(st.sampled_from(NAMES), st.sampled_from(CONTEXTS), st.booleans(),
+                             st.integers(0, 2), st.integers(0, 25)), min_size=1, max_size=120),
+    decay=st.sampled_from([1.0, 0.93]),
+    w=st.floats(0.0, 2.0),
+    k=st.floats(0.0, 3.0),
+)
+def test_c_and_python_armsets_hold_the_same_numbers(
+        plays: list[tuple[str, str, bool, int, int]], decay: float, w: float, k: float) -> None:
+    stats = LearnedStats(StatsConfig(decay=decay))
+    c_state = LearningState(stats, PolicyConfig(learning_weight=w), fast=True)
+    py_state = LearningState(stats, PolicyConfig(learning_weight=w), fast=False)
+    # duplicate candidates (same arm twice) and a context never played are included
+    cands = [Candidate(Action(n, t), c) for n in NAMES for c in CONTEXTS for t in ("", "t")]
+    cands.append(Candidate(Action("Z"), "never"))
+    ids = EventIds(1)
+    tail: tuple[str, ...] = ()
+    for name, ctx, ok, worker, roll in plays:
+        stats.observe([_event(ids, name, ctx, ok, worker)])
+        if roll == 0:  # an episode ends: epoch bump, decay, rebuild
+            stats.observe([_end(ids, ok)])
+        if roll == 1:
+            tail = (f"{name}@{ctx}",)  # another history tail: another ArmSet
+        c_arms, py_arms = c_state.arms(cands, tail), py_state.arms(cands, tail)
+        assert type(c_arms).__name__ == "FastArmSet" and type(py_arms).__name__ == "PyArmSet"
+        _same(c_arms, py_arms)
+        if not c_arms.unvisited:
+            assert c_arms.ucb(k) == py_arms.ucb(k)
+            assert c_arms.ucb_scores(k) == py_arms.ucb_scores(k)
+        assert c_arms.greedy() == py_arms.greedy()
+
+
+def test_many_updates_between_two_syncs_rebuild_exactly() -> None:
+    stats = LearnedStats()
+    cands = [Candidate(Action(n), "x") for n in NAMES]
+    c_state, py_state = LearningState(stats, fast=True), LearningState(stats, fast=False)
+    c_state.arms(cands, ()), py_state.arms(cands, ())
+    ids = EventIds(1)
+    for i in range(20_000):  # more than the arm log keeps: the sets must notice and rebuild
+        stats.observe([_event(ids, NAMES[i % 4], "x", i % 3 == 0, 0)])
+    _same(c_state.arms(cands, ()), py_state.arms(cands, ()))
+    assert c_state.arms(cands, ()).N == [5000.0] * 4
+
+
+def test_sampler_is_seeded_and_uniform_is_in_range() -> None:
+    a, b = fast.Rng(7), fast.Rng(7)
+    assert [a.random() for _ in range(5)] == [b.random() for _ in range(5)]
+    assert fast.Rng(7).random() != fast.Rng(8).random()
+    draws = [a.random() for _ in range(20_000)]
+    assert 0.0 <= min(draws) and max(draws) < 1.0
+    assert abs(statistics.fmean(draws) - 0.5) < 0.01
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(1.0, 1.0), (2.0, 5.0), (30.5, 3.25), (0.5, 0.7)])
+def test_beta_draws_follow_the_beta_distribution(alpha: float, beta: float) -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = fast.Rng(123)
+    draws = [rng.beta(alpha, beta) for _ in range(20_000)]
+    assert all(0.0 <= x <= 1.0 for x in draws)
+    mean = alpha / (alpha + beta)
+    var = alpha * beta / ((alpha + beta) ** 2 * (alpha + beta + 1))
+    assert abs(statistics.fmean(draws) - mean) < 4 * math.sqrt(var / len(draws))
+    assert scipy_stats.kstest(draws, "beta", args=(alpha, beta)).pvalue > 1e-3
+
+
+def test_bad_sampler_arguments_are_refused() -> None:
+    rng = fast.Rng(1)
+    with pytest.raises(ValueError, match="a > 0"):
+        rng.beta(0.0, 1.0)
+    with pytest.raises(TypeError):
+        rng.beta("x", 1.0)
+    cands = [Candidate(Action("A"), "x")]
+    arms = LearningState(fast=True).arms(cands, ())
+    with pytest.raises(TypeError, match="Rng"):
+        arms.thompson(object())
