@@ -414,11 +414,12 @@ static PyObject *ArmCore_thompson(ArmCore *self, PyObject *rng) {
     return PyLong_FromSsize_t(best);
 }
 
-static PyObject *to_list(const double *v, Py_ssize_t n) {
+/* v (or v + b·k when b is given) as a list of floats */
+static PyObject *to_list(const double *v, const double *b, double k, Py_ssize_t n) {
     PyObject *out = PyList_New(n);
     if (out == NULL) return NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *x = PyFloat_FromDouble(v[i]);
+        PyObject *x = PyFloat_FromDouble(b ? v[i] + b[i] * k : v[i]);
         if (x == NULL) {
             Py_DECREF(out);
             return NULL;
@@ -432,22 +433,12 @@ static PyObject *to_list(const double *v, Py_ssize_t n) {
 static PyObject *ArmCore_ucb_scores(ArmCore *self, PyObject *arg) {
     double k = PyFloat_AsDouble(arg);
     if (k == -1.0 && PyErr_Occurred()) return NULL;
-    PyObject *out = PyList_New(self->n);
-    if (out == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < self->n; i++) {
-        PyObject *x = PyFloat_FromDouble(self->A[i] + self->B[i] * k);
-        if (x == NULL) {
-            Py_DECREF(out);
-            return NULL;
-        }
-        PyList_SET_ITEM(out, i, x);
-    }
-    return out;
+    return to_list(self->A, self->B, k, self->n);
 }
 
 #define LIST_GETTER(NAME)                                                       \
     static PyObject *ArmCore_get_##NAME(ArmCore *self, void *Py_UNUSED(c)) {   \
-        return to_list(self->NAME, self->n);                                    \
+        return to_list(self->NAME, NULL, 0.0, self->n);                         \
     }
 LIST_GETTER(N)
 LIST_GETTER(A)
