@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swarmlearn._stats import betainc, pass_at_k, summarize, t_cdf, t_ppf, welch_ci, wilson
+from swarmlearn._stats import (
+    betainc,
+    pass_at_k,
+    ratio_ci,
+    summarize,
+    t_cdf,
+    t_ppf,
+    welch_ci,
+    wilson,
+)
 
 # two-sided 95% critical values of Student's t (standard tables)
 T975 = {1: 12.7062, 2: 4.3027, 5: 2.5706, 10: 2.2281, 29: 2.0452, 100: 1.9840}
@@ -70,3 +80,29 @@ def test_welch_ci_contains_true_difference() -> None:
     b = [x + 10 for x in a]
     d, lo, hi = welch_ci(a, b)
     assert d == pytest.approx(10) and lo < 10 < hi
+
+
+def test_ratio_ci_equals_the_mean_interval_when_every_unit_counts_once() -> None:
+    xs = [40.0, 52.0, 47.0, 61.0, 55.0, 49.0]
+    r, lo, hi = ratio_ci(xs, [1.0] * len(xs))
+    s = summarize(xs)
+    assert r == pytest.approx(s.mean)
+    assert (lo, hi) == pytest.approx((s.ci_low, s.ci_high))
+
+
+def test_ratio_ci_counts_failed_attempts_and_covers_the_truth() -> None:
+    # actions per solved task: the failures' actions count, the failures do not solve
+    r, _, _ = ratio_ci([10.0, 30.0, 20.0], [1.0, 0.0, 1.0])
+    assert r == pytest.approx(60.0 / 2.0)
+    # coverage: episodes of a known process, true ratio E[a] / P(solve) = 30 / 0.75 = 40
+    rng = random.Random(3)
+    hits = 0
+    for _ in range(400):
+        solved = [rng.random() < 0.75 for _ in range(60)]
+        acts = [rng.gauss(30.0, 8.0) for _ in solved]
+        _, lo, hi = ratio_ci(acts, [float(s) for s in solved])
+        hits += lo <= 40.0 <= hi
+    assert 0.90 <= hits / 400 <= 0.98
+    assert all(math.isnan(v) for v in ratio_ci([5.0], [0.0]))
+    with pytest.raises(ValueError):
+        ratio_ci([1.0], [1.0, 1.0])

@@ -125,6 +125,30 @@ def summarize(values: Sequence[float], level: float = 0.95) -> Summary:
     return Summary(n, mean, std, mean - half, mean + half, ordered[0], ordered[-1], median)
 
 
+def ratio_ci(num: Sequence[float], den: Sequence[float],
+             level: float = 0.95) -> tuple[float, float, float]:
+    """Σnum / Σden over paired per-unit values, with a delta-method (t) interval.
+
+    The ratio estimator of survey sampling: R = Σx / Σy, Var(R) ≈
+    Var(x - R·y) / (n · ȳ²). Used for "actions per solved task" (x: an
+    episode's actions, y: 1 if it was solved). NaN when Σden is 0.
+    """
+    n = len(num)
+    if n != len(den):
+        raise ValueError("ratio_ci: num and den must be paired")
+    total = math.fsum(den)
+    if n == 0 or total <= 0.0:
+        nan = float("nan")
+        return (nan, nan, nan)
+    r = math.fsum(num) / total
+    if n == 1:
+        return (r, r, r)
+    resid = [x - r * y for x, y in zip(num, den, strict=True)]
+    var = math.fsum(e * e for e in resid) / (n - 1)  # the residuals' mean is 0 by construction
+    half = t_ppf(0.5 + level / 2.0, n - 1) * math.sqrt(var / n) / (total / n)
+    return (r, r - half, r + half)
+
+
 def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion."""
     if n == 0:

@@ -273,19 +273,30 @@ def _print_learning(report: Any) -> None:
     table = Table(title=f"learning on vs off, last {cfg.last} sessions of "
                         f"{escape(report.scenario)}",
                   title_justify="left")
-    for col in ("", "episodes", "success (95% CI)", "actions to solve (95% CI)"):
+    for col in ("", "episodes", "success (95% CI)", "actions per solved task (95% CI)",
+                "actions to solve, solved only (95% CI)"):
         table.add_column(col)
     for name in ("on", "off"):
         f = final[name]
         table.add_row(f"learning {name}", str(f["episodes"]),
                       f"{f['success_rate']:.0%} ({f['success_ci'][0]:.0%}–"
-                      f"{f['success_ci'][1]:.0%})",
-                      f"{f['actions_to_solve']:.1f} ({f['actions_to_solve_ci'][0]:.1f}–"
-                      f"{f['actions_to_solve_ci'][1]:.1f})")
+                      f"{f['success_ci'][1]:.0%})", _mean_ci(f, "actions_per_solve"),
+                      _mean_ci(f, "actions_to_solve"))
     console.print(table)
     verdict = ("[green]clearly better[/]" if final["clearly_better"]
                else "[yellow]not clearly better[/]")
-    console.print(f"learning on is {verdict} than off (non-overlapping 95% intervals)")
+    pair = final["paired"]
+    console.print(f"on the {pair['tasks']} tasks both solved, learning on took "
+                  f"{pair['fewer_actions_on']:.1f} fewer actions ({pair['ci'][0]:.1f} to "
+                  f"{pair['ci'][1]:.1f}, paired 95% CI)")
+    console.print(f"learning on is {verdict} than off (non-overlapping 95% intervals of success "
+                  f"and of actions per solved task; solved-only actions also clearly fewer: "
+                  f"{'yes' if final['solved_only_clearly_fewer'] else 'no'})")
+
+
+def _mean_ci(f: dict[str, Any], key: str) -> str:
+    lo, hi = f[f"{key}_ci"]
+    return f"{f[key]:.1f} ({lo:.1f}–{hi:.1f})"
 
 
 def _print_eval(report: Any) -> None:

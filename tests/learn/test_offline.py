@@ -124,7 +124,21 @@ def test_learning_loop_runs_on_and_off_on_the_same_tasks(tmp_path: Path) -> None
     versions = store.artifacts("snapshot", f"scenario:{key}")
     assert len(versions) == 4  # one snapshot per learning-on session
     final = report.final()
-    assert set(final) >= {"on", "off", "clearly_better"}
+    assert set(final) >= {"on", "off", "clearly_better", "solved_only_clearly_fewer"}
+    for side, points in (("on", report.on), ("off", report.off)):
+        tail = points[-2:]
+        spent = sum(sum(p.actions) for p in tail)
+        solved = sum(p.successes for p in tail)
+        assert [sum(p.solved) for p in tail] == [p.successes for p in tail]
+        if solved:  # every action spent over the tasks solved
+            assert final[side]["actions_per_solve"] == pytest.approx(spent / solved)
+    both = [(a, b) for p, q in zip(report.on[-2:], report.off[-2:], strict=True)
+            for a, b, sa, sb in zip(p.actions, q.actions, p.solved, q.solved, strict=True)
+            if sa and sb]
+    assert final["paired"]["tasks"] == len(both)
+    if both:
+        assert final["paired"]["fewer_actions_on"] == pytest.approx(
+            sum(b - a for a, b in both) / len(both))
     data = json.loads(json.dumps(report.to_dict()))
     assert len(data["on"]) == 4
     html = learning_html(report).render()

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmlearn._config import check_range
-from swarmlearn._stats import summarize, wilson
+from swarmlearn._stats import ratio_ci, summarize, wilson
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario
 from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel, policies_from
@@ -73,6 +73,7 @@ class SessionPoint:
     actions: list[int]
     actions_to_solve: list[int]
     model_version: int | None = None
+    solved: list[bool] = field(default_factory=list)  # per episode, in order
 
     @property
     def success_rate(self) -> float:
@@ -82,13 +83,14 @@ class SessionPoint:
         return {"index": self.index, "session": self.session, "successes": self.successes,
                 "episodes": self.episodes, "success_rate": self.success_rate,
                 "actions": self.actions, "actions_to_solve": self.actions_to_solve,
-                "model_version": self.model_version}
+                "solved": self.solved, "model_version": self.model_version}
 
 
 def _point(index: int, session: int, episodes: Sequence[EpisodeEnded]) -> SessionPoint:
     won = [e for e in episodes if e.outcome.kind is OutcomeKind.SUCCESS]
     return SessionPoint(index, session, len(won), len(episodes), [e.actions for e in episodes],
-                        [e.actions for e in won])
+                        [e.actions for e in won],
+                        solved=[e.outcome.kind is OutcomeKind.SUCCESS for e in episodes])
 
 
 @dataclass(slots=True)
@@ -101,7 +103,17 @@ class LearningReport:
     wall_seconds: float = 0.0
 
     def final(self) -> dict[str, Any]:
-        """Success (Wilson 95%) and actions to solve (t 95%) over the last sessions."""
+        """The comparison over the last sessions: success (Wilson 95%), actions per
+        solved task (delta-method 95%) and actions to solve (t 95%, solved tasks only).
+
+        *Actions per solved task* is every action spent over the tasks solved:
+        what solving a task costs, failed attempts included. The verdict on
+        actions uses it because the solved-only mean is not comparable between
+        two sides that fail different tasks (a side that fails its long tasks
+        looks faster); the solved-only mean is reported beside it, and so is the
+        paired difference on the tasks both sides solved (``paired``: how many
+        fewer actions learning on took, t 95%).
+        """
         out: dict[str, Any] = {}
         k = self.config.last
         for name, points in (("on", self.on), ("off", self.off)):
@@ -109,16 +121,25 @@ class LearningReport:
             n = sum(p.episodes for p in tail)
             ok = sum(p.successes for p in tail)
             ats = summarize([float(a) for p in tail for a in p.actions_to_solve])
+            aps = ratio_ci([float(a) for p in tail for a in p.actions],
+                           [1.0 if s else 0.0 for p in tail for s in p.solved])
             out[name] = {"episodes": n, "successes": ok, "success_rate": ok / n if n else 0.0,
                          "success_ci": list(wilson(ok, n)),
+                         "actions_per_solve": aps[0], "actions_per_solve_ci": [aps[1], aps[2]],
                          "actions_to_solve": ats.mean,
                          "actions_to_solve_ci": [ats.ci_low, ats.ci_high]}
         on, off = out["on"], out["off"]
         out["success_clearly_better"] = on["success_ci"][0] > off["success_ci"][1]
-        # with no success at all when off, there is nothing to compare actions with
-        out["actions_clearly_fewer"] = bool(
-            not math.isnan(off["actions_to_solve_ci"][0])
-            and on["actions_to_solve_ci"][1] < off["actions_to_solve_ci"][0])
+        out["actions_clearly_fewer"] = _clearly_lower(on, off, "actions_per_solve")
+        out["solved_only_clearly_fewer"] = _clearly_lower(on, off, "actions_to_solve")
+        # the same task on both sides, where both solved it: off's actions minus on's
+        diffs = [float(b - a)
+                 for p, q in zip(self.on[-k:], self.off[-k:], strict=True)
+                 for a, b, sa, sb in zip(p.actions, q.actions, p.solved, q.solved, strict=True)
+                 if sa and sb]
+        paired = summarize(diffs)
+        out["paired"] = {"tasks": paired.n, "fewer_actions_on": paired.mean,
+                         "ci": [paired.ci_low, paired.ci_high]}
         out["clearly_better"] = out["success_clearly_better"] and out["actions_clearly_fewer"]
         return out
 
@@ -128,6 +149,12 @@ class LearningReport:
                 "on": [p.to_dict() for p in self.on], "off": [p.to_dict() for p in self.off],
                 "final": self.final(), "model": self.model.to_dict() if self.model else None,
                 "wall_seconds": self.wall_seconds}
+
+
+def _clearly_lower(on: dict[str, Any], off: dict[str, Any], key: str) -> bool:
+    """``on``'s interval lies wholly below ``off``'s (never when off has nothing to compare)."""
+    lo_off = off[f"{key}_ci"][0]
+    return bool(not math.isnan(lo_off) and on[f"{key}_ci"][1] < lo_off)
 
 
 # -- what carries over between sessions: one scenario-scope snapshot per learning run ----

@@ -204,7 +204,7 @@ def _curve(points: Sequence[Any]) -> tuple[list[float], list[float], list[float]
 
 def learning_html(report: LearningReport) -> HtmlReport:
     """Learning curves (on vs off), the final comparison, and the offline model."""
-    from swarmlearn._stats import summarize
+    from swarmlearn._stats import ratio_ci
 
     cfg = report.config
     page = HtmlReport(f"Learning — {report.scenario}")
@@ -219,18 +219,20 @@ def learning_html(report: LearningReport) -> HtmlReport:
         rate, lo, hi = _curve(points)
         ax1.plot(xs, rate, marker="o", ms=3, color=colors[name], label=f"learning {name}")
         ax1.fill_between(xs, lo, hi, color=colors[name], alpha=0.15)
-        stats = [summarize([float(a) for a in p.actions_to_solve]) for p in points]
-        ax2.plot(xs, [s.mean for s in stats], marker="o", ms=3, color=colors[name],
+        aps = [ratio_ci([float(a) for a in p.actions], [float(s) for s in p.solved])
+               for p in points]
+        ax2.plot(xs, [r[0] for r in aps], marker="o", ms=3, color=colors[name],
                  label=f"learning {name}")
-        ax2.fill_between(xs, [s.ci_low for s in stats], [s.ci_high for s in stats],
-                         color=colors[name], alpha=0.15)
+        ax2.fill_between(xs, [r[1] for r in aps], [r[2] for r in aps], color=colors[name],
+                         alpha=0.15)
     ax1.set_ylim(-0.02, 1.02)
     ax1.set_title("success rate per session (95% Wilson band)")
-    ax2.set_title("actions to solve per session (95% t band)")
+    ax2.set_title("actions per solved task per session (95% band)")
     for ax in (ax1, ax2):
         ax.set_xlabel("session")
         ax.legend(fontsize=8)
-    page.figure(fig, "Learning curves: each point is one session; bands are 95% intervals.")
+    page.figure(fig, "Learning curves: each point is one session; bands are 95% intervals. "
+                "Actions per solved task = all actions spent ÷ tasks solved.")
     final = report.final()
     page.heading(f"Last {cfg.last} sessions")
     rows = []
@@ -238,13 +240,21 @@ def learning_html(report: LearningReport) -> HtmlReport:
         f = final[name]
         rows.append([f"learning {name}", f["episodes"], f"{f['success_rate']:.1%}",
                      f"{f['success_ci'][0]:.1%} – {f['success_ci'][1]:.1%}",
+                     f["actions_per_solve"],
+                     f"{f['actions_per_solve_ci'][0]:.1f} – {f['actions_per_solve_ci'][1]:.1f}",
                      f["actions_to_solve"],
                      f"{f['actions_to_solve_ci'][0]:.1f} – {f['actions_to_solve_ci'][1]:.1f}"])
-    page.table(["", "episodes", "success", "95% CI", "actions to solve", "95% CI"], rows)
+    page.table(["", "episodes", "success", "95% CI", "actions per solved task", "95% CI",
+                "actions to solve (solved only)", "95% CI"], rows)
     verdict = "clearly better" if final["clearly_better"] else "not clearly better"
     page.text(f"Learning on is {verdict} than off (non-overlapping 95% intervals for success "
-              f"rate: {final['success_clearly_better']}; for actions to solve: "
-              f"{final['actions_clearly_fewer']}).")
+              f"rate: {final['success_clearly_better']}; for actions per solved task: "
+              f"{final['actions_clearly_fewer']}; for actions to solve, solved tasks only: "
+              f"{final['solved_only_clearly_fewer']}). The solved-only mean is not comparable "
+              "when the two sides fail different tasks, so the verdict uses actions per solved "
+              f"task. On the {final['paired']['tasks']} tasks both sides solved, learning on "
+              f"took {final['paired']['fewer_actions_on']:.1f} fewer actions (paired 95% CI "
+              f"{final['paired']['ci'][0]:.1f} to {final['paired']['ci'][1]:.1f}).")
     if report.model is not None:
         m = report.model
         page.heading("Offline model (last analysis)")
