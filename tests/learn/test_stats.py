@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarmlearn.core.actions import ActionResult
+from swarmlearn.core.actions import Action, ActionResult, Candidate
 from swarmlearn.core.events import ActionEvent, EpisodeEnded, EventIds
 from swarmlearn.errors import ArtifactError
 from swarmlearn.learn.bonus import LearnedBonus
@@ -65,6 +65,22 @@ def test_bonus_queries() -> None:
     assert bonus.combined(["A@c"], "c", "B") > 0 > bonus.combined(["A@c"], "c", "X")
     assert bonus.combined([], "never", "seen") == 0.0
     assert value_of(3, 1) == pytest.approx(2 / 5)
+
+
+def test_static_bonus_is_remembered_until_an_episode_ends() -> None:
+    stats = LearnedStats()
+    ids = EventIds(1)
+    bonus = LearnedBonus(stats)
+    cand = Candidate(Action("B", "t"), "c")
+    assert bonus.static(("A@c",), cand) == 0.0  # nothing learned yet
+    stats.observe([_ev(ids, "A", True), _ev(ids, "B", True)])
+    assert bonus.static(("A@c",), cand) == 0.0  # actions alone do not change it
+    stats.observe([_end(ids, True)])  # the episode credits A@c → B@c
+    cfg = bonus.config
+    t, g = bonus.transition("A@c", "B@c"), bonus.ngram(("A@c",), "B@c")
+    want = (cfg.transition_weight * t.confidence * t.value
+            + cfg.ngram_weight * g.confidence * g.value)
+    assert want > 0.0 and bonus.static(("A@c",), cand) == want
 
 
 def test_decay_forgets_old_counts() -> None:

@@ -47,6 +47,8 @@ class LearnedBonus:
     def __init__(self, stats: LearnedStats, config: BonusConfig | None = None) -> None:
         self.stats = stats
         self.config = config or BonusConfig()
+        self._memo: dict[tuple[tuple[str, ...], str, str], float] = {}
+        self._memo_epoch = -1
 
     def _signal(self, table: dict[object, list[float]], key: object) -> Signal:
         c = table.get(key)
@@ -95,18 +97,32 @@ class LearnedBonus:
             den += weight
         return num / den if den > 0.0 else 0.0
 
-    def static(self, tail: Sequence[str], candidate: Candidate) -> float:
+    def static(self, tail: tuple[str, ...], candidate: Candidate) -> float:
         """The part of :meth:`combined`'s numerator that only changes when an episode
         ends (everything but the contextual arm counts): Σ weight × confidence × value.
 
         Selection caches it per candidate (``learn/_armset.py``) and adds the
-        contextual part, which changes with every action, itself.
+        contextual part, which changes with every action, itself. It is memoized
+        per (tail, context, action) until the statistics' ``epoch`` changes (an
+        episode end): within an episode every tick asks again for the same steps.
+        The memo key must name everything this reads.
         """
-        cfg = self.config
-        step = token(candidate.action.name, candidate.context)
-        t, g = self.transition(tail[-1] if tail else START, step), self.ngram(tail, step)
-        return (cfg.transition_weight * t.confidence * t.value
-                + cfg.ngram_weight * g.confidence * g.value)
+        stats = self.stats
+        memo = self._memo
+        if stats.epoch != self._memo_epoch:
+            memo.clear()
+            self._memo_epoch = stats.epoch
+        key = (tail, candidate.context, candidate.action.name)
+        value = memo.get(key)
+        if value is None:
+            if len(memo) >= 65_536:
+                memo.clear()
+            cfg = self.config
+            step = token(candidate.action.name, candidate.context)
+            t, g = self.transition(tail[-1] if tail else START, step), self.ngram(tail, step)
+            value = memo[key] = (cfg.transition_weight * t.confidence * t.value
+                                 + cfg.ngram_weight * g.confidence * g.value)
+        return value
 
     def confidence(self, tail: Sequence[str], context: str, action: str) -> float:
         """How much evidence backs ``combined`` (the mean confidence of its signals)."""

@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from swarmlearn._config import check_range, from_mapping
@@ -161,11 +162,13 @@ class LearningState:
 
 
 def _tail(ctx: SelectionContext) -> tuple[str, ...]:
+    """The worker's last three steps as tokens, oldest first."""
     hist = ctx.history
     if not hist:
         return ()
-    n = len(hist)
-    return tuple(token(hist[i].action, hist[i].context) for i in range(max(0, n - 3), n))
+    last = list(islice(reversed(hist), 3))
+    last.reverse()
+    return tuple([token(e.action, e.context) for e in last])
 
 
 def _greedy(arms: ArmSetLike, rank: Mapping[str, int]) -> int:
