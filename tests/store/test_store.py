@@ -165,6 +165,9 @@ def test_artifacts_are_versioned(store: SqlStore) -> None:
     assert len(store.artifacts("snapshot", latest=1)) == 1
     assert len(store.artifacts(since=r1.created)) == 3
     assert store.artifacts("snapshot", until=r1.created - 1) == []
+    listed = store.artifacts("snapshot", payload=False)  # metadata only
+    assert [(r.version, r.meta, r.payload, r.sha256) for r in listed] == [
+        (2, {"n": 2}, None, r2.sha256), (1, {"n": 1}, None, r1.sha256)]
     store.set_artifact_status(r2.id, "champion")
     assert store.get_artifact("snapshot", "troubleshooting").status == "champion"
     with pytest.raises(StoreError, match="no artifact snapshot/nope"):

@@ -57,10 +57,11 @@ class ProfileStore:
         found = self.store.artifacts(PROFILE_KIND, name, latest=1)
         return self.decode(found[0]) if found else None
 
-    def records(self) -> list[ArtifactRecord]:
-        """The latest record of each profile, by name (not decoded)."""
+    def records(self, *, payload: bool = False) -> list[ArtifactRecord]:
+        """The latest record of each profile, by name (not decoded; metadata only
+        unless ``payload``)."""
         latest: dict[str, ArtifactRecord] = {}
-        for r in self.store.artifacts(PROFILE_KIND):
+        for r in self.store.artifacts(PROFILE_KIND, payload=payload):
             if r.name not in latest or r.version > latest[r.name].version:
                 latest[r.name] = r
         return [latest[n] for n in sorted(latest)]
@@ -70,7 +71,7 @@ class ProfileStore:
         return self.store.artifacts(PROFILE_KIND, name)
 
     def load_all(self) -> list[ScenarioProfile]:
-        return [self.decode(r) for r in self.records()]
+        return [self.decode(r) for r in self.records(payload=True)]
 
     def registry(self) -> ScenarioRegistry[ScenarioProfile]:
         """A registry of the latest version of every stored profile."""

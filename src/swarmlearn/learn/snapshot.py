@@ -363,12 +363,14 @@ class SnapshotStore:
         *,
         latest: int | None = None,
     ) -> list[ArtifactRecord]:
-        """Stored snapshot records (not decoded), newest first, optionally filtered."""
+        """Stored snapshot records, metadata only (``payload`` None), newest first,
+        optionally filtered; :meth:`load` a version to get its snapshot."""
         if key is not None and scope is None:
             raise ConfigError("key: a key needs a scope too", field="key", value=key)
         if scope is not None and key is not None:
-            return self.store.artifacts(SNAPSHOT_KIND, snapshot_name(scope, key), latest=latest)
-        records = self.store.artifacts(SNAPSHOT_KIND)
+            return self.store.artifacts(SNAPSHOT_KIND, snapshot_name(scope, key), latest=latest,
+                                        payload=False)
+        records = self.store.artifacts(SNAPSHOT_KIND, payload=False)
         if scope is not None:
             prefix = f"{SnapshotScope(scope).value}:"
             records = [r for r in records if r.name.startswith(prefix)]
@@ -385,7 +387,8 @@ class SnapshotStore:
             picked.append(r)
             if latest is not None and len(picked) >= latest:
                 break
-        return [self.decode(r) for r in picked]
+        return [self.decode(self.store.get_artifact(SNAPSHOT_KIND, r.name, r.version))
+                for r in picked]
 
     def export(
         self,

@@ -198,7 +198,7 @@ def artifact_from_row(row: Any) -> ArtifactRecord:
         status=m["status"],
         created=float(m["created"]),
         meta=json.loads(m["meta"] or "{}"),
-        payload=bytes(m["payload"]) if m["payload"] is not None else None,
+        payload=bytes(m["payload"]) if m.get("payload") is not None else None,
         sha256=m["sha256"],
     )
 

@@ -134,6 +134,7 @@ class Store(Protocol):
         latest: int | None = None,
         since: float | None = None,
         until: float | None = None,
+        payload: bool = True,
     ) -> list[ArtifactRecord]: ...
 
     def set_artifact_status(self, artifact_id: int, status: str) -> None: ...

@@ -430,10 +430,16 @@ class SqlStore:
         latest: int | None = None,
         since: float | None = None,
         until: float | None = None,
+        payload: bool = True,
     ) -> list[ArtifactRecord]:
-        """Artifacts newest first, filtered by kind, name and creation time."""
+        """Artifacts newest first, filtered by kind, name and creation time.
+
+        ``payload=False`` lists metadata only (``payload`` is None): listings of
+        large stores then read no payload bytes.
+        """
         t = schema.artifacts
-        q = select(t).order_by(t.c.created.desc(), t.c.id.desc())
+        cols = list(t.c) if payload else [c for c in t.c if c.name != "payload"]
+        q = select(*cols).order_by(t.c.created.desc(), t.c.id.desc())
         if kind is not None:
             q = q.where(t.c.kind == kind)
         if name is not None:
