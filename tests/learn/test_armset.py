@@ -118,3 +118,25 @@ def test_bad_sampler_arguments_are_refused() -> None:
     arms = LearningState(fast=True).arms(cands, ())
     with pytest.raises(TypeError, match="Rng"):
         arms.thompson(object())
+
+
+def test_the_c_core_refuses_bad_input_and_keeps_its_state() -> None:
+    core = fast.ArmCore()
+    assert core.ucb(1.0) == (0, 0) and core.N == []  # empty, not a crash
+    key = ("c", "a")
+    core._reset(1, 0.3, 1.0, 2.0, 0.3, 0, 0, {key: (0,)}, [0.5])
+    with pytest.raises(ValueError, match="one entry per arm"):
+        core._reset(2, 0.3, 1.0, 2.0, 0.3, 0, 0, {}, [0.0])
+    with pytest.raises(TypeError):
+        core._reset(1, 0.3, 1.0, 2.0, 0.3, 0, 0, {}, ["x"])
+    assert core.N == [0.0] and core.unvisited == 1  # the failed resets changed nothing
+
+    class Stats:
+        def __init__(self, counts: object) -> None:
+            self.epoch, self.arm_log, self.arm_log_base = 0, [key], 0
+            self.contexts, self._scale = {key: counts}, 1.0
+
+    with pytest.raises(TypeError, match=r"\[success, failure\]"):
+        core.sync(Stats("bad"))
+    core.sync(Stats([1.0, 0.0]))
+    assert core.N == [1.0] and core.unvisited == 0

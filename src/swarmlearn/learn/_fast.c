@@ -242,6 +242,13 @@ static PyObject *ArmCore_reset(ArmCore *self, PyObject *args) {
     }
     double *mem = PyMem_Calloc((size_t)(n > 0 ? n : 1) * 8, sizeof(double));
     if (mem == NULL) return PyErr_NoMemory();
+    for (Py_ssize_t i = 0; i < n; i++) { /* S: the last n of the block */
+        mem[7 * n + i] = PyFloat_AsDouble(PyList_GET_ITEM(stat, i));
+    }
+    if (PyErr_Occurred()) { /* nothing of self changed */
+        PyMem_Free(mem);
+        return NULL;
+    }
     PyMem_Free(self->mem);
     self->mem = mem;
     self->n = n;
@@ -253,10 +260,6 @@ static PyObject *ArmCore_reset(ArmCore *self, PyObject *args) {
     self->TB = mem + 5 * n;
     self->W = mem + 6 * n;
     self->S = mem + 7 * n;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        self->S[i] = PyFloat_AsDouble(PyList_GET_ITEM(stat, i));
-    }
-    if (PyErr_Occurred()) return NULL;
     self->w = w;
     self->cw = cw;
     self->prior = prior;
