@@ -75,11 +75,26 @@ def test_pass_at_k_exact() -> None:
         pass_at_k(3, 1, 4)
 
 
-def test_welch_ci_contains_true_difference() -> None:
+def test_welch_ci_matches_scipy_on_unequal_variances() -> None:
+    # reference: scipy 1.17, ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    # (Welch–Satterthwaite df = 8.37: the two samples differ in size and spread)
     a = [1.0, 2.0, 3.0, 2.0, 1.5, 2.5]
-    b = [x + 10 for x in a]
+    b = [11.0, 14.5, 9.0, 12.5, 16.0, 10.0, 13.0, 15.5]
     d, lo, hi = welch_ci(a, b)
-    assert d == pytest.approx(10) and lo < 10 < hi
+    assert d == pytest.approx(10.6875)
+    assert (lo, hi) == pytest.approx((8.511598981373384, 12.863401018626616), rel=1e-9)
+
+
+def test_welch_ci_covers_the_true_difference_95_percent_of_the_time() -> None:
+    # an interval too wide covers ~100%, one half as wide ~70%: both fall outside 92–98%
+    rng = random.Random(7)
+    hits = 0
+    for _ in range(400):
+        a = [rng.gauss(5.0, 1.0) for _ in range(8)]
+        b = [rng.gauss(7.0, 3.0) for _ in range(12)]
+        _, lo, hi = welch_ci(a, b)
+        hits += lo < 2.0 < hi
+    assert 0.92 <= hits / 400 <= 0.98
 
 
 def test_ratio_ci_equals_the_mean_interval_when_every_unit_counts_once() -> None:
