@@ -268,3 +268,29 @@ def test_any_action_sequence_is_safe(kind: str, seed: int, picks: list[Any]) -> 
         assert isinstance(outcome, Success | Failure)
     else:
         assert isinstance(outcome, Timeout) and outcome.partial_score < 1.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_incremental_candidates_and_pickers_match_a_full_rebuild(kind: str) -> None:
+    """observe() rebuilds only the candidates of targets whose context changed, and the
+    per-target pickers narrow exactly as the generic filter does, through whole runs."""
+    from swarmlearn.core.actions import Candidate
+    from swarmlearn.core.manager import Guidance
+    from swarmlearn.core.workers import narrow
+
+    env = make_env(kind)
+    rng = random.Random(7)
+    for seed in range(4):
+        env.reset(seed)
+        for _ in range(80):
+            if env.done:
+                break
+            obs = env.observe()
+            full = tuple(Candidate(c.action, obs.targets.get(c.action.target, ""))
+                         for c in obs.candidates)
+            assert obs.candidates == full
+            for target in {c.action.target for c in obs.candidates} - {""}:
+                guided = Guidance(assignments={0: target})
+                assert tuple(narrow(obs.candidates, guided, 0, obs.pickers)) == tuple(
+                    narrow(obs.candidates, guided, 0))
+            env.step(rng.choice(obs.candidates).action)

@@ -1,6 +1,7 @@
 """The two ArmSet implementations (C arrays and Python lists) hold the same numbers,
-bit for bit, through any sequence of actions, episode ends, decay and new
-candidate sets; the C Beta sampler draws from the right distribution."""
+bit for bit, through any sequence of actions, episode ends, decay, new candidate
+lists and history tails (given as tokens or as the worker's events); the C Beta
+sampler draws from the right distribution; the C core refuses bad input."""
 
 from __future__ import annotations
 
@@ -59,32 +60,45 @@ def test_c_and_python_armsets_hold_the_same_numbers(
     cands = [Candidate(Action(n, t), c) for n in NAMES for c in CONTEXTS for t in ("", "t")]
     cands.append(Candidate(Action("Z"), "never"))
     ids = EventIds(1)
-    tail: tuple[str, ...] = ()
+    history: list[ActionEvent] = []
+    rank = {"C": 0, "A": 1}
     for name, ctx, ok, worker, roll in plays:
-        stats.observe([_event(ids, name, ctx, ok, worker)])
-        if roll == 0:  # an episode ends: epoch bump, decay, rebuild
+        event = _event(ids, name, ctx, ok, worker)
+        stats.observe([event])
+        history.append(event)
+        if roll == 0:  # an episode ends: the sequence tables change, decay
             stats.observe([_end(ids, ok)])
         if roll == 1:
-            tail = (f"{name}@{ctx}",)  # another history tail: another ArmSet
-        c_arms, py_arms = c_state.arms(cands, tail), py_state.arms(cands, tail)
-        assert type(c_arms).__name__ == "FastArmSet" and type(py_arms).__name__ == "PyArmSet"
-        _same(c_arms, py_arms)
-        if not c_arms.unvisited:
-            assert c_arms.ucb(k) == py_arms.ucb(k)
-            assert c_arms.ucb_scores(k) == py_arms.ucb_scores(k)
-        assert c_arms.greedy() == py_arms.greedy()
+            history = history[-1:]
+        tail = _armset.tail_of(history)
+        fresh = list(cands)  # a new list each decision, as the swarm makes
+        for c_arms in (c_state.arms(fresh, history), c_state.arms(fresh, tail)):
+            py_arms = py_state.arms(cands, history)
+            assert type(c_arms).__name__ == "ArmCore" and type(py_arms).__name__ == "PyArmSet"
+            _same(c_arms, py_arms)
+            if not c_arms.unvisited:
+                for r in (rank, None):
+                    assert c_arms.ucb(k, r) == py_arms.ucb(k, r)
+                assert c_arms.ucb_scores(k) == py_arms.ucb_scores(k)
+            for r in (rank, None):
+                assert c_arms.greedy(r) == py_arms.greedy(r)
+                assert c_arms.first_unvisited(r) == py_arms.first_unvisited(r)
 
 
-def test_many_updates_between_two_syncs_rebuild_exactly() -> None:
+def test_the_memo_is_bounded_and_changes_no_number() -> None:
     stats = LearnedStats()
-    cands = [Candidate(Action(n), "x") for n in NAMES]
-    c_state, py_state = LearningState(stats, fast=True), LearningState(stats, fast=False)
-    c_state.arms(cands, ()), py_state.arms(cands, ())
     ids = EventIds(1)
-    for i in range(20_000):  # more than the arm log keeps: the sets must notice and rebuild
+    for i in range(200):
         stats.observe([_event(ids, NAMES[i % 4], "x", i % 3 == 0, 0)])
-    _same(c_state.arms(cands, ()), py_state.arms(cands, ()))
-    assert c_state.arms(cands, ()).N == [5000.0] * 4
+    cands = [Candidate(Action(n), "x") for n in NAMES]
+    state = LearningState(stats, fast=True)
+    want = state.arms(cands, ("A@x", "B@x")).G
+    state._memo.update({("junk", str(i)): "t" for i in range(200_000)})  # at the bound
+    assert state.arms(cands, ("A@x", "B@x")).G == want  # hits: nothing is added
+    other = [Candidate(Action(n), "new") for n in NAMES]  # misses: the memo starts over
+    assert state.arms(other, ("A@x",)).N == [0.0] * 4
+    assert state.arms(cands, ("A@x", "B@x")).G == want
+    assert len(state._memo) < 100
 
 
 def test_sampler_is_seeded_and_uniform_is_in_range() -> None:
@@ -120,23 +134,24 @@ def test_bad_sampler_arguments_are_refused() -> None:
         arms.thompson(object())
 
 
-def test_the_c_core_refuses_bad_input_and_keeps_its_state() -> None:
-    core = fast.ArmCore()
-    assert core.ucb(1.0) == (0, 0) and core.N == []  # empty, not a crash
-    key = ("c", "a")
-    core._reset(1, 0.3, 1.0, 2.0, 0.3, 0, 0, {key: (0,)}, [0.5])
-    with pytest.raises(ValueError, match="one entry per arm"):
-        core._reset(2, 0.3, 1.0, 2.0, 0.3, 0, 0, {}, [0.0])
-    with pytest.raises(TypeError):
-        core._reset(1, 0.3, 1.0, 2.0, 0.3, 0, 0, {}, ["x"])
-    assert core.N == [0.0] and core.unvisited == 1  # the failed resets changed nothing
-
-    class Stats:
-        def __init__(self, counts: object) -> None:
-            self.epoch, self.arm_log, self.arm_log_base = 0, [key], 0
-            self.contexts, self._scale = {key: counts}, 1.0
-
+def test_the_c_core_refuses_bad_input() -> None:
+    stats = LearnedStats()
+    consts = (0.3, 1.0, 1.0, 1.0, 2.0, 1 / 3)
+    good = [Candidate(Action("A"), "x")]
+    assert fast.arms([], (), stats, {}, *consts).N == []  # empty, not a crash
+    with pytest.raises(TypeError, match="Candidate"):
+        fast.arms([("A", "x")], (), stats, {}, *consts)
+    with pytest.raises(TypeError, match="step tokens or ActionEvents"):
+        fast.arms(good, (1, 2), stats, {}, *consts)
+    with pytest.raises(TypeError, match="memo"):
+        fast.arms(good, (), stats, None, *consts)
+    with pytest.raises(TypeError, match="arms"):
+        fast.arms(good, (), stats, {})
+    stats.contexts[("x", "A")] = "bad"  # type: ignore[assignment]
     with pytest.raises(TypeError, match=r"\[success, failure\]"):
-        core.sync(Stats("bad"))
-    core.sync(Stats([1.0, 0.0]))
-    assert core.N == [1.0] and core.unvisited == 0
+        fast.arms(good, (), stats, {}, *consts)
+    stats.contexts[("x", "A")] = [1.0, 0.0]
+    arms = fast.arms(good, (), stats, {}, *consts)
+    assert arms.N == [1.0] and arms.unvisited == 0
+    with pytest.raises(TypeError, match="rank"):
+        arms.greedy([1])

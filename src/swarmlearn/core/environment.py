@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import abc
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import ClassVar, Protocol, runtime_checkable
 
 from swarmlearn.core.actions import Action, ActionResult, ActionSpec, Candidate
@@ -19,6 +20,8 @@ from swarmlearn.errors import ConfigError, EnvironmentError_
 from swarmlearn.types import Failure, Outcome, Success, Timeout
 
 __all__ = ["BaseEnvironment", "Environment", "Observation"]
+
+_new_tuple = tuple.__new__  # Candidate without the NamedTuple's Python-level __new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,10 @@ class Observation:
     targets: Mapping[str, str]
     facts: Mapping[str, str]
     done: bool
+    #: target → a function picking that target's and the untargeted candidates, in listed
+    #: order, from ``candidates`` (positions are fixed for a task; see workers.narrow)
+    pickers: Mapping[str, Callable[[Sequence[Candidate]], tuple[Candidate, ...]]] = field(
+        default_factory=dict, compare=False, repr=False)
 
     def context_of(self, action: Action) -> str:
         """The visible context of an action's target ("" for untargeted actions)."""
@@ -93,6 +100,11 @@ class BaseEnvironment(abc.ABC):
         self._targets: dict[str, str] = {}
         self._specs_by_name: dict[str, ActionSpec] = {}
         self._candidates: tuple[Candidate, ...] = ()
+        self._cand_list: list[Candidate] = []
+        self._by_target: dict[str, list[int]] = {}  # target → indices in _cand_list
+        self._dirty: set[str] = set()  # targets whose context changed since the last observe
+        self._pickers: dict[str, Callable[[Sequence[Candidate]], tuple[Candidate, ...]]] = {}
+        self._priority: dict[str, int] | None = None
         self._observation: Observation | None = None
         self._steps = 0
         self._cost = 0.0
@@ -169,25 +181,36 @@ class BaseEnvironment(abc.ABC):
         # it is shuffled per task (by its own generator, so hidden state is unchanged).
         random.Random(seed ^ 0x5EED).shuffle(specs)
         self._specs_by_name = {s.name: s for s in specs}
-        self._candidates = tuple(
-            Candidate(Action(s.name, t)) for s in specs for t in (s.targets or ("",))
-        )
+        actions = [_new_tuple(Action, (s.name, t, ())) for s in specs for t in (s.targets or ("",))]
+        by_target: dict[str, list[int]] = {}
+        for i, a in enumerate(actions):
+            by_target.setdefault(a.target, []).append(i)
+        targets = self._targets
+        self._cand_list = [_new_tuple(Candidate, (a, targets.get(a.target, ""))) for a in actions]
+        self._by_target = by_target
+        self._pickers = _pickers(by_target)
+        self._dirty.clear()
+        self._candidates = tuple(self._cand_list)
         self._invalidate()
         return self.observe()
 
     def observe(self) -> Observation:
         if self._observation is None:
-            targets = dict(self._targets)
-            cands = tuple(
-                Candidate(c.action, targets.get(c.action.target, "")) for c in self._candidates
-            )
-            self._candidates = cands
+            if self._dirty:  # only the candidates of targets whose context changed are new
+                lst, targets = self._cand_list, self._targets
+                for target in self._dirty:
+                    ctx = targets.get(target, "")
+                    for i in self._by_target.get(target, ()):
+                        lst[i] = _new_tuple(Candidate, (lst[i].action, ctx))
+                self._dirty.clear()
+                self._candidates = tuple(lst)
             self._observation = Observation(
                 step=self._steps,
-                candidates=cands,
-                targets=targets,
+                candidates=self._candidates,
+                targets=dict(self._targets),
                 facts=dict(self._facts),
                 done=self.done,
+                pickers=self._pickers,
             )
         elif self._observation.step != self._steps:
             obs = self._observation
@@ -197,6 +220,7 @@ class BaseEnvironment(abc.ABC):
                 targets=obs.targets,
                 facts=obs.facts,
                 done=self.done,
+                pickers=obs.pickers,
             )
         return self._observation
 
@@ -241,8 +265,11 @@ class BaseEnvironment(abc.ABC):
 
     def context_priority(self) -> Mapping[str, int]:
         """Visible contexts ranked for focus: higher is more promising, 0 is settled."""
-        n = len(self.contexts)
-        return {c: 0 if c in self.settled else n - i for i, c in enumerate(self.contexts)}
+        if self._priority is None:  # class constants: computed once
+            n = len(self.contexts)
+            self._priority = {c: 0 if c in self.settled else n - i
+                              for i, c in enumerate(self.contexts)}
+        return self._priority
 
     def render_text(self) -> str:
         lines = [f"Task: {self.task_text()}", "Targets:"]
@@ -267,6 +294,7 @@ class BaseEnvironment(abc.ABC):
     def _set_context(self, target: str, context: str) -> None:
         if self._targets.get(target) != context:
             self._targets[target] = context
+            self._dirty.add(target)
             self._invalidate()
 
     def context(self, target: str) -> str:
@@ -300,6 +328,26 @@ class BaseEnvironment(abc.ABC):
     @property
     def cost(self) -> float:
         return self._cost
+
+
+def _pickers(by_target: Mapping[str, list[int]],
+             ) -> dict[str, Callable[[Sequence[Candidate]], tuple[Candidate, ...]]]:
+    """Per target: a picker of its candidates and the untargeted ones, in listed order."""
+    untargeted = by_target.get("", [])
+    out: dict[str, Callable[[Sequence[Candidate]], tuple[Candidate, ...]]] = {}
+    for target, idx in by_target.items():
+        if not target:
+            continue
+        both = sorted([*untargeted, *idx])
+        out[target] = itemgetter(*both) if len(both) > 1 else _pick_one(both[0])
+    return out
+
+
+def _pick_one(i: int) -> Callable[[Sequence[Candidate]], tuple[Candidate, ...]]:
+    def pick(cands: Sequence[Candidate]) -> tuple[Candidate, ...]:
+        return (cands[i],)  # itemgetter(i) would return the candidate itself, not a tuple
+
+    return pick
 
 
 def pick(rng: random.Random, pool: Sequence[str], n: int) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -116,16 +116,24 @@ class RandomPolicy:
 
 
 def narrow(
-    candidates: Sequence[Candidate], guidance: Guidance, worker: WorkerId
+    candidates: Sequence[Candidate],
+    guidance: Guidance,
+    worker: WorkerId,
+    pickers: Mapping[str, Callable[[Sequence[Candidate]], tuple[Candidate, ...]]] | None = None,
 ) -> Sequence[Candidate]:
     """The candidates a worker should consider under ``guidance``.
 
     With an assigned target: that target's actions plus untargeted ones.
     Otherwise: everything not on an avoided target. Never empty if
-    ``candidates`` is not.
+    ``candidates`` is not. ``pickers`` (``Observation.pickers``, for the
+    observation's own candidates) make the assigned case one C call.
     """
     assigned = guidance.assignments.get(worker)
     if assigned:
+        if pickers:
+            picker = pickers.get(assigned)
+            if picker is not None:
+                return picker(candidates)
         keep = [c for c in candidates if not c.action.target or c.action.target == assigned]
     elif guidance.avoid:
         avoid = guidance.avoid_set
@@ -146,7 +154,7 @@ class RuleWorker:
         self._history: deque[ActionEvent] = deque(maxlen=HISTORY)
 
     def decide(self, observation: Observation, guidance: Guidance) -> Action:
-        candidates = narrow(observation.candidates, guidance, self.id)
+        candidates = narrow(observation.candidates, guidance, self.id, observation.pickers)
         ctx = SelectionContext(self.id, observation, guidance, self._history)
         return candidates[self.policy.select(candidates, ctx)].action
 

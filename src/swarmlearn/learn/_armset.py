@@ -1,9 +1,9 @@
-"""A compiled, incrementally updated view of one candidate set, for fast selection.
+"""The numbers of one decision's candidates, for fast selection.
 
-Scoring a candidate needs its arm's counts and the learned bonus. Most of
-that is stable between two decisions: the transition and n-gram part of the
-bonus changes only when an episode ends, and an arm's counts change only
-when that arm was played. An ArmSet caches, per arm,
+Scoring a candidate needs its arm's counts (the ``contexts`` table of
+:class:`LearnedStats`) and the learned bonus (transitions and n-grams of the
+worker's history tail, plus the contextual signal). An ArmSet holds, per
+candidate,
 
 * ``N``: the (scaled) visit weight,
 * ``A``: the arm's score without the UCB exploration term (success rate + w·bonus),
@@ -11,37 +11,41 @@ when that arm was played. An ArmSet caches, per arm,
 * ``G``: the greedy score ``(s+1)/(s+f+2) + w·bonus``,
 * ``TA``, ``TB``, ``W``: Thompson's Beta parameters and ``w·bonus``,
 
-and ``sync`` refreshes only the arms the statistics' update log names since
-the last call. Anything larger (an episode end, decay, eviction, a new arm
-appearing) bumps the statistics' ``epoch`` and forces a rebuild, which also
-bumps ``version``. Selection asks the set itself: ``ucb(k)`` and ``greedy()``
-return the first best index and how many arms tie with it (ties are then
-resolved by the learned action order), ``thompson(sampler)`` the best draw.
+computed straight from the statistics' tables when the decision is made: a
+handful of dict lookups per candidate and nothing cached between decisions,
+so nothing can go stale as candidates, history tails and counts move (a
+swarm makes a new candidate list and a new tail at nearly every decision; a
+cache keyed by them never hit). Selection asks the set itself: ``ucb(k,
+rank)`` and ``greedy(rank)`` return the best index, ties going to the learned
+action order ``rank`` (then the listed order), ``first_unvisited(rank)`` the
+unvisited arm to try first, ``thompson(sampler)`` the best draw.
 
-Two implementations with one interface: :class:`FastArmSet` keeps the numbers
-in C arrays (``learn/_fast.c``, built by ``pip install``; the per-decision
-work is a few C loops) and :class:`PyArmSet` in Python lists, used when the
-extension was not built or ``SWARMLEARN_PURE_PYTHON=1``. Their numbers are
-the same bit for bit, and equal to the plain formulas (tests check both);
-only Thompson's draws come from different, equally exact, samplers.
+Two implementations with one interface: the C one (``learn/_fast.c``, built
+by ``pip install``; a decision is one C call) and :class:`PyArmSet` in plain
+Python, used when the extension was not built or ``SWARMLEARN_PURE_PYTHON=1``.
+Their numbers are the same bit for bit (tests check both against each other
+and against the plain formulas); only Thompson's draws come from different,
+equally exact, samplers. With ``learning_weight = 0`` the bonus is not
+computed at all (both give 0.0), and with both sequence weights 0 the
+transition and n-gram lookups are skipped.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from itertools import repeat
+from collections.abc import Mapping, Sequence
+from itertools import islice
 from math import sqrt
-from operator import add, mul
 from typing import Any, Protocol
 
 import numpy as np
 
 from swarmlearn.core.actions import Candidate
+from swarmlearn.core.events import ActionEvent
 from swarmlearn.learn.bonus import LearnedBonus
-from swarmlearn.learn.stats import LearnedStats
+from swarmlearn.learn.stats import token
 
-__all__ = ["FAST", "ArmSetLike", "PyArmSet", "make_armset", "sampler_for"]
+__all__ = ["FAST", "ArmSetLike", "PyArmSet", "make_armset", "sampler_for", "tail_of", "uses_c"]
 
 Consts = tuple[float, float, float, float, float, float]  # w, tw, nw, cw, prior, 1/Σweights
 
@@ -49,11 +53,8 @@ Consts = tuple[float, float, float, float, float, float]  # w, tw, nw, cw, prior
 class ArmSetLike(Protocol):
     """What the selection policies use of an ArmSet."""
 
-    cands: Sequence[Candidate]
-    tail: tuple[str, ...]
-    keys: list[tuple[str, str]]
-    version: int
-
+    @property
+    def cands(self) -> Sequence[Candidate]: ...
     @property
     def N(self) -> list[float]: ...
     @property
@@ -62,111 +63,73 @@ class ArmSetLike(Protocol):
     def total(self) -> float: ...
     @property
     def unvisited(self) -> int: ...
-    def sync(self, stats: LearnedStats) -> None: ...
-    def ucb(self, k: float) -> tuple[int, int]: ...
-    def ucb_scores(self, k: float) -> list[float]: ...
-    def greedy(self) -> tuple[int, int]: ...
-    def thompson(self, sampler: Any) -> int: ...
-    def sampler(self, seed: int) -> Any: ...
+    def ucb(self, k: float, rank: Mapping[str, int] | None, /) -> int: ...
+    def ucb_scores(self, k: float, /) -> list[float]: ...
+    def greedy(self, rank: Mapping[str, int] | None, /) -> int: ...
+    def first_unvisited(self, rank: Mapping[str, int] | None, /) -> int: ...
+    def thompson(self, sampler: Any, /) -> int: ...
 
 
-class _Common:
-    """Keys, index and the cached static bonus: the part both implementations share."""
-
-    def _setup(self, cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
-               consts: Consts) -> None:
-        self.cands = cands
-        self.tail = tail
-        self._bonus = bonus
-        self._c = consts
-        self.keys = [(c.context, c.action.name) for c in cands]
-        index: dict[Any, list[int]] = {}
-        for i, k in enumerate(self.keys):
-            index.setdefault(k, []).append(i)
-        self.index = {k: tuple(v) for k, v in index.items()}
-        self.version = 0
-
-    def _static(self) -> list[float]:
-        static, den_inv = self._bonus.static, self._c[5]
-        return [static(self.tail, c) * den_inv for c in self.cands]
-
-
-class PyArmSet(_Common):
-    """The ArmSet in plain Python lists."""
+class PyArmSet:
+    """The ArmSet in plain Python lists (the reference; the fallback without C)."""
 
     def __init__(self, cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
                  consts: Consts) -> None:
-        self._setup(cands, tail, bonus, consts)
-        self.rebuild(bonus.stats)
-
-    def rebuild(self, stats: LearnedStats) -> None:
-        self.static = self._static()
-        n = len(self.keys)
+        self.cands = cands
+        w, tw, nw, cw, prior, den_inv = consts
+        stats = bonus.stats
+        scale, contexts = stats.scale, stats.contexts
+        want_static = w != 0.0 and (tw != 0.0 or nw != 0.0)
+        n = len(cands)
         self.N, self.A, self.B, self.G = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
         self.TA, self.TB, self.W = [1.0] * n, [1.0] * n, [0.0] * n
         self.total = 0.0
-        self.unvisited = n  # each arm found visited below takes one off
-        for i in range(n):
-            self._set(i, stats)
-        self.version += 1
-        self.epoch = stats.epoch
-        self.seen = stats.arm_log_base + len(stats.arm_log)
-
-    def _set(self, i: int, stats: LearnedStats) -> None:
-        w, _, _, cw, prior, den_inv = self._c
-        scale = stats.scale
-        c = stats.contexts.get(self.keys[i])
-        s, f = (c[0], c[1]) if c is not None else (0.0, 0.0)
-        n = s + f
-        old = self.N[i]
-        if old == 0.0:
-            if n > 0.0:
-                self.unvisited -= 1
-        elif n == 0.0:
-            self.unvisited += 1
-        self.total += n - old
-        self.N[i] = n
-        # w·(static + cw·conf·value / Σweights), the contextual part written out
-        bonus_w = w * (self.static[i] + cw * (s - f) / (n + prior * scale) * den_inv)
-        if n > 0.0:
-            self.A[i] = s / n + bonus_w
-            self.B[i] = 1.0 / sqrt(n)
-        else:
-            self.A[i] = self.B[i] = 0.0
-        ts, tf = s / scale, f / scale
-        self.G[i] = (ts + 1.0) / (ts + tf + 2.0) + bonus_w
-        self.TA[i], self.TB[i], self.W[i] = ts + 1.0, tf + 1.0, bonus_w
-
-    def sync(self, stats: LearnedStats) -> None:
-        """Bring the cache up to date with ``stats`` (incrementally when possible)."""
-        if stats.epoch != self.epoch:
-            self.rebuild(stats)
-            return
-        base, log = stats.arm_log_base, stats.arm_log
-        end = base + len(log)
-        seen = self.seen
-        if seen == end:
-            return
-        if seen < base or end - seen > len(self.keys):
-            self.rebuild(stats)
-            return
-        index = self.index
-        for key in log[seen - base:]:
-            hit = index.get(key)
-            if hit is not None:
-                for i in hit:
-                    self._set(i, stats)
-        self.seen = end
+        self.unvisited = 0
+        for i, cand in enumerate(cands):
+            c = contexts.get((cand.context, cand.action.name))
+            s, f = (c[0], c[1]) if c is not None else (0.0, 0.0)
+            bonus_w = 0.0
+            if w != 0.0:
+                st = bonus.static(tail, cand) if want_static else 0.0
+                bonus_w = w * (st * den_inv + cw * (s - f) / (s + f + prior * scale) * den_inv)
+            nn = s + f
+            self.N[i] = nn
+            self.total += nn
+            if nn > 0.0:
+                self.A[i] = s / nn + bonus_w
+                self.B[i] = 1.0 / sqrt(nn)
+            else:
+                self.unvisited += 1
+            ts, tf = s / scale, f / scale
+            self.G[i] = (ts + 1.0) / (ts + tf + 2.0) + bonus_w
+            self.TA[i], self.TB[i], self.W[i] = ts + 1.0, tf + 1.0, bonus_w
 
     # -- selection ----------------------------------------------------------------------
-    def ucb(self, k: float) -> tuple[int, int]:
-        return _argmax_ties(self.ucb_scores(k))
+    def ucb(self, k: float, rank: Mapping[str, int] | None) -> int:
+        return self._best(self.ucb_scores(k), rank)
 
     def ucb_scores(self, k: float) -> list[float]:
-        return list(map(add, self.A, map(mul, self.B, repeat(k))))
+        return [a + b * k for a, b in zip(self.A, self.B, strict=True)]
 
-    def greedy(self) -> tuple[int, int]:
-        return _argmax_ties(self.G)
+    def greedy(self, rank: Mapping[str, int] | None) -> int:
+        return self._best(self.G, rank)
+
+    def first_unvisited(self, rank: Mapping[str, int] | None) -> int:
+        unvisited = [j for j, n in enumerate(self.N) if n == 0.0]
+        if not rank:
+            return unvisited[0] if unvisited else 0
+        far = len(rank)
+        return min(unvisited, key=lambda j: (rank.get(self.cands[j].action.name, far), j),
+                   default=0)
+
+    def _best(self, scores: list[float], rank: Mapping[str, int] | None) -> int:
+        """Index of the best score; ties go to the learned action order, then the listed one."""
+        top = max(scores, default=0.0)
+        tied = [j for j, v in enumerate(scores) if v == top]
+        if len(tied) <= 1 or not rank:
+            return tied[0] if tied else 0
+        far = len(rank)
+        return min(tied, key=lambda j: (rank.get(self.cands[j].action.name, far), j))
 
     def thompson(self, sampler: np.random.Generator) -> int:
         scores = sampler.beta(self.TA, self.TB)
@@ -178,11 +141,6 @@ class PyArmSet(_Common):
         return np.random.default_rng(seed)
 
 
-def _argmax_ties(scores: list[float]) -> tuple[int, int]:
-    top = max(scores)
-    return scores.index(top), scores.count(top)
-
-
 try:
     from swarmlearn.learn import _fast
 except ImportError:  # not built (no C compiler at install time): plain Python it is
@@ -190,36 +148,36 @@ except ImportError:  # not built (no C compiler at install time): plain Python i
 
 FAST = _fast is not None and os.environ.get("SWARMLEARN_PURE_PYTHON", "") in ("", "0")
 
-if _fast is not None:
 
-    class FastArmSet(_Common, _fast.ArmCore):
-        """The ArmSet in C arrays (``learn/_fast.c``)."""
+def make_armset(cands: Sequence[Candidate], steps: Sequence[str | ActionEvent],
+                bonus: LearnedBonus, consts: Consts, memo: dict[Any, Any], *,
+                fast: bool | None = None) -> ArmSetLike:
+    """An ArmSet: the C one when built (and ``fast`` is not False), else the Python one.
 
-        def __init__(self, cands: Sequence[Candidate], tail: tuple[str, ...],
-                     bonus: LearnedBonus, consts: Consts) -> None:
-            self._setup(cands, tail, bonus, consts)
-            self.rebuild(bonus.stats)
-
-        def rebuild(self, stats: LearnedStats) -> None:
-            w, _, _, cw, prior, den_inv = self._c
-            self._reset(len(self.keys), w, cw, prior, den_inv, stats.epoch,
-                        stats.arm_log_base + len(stats.arm_log), self.index, self._static())
-            self._load(stats.contexts, self.keys, stats.scale)
-            self.version += 1
-
-        @staticmethod
-        def sampler(seed: int) -> _fast.Rng:
-            return _fast.Rng(seed)
-
-
-def make_armset(cands: Sequence[Candidate], tail: tuple[str, ...], bonus: LearnedBonus,
-                consts: Consts, *, fast: bool | None = None) -> ArmSetLike:
-    """An ArmSet: the C one when built (and ``fast`` is not False), else the Python one."""
+    ``steps``: the worker's recent steps, oldest first, as step tokens or as its
+    ActionEvents (the last three count). ``memo``: a dict the caller keeps for
+    the candidates' keys and step tokens (pure values; bounded).
+    """
     if (FAST if fast is None else fast) and _fast is not None:
-        return FastArmSet(cands, tail, bonus, consts)
-    return PyArmSet(cands, tail, bonus, consts)
+        return _fast.arms(cands, steps, bonus.stats, memo, *consts)
+    return PyArmSet(cands, tail_of(steps), bonus, consts)
 
 
-def sampler_for(armset: ArmSetLike, seed: int) -> Any:
-    """A Thompson sampler that ``armset.thompson`` accepts."""
-    return armset.sampler(seed)
+def tail_of(steps: Sequence[str | ActionEvent]) -> tuple[str, ...]:
+    """The last three steps as tokens, oldest first."""
+    last = list(islice(reversed(steps), 3))
+    last.reverse()
+    return tuple([e if isinstance(e, str) else token(e.action, e.context) for e in last])
+
+
+def sampler_for(fast: bool, seed: int) -> Any:
+    """A Thompson sampler that an ArmSet made with this ``fast`` flag accepts."""
+    if fast and _fast is not None:
+        return _fast.Rng(seed)
+    return PyArmSet.sampler(seed)
+
+
+def uses_c(fast: bool | None) -> bool:
+    """Whether ``make_armset(..., fast=fast)`` makes the C ArmSet."""
+    return bool((FAST if fast is None else fast) and _fast is not None)
+

@@ -1,6 +1,6 @@
-/* The selection hot path in C: the numbers of learn/_armset.py's ArmSet, kept
- * in C arrays, refreshed from the statistics' update log, and scored for UCB1,
- * Greedy / Beta-mean and Thompson sampling.
+/* The selection hot path in C: the numbers of learn/_armset.py's ArmSet (one
+ * decision's candidates), computed in C arrays and scored for UCB1, Greedy /
+ * Beta-mean and Thompson sampling.
  *
  * This is an optional accelerator: learn/_armset.py holds the same logic in
  * plain Python (PyArmSet) and is used when this module was not built. Both
@@ -8,8 +8,9 @@
  * contraction; tests/learn/test_armset.py compares them), except Thompson's
  * draws, which come from a different (but equally exact) sampler.
  *
- * ArmCore is a base class: the Python subclass (FastArmSet) builds the keys,
- * the index and the cached static bonus, and rebuilds on an epoch change.
+ * arms() computes a decision's numbers straight from the statistics' tables
+ * (contexts, transitions, n-grams): a handful of dict lookups per candidate,
+ * no cache between decisions, so nothing can go stale.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -147,72 +148,42 @@ static PyTypeObject RngType = {
 };
 
 /* ------------------------------------------------------------------------ */
-/* ArmCore                                                                   */
+/* ArmCore: the numbers of one decision's candidates, computed from the      */
+/* statistics' tables in one pass. Nothing is cached between decisions, so   */
+/* nothing can go stale: a decision costs a few dict lookups per candidate.  */
 
 typedef struct {
     PyObject_HEAD
     Py_ssize_t n;
-    double *mem; /* one block: N A B G TA TB W S, n each */
-    double *N, *A, *B, *G, *TA, *TB, *W, *S;
-    double w, cw, prior, den_inv; /* learning_weight, context weight, bonus prior, 1/Σweights */
+    double *mem; /* one block: N A B G TA TB W, n each */
+    double *N, *A, *B, *G, *TA, *TB, *W;
     double total;
     Py_ssize_t unvisited;
-    Py_ssize_t seen;    /* position in the statistics' arm log */
-    PyObject *epoch;    /* the statistics' epoch when last rebuilt */
-    PyObject *index;    /* dict: arm key -> tuple of candidate indices */
+    PyObject *cands; /* the candidates (list or tuple), for the learned-order tie break */
 } ArmCore;
 
-static PyObject *s_epoch, *s_arm_log, *s_arm_log_base, *s_contexts, *s_scale, *s_rebuild;
+static PyObject *s_contexts, *s_transitions, *s_ngrams3, *s_ngrams4, *s_scale, *s_start, *s_at;
 
 static void ArmCore_dealloc(ArmCore *self) {
     PyObject_GC_UnTrack(self);
     PyMem_Free(self->mem);
-    Py_CLEAR(self->epoch);
-    Py_CLEAR(self->index);
+    Py_CLEAR(self->cands);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int ArmCore_traverse(ArmCore *self, visitproc visit, void *arg) {
-    Py_VISIT(self->epoch);
-    Py_VISIT(self->index);
+    Py_VISIT(self->cands);
     return 0;
 }
 
 static int ArmCore_clear(ArmCore *self) {
-    Py_CLEAR(self->epoch);
-    Py_CLEAR(self->index);
+    Py_CLEAR(self->cands);
     return 0;
 }
 
-/* the numbers of one arm from its (scaled) success and failure weights */
-static void arm_set(ArmCore *self, Py_ssize_t i, double s, double f, double scale) {
-    const double n = s + f;
-    const double old = self->N[i];
-    if (old == 0.0) {
-        if (n > 0.0) self->unvisited -= 1;
-    } else if (n == 0.0) {
-        self->unvisited += 1;
-    }
-    self->total += n - old;
-    self->N[i] = n;
-    const double bonus_w =
-        self->w * (self->S[i] + self->cw * (s - f) / (n + self->prior * scale) * self->den_inv);
-    if (n > 0.0) {
-        self->A[i] = s / n + bonus_w;
-        self->B[i] = 1.0 / sqrt(n);
-    } else {
-        self->A[i] = self->B[i] = 0.0;
-    }
-    const double ts = s / scale, tf = f / scale;
-    self->G[i] = (ts + 1.0) / (ts + tf + 2.0) + bonus_w;
-    self->TA[i] = ts + 1.0;
-    self->TB[i] = tf + 1.0;
-    self->W[i] = bonus_w;
-}
-
-/* read [s, f] of `key` from the contexts table (missing: 0, 0); -1 on error */
-static int counts_of(PyObject *contexts, PyObject *key, double *s, double *f) {
-    PyObject *c = PyDict_GetItemWithError(contexts, key);
+/* [s, f] of `key` in `table` (missing: 0, 0); -1 on error */
+static int counts_of(PyObject *table, PyObject *key, double *s, double *f) {
+    PyObject *c = PyDict_GetItemWithError(table, key);
     if (c == NULL) {
         if (PyErr_Occurred()) return -1;
         *s = *f = 0.0;
@@ -227,31 +198,213 @@ static int counts_of(PyObject *contexts, PyObject *key, double *s, double *f) {
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* _reset(n, w, cw, prior, den_inv, epoch, seen, index, static): fresh arrays, every arm
- * unvisited; _load then fills them */
-static PyObject *ArmCore_reset(ArmCore *self, PyObject *args) {
-    Py_ssize_t n, seen;
-    double w, cw, prior, den_inv;
-    PyObject *epoch, *index, *stat;
-    if (!PyArg_ParseTuple(args, "nddddOnO!O!", &n, &w, &cw, &prior, &den_inv, &epoch, &seen,
-                          &PyDict_Type, &index, &PyList_Type, &stat))
-        return NULL;
-    if (n < 0 || PyList_GET_SIZE(stat) != n) {
-        PyErr_SetString(PyExc_ValueError, "_reset: static must have one entry per arm");
+/* LearnedBonus._signal of `key` (steals the key): its confidence and value, computed as
+ * the Python computes them; -1 on error */
+static int signal_of(PyObject *table, PyObject *key, double scale, double prior, double *conf,
+                     double *value) {
+    double s, f;
+    if (key == NULL) return -1;
+    int rc = counts_of(table, key, &s, &f);
+    Py_DECREF(key);
+    if (rc < 0) return -1;
+    *conf = *value = 0.0;
+    s = s / scale;
+    f = f / scale;
+    const double n = s + f;
+    if (n <= 0.0) return 0;
+    *value = (s - f) / n;
+    *conf = n / (n + prior);
+    return 0;
+}
+
+/* LearnedBonus.static(tail, candidate): tw·conf·value of the transition plus nw·conf·value
+ * of the 4-gram (or the 3-gram when the 4-gram is unknown); -1 on error */
+static int static_bonus(PyObject *const t[4], PyObject *step, PyObject *tables[3],
+                        double scale, double prior, double tw, double nw, double *out) {
+    /* t[0..2]: the last three steps (START-padded), t[3]: the previous step or START */
+    double tc, tv, gc, gv;
+    if (signal_of(tables[0], PyTuple_Pack(2, t[3], step), scale, prior, &tc, &tv) < 0) return -1;
+    if (signal_of(tables[2], PyTuple_Pack(4, t[0], t[1], t[2], step), scale, prior, &gc, &gv) < 0)
+        return -1;
+    if (!(gc > 0.0) &&
+        signal_of(tables[1], PyTuple_Pack(3, t[1], t[2], step), scale, prior, &gc, &gv) < 0)
+        return -1;
+    *out = tw * tc * tv + nw * gc * gv;
+    return 0;
+}
+
+/* the step token of a candidate: action@context, or the action alone (new reference) */
+static PyObject *step_token(PyObject *name, PyObject *context) {
+    if (PyUnicode_GET_LENGTH(context) == 0) {
+        Py_INCREF(name);
+        return name;
+    }
+    PyObject *head = PyUnicode_Concat(name, s_at);
+    if (head == NULL) return NULL;
+    PyObject *tok = PyUnicode_Concat(head, context);
+    Py_DECREF(head);
+    return tok;
+}
+
+/* the (name, context) strings of candidate `cand`: Candidate(Action(name, ...), context) */
+static int cand_parts(PyObject *cand, PyObject **name, PyObject **context) {
+    if (!PyTuple_Check(cand) || PyTuple_GET_SIZE(cand) < 2) goto bad;
+    PyObject *action = PyTuple_GET_ITEM(cand, 0);
+    if (!PyTuple_Check(action) || PyTuple_GET_SIZE(action) < 1) goto bad;
+    *name = PyTuple_GET_ITEM(action, 0);
+    *context = PyTuple_GET_ITEM(cand, 1);
+    if (!PyUnicode_Check(*name) || !PyUnicode_Check(*context)) goto bad;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_TypeError, "arms: a candidate must be Candidate(Action(name, ...), context)");
+    return -1;
+}
+
+static PyObject *stats_table(PyObject *stats, PyObject *attr) {
+    PyObject *t = PyObject_GetAttr(stats, attr);
+    if (t != NULL && !PyDict_Check(t)) {
+        Py_DECREF(t);
+        PyErr_SetString(PyExc_TypeError, "statistics: a table must be a dict");
         return NULL;
     }
-    double *mem = PyMem_Calloc((size_t)(n > 0 ? n : 1) * 8, sizeof(double));
-    if (mem == NULL) return PyErr_NoMemory();
-    for (Py_ssize_t i = 0; i < n; i++) { /* S: the last n of the block */
-        mem[7 * n + i] = PyFloat_AsDouble(PyList_GET_ITEM(stat, i));
+    return t;
+}
+
+static PyTypeObject ArmCoreType;
+
+#define MEMO_MAX 200000
+
+/* memo[key] if present (borrowed), else NULL without an error */
+static PyObject *memo_get(PyObject *memo, PyObject *key) { return PyDict_GetItemWithError(memo, key); }
+
+static int memo_put(PyObject *memo, PyObject *key, PyObject *value) {
+    if (PyDict_GET_SIZE(memo) >= MEMO_MAX) PyDict_Clear(memo); /* a pure memo: bounded */
+    return PyDict_SetItem(memo, key, value);
+}
+
+/* the token of step (name, context), memoized under the key (context, name) (new reference) */
+static PyObject *token_of(PyObject *memo, PyObject *name, PyObject *context) {
+    PyObject *key = PyTuple_Pack(2, context, name);
+    if (key == NULL) return NULL;
+    PyObject *tok = memo_get(memo, key);
+    if (tok != NULL) {
+        Py_INCREF(tok);
+    } else if (!PyErr_Occurred() && (tok = step_token(name, context)) != NULL &&
+               memo_put(memo, key, tok) < 0) {
+        Py_CLEAR(tok);
     }
-    if (PyErr_Occurred()) { /* nothing of self changed */
-        PyMem_Free(mem);
+    Py_DECREF(key);
+    return tok;
+}
+
+/* the memo entry of a candidate: ((context, name), token) (borrowed from the memo) */
+static PyObject *cand_entry(PyObject *memo, PyObject *cand) {
+    PyObject *entry = memo_get(memo, cand);
+    if (entry != NULL || PyErr_Occurred()) return entry;
+    PyObject *name, *context;
+    if (cand_parts(cand, &name, &context) < 0) return NULL;
+    PyObject *key = PyTuple_Pack(2, context, name);
+    PyObject *tok = key ? token_of(memo, name, context) : NULL;
+    entry = tok ? PyTuple_Pack(2, key, tok) : NULL;
+    Py_XDECREF(key);
+    Py_XDECREF(tok);
+    if (entry == NULL) return NULL;
+    int rc = memo_put(memo, cand, entry);
+    Py_DECREF(entry); /* the memo holds it (or it failed) */
+    return rc < 0 ? NULL : memo_get(memo, cand);
+}
+
+/* the token of one recent step: a token (str) itself, or an ActionEvent (new reference) */
+#define EVENT_ACTION 7
+#define EVENT_CONTEXT 12
+static PyObject *step_of(PyObject *memo, PyObject *item) {
+    if (PyUnicode_Check(item)) {
+        Py_INCREF(item);
+        return item;
+    }
+    if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) > EVENT_CONTEXT) {
+        PyObject *name = PyTuple_GET_ITEM(item, EVENT_ACTION);
+        PyObject *context = PyTuple_GET_ITEM(item, EVENT_CONTEXT);
+        if (PyUnicode_Check(name) && PyUnicode_Check(context)) return token_of(memo, name, context);
+    }
+    PyErr_SetString(PyExc_TypeError, "arms: recent steps must be step tokens or ActionEvents");
+    return NULL;
+}
+
+/* arms(cands, steps, stats, memo, w, tw, nw, cw, prior, den_inv) -> ArmCore
+ * steps: the worker's recent steps, oldest first (tokens or ActionEvents; the last 3 count);
+ * memo: a dict the caller owns, for candidate keys and step tokens */
+static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError,
+                        "arms(cands, steps, stats, memo, w, tw, nw, cw, prior, den_inv)");
         return NULL;
     }
-    PyMem_Free(self->mem);
-    self->mem = mem;
+    PyObject *steps = args[1], *stats = args[2], *memo = args[3];
+    if (!PyDict_Check(memo)) {
+        PyErr_SetString(PyExc_TypeError, "arms: memo must be a dict");
+        return NULL;
+    }
+    double c[6];
+    for (int j = 0; j < 6; j++) {
+        c[j] = PyFloat_AsDouble(args[4 + j]);
+        if (c[j] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    const double w = c[0], tw = c[1], nw = c[2], cw = c[3], prior = c[4], den_inv = c[5];
+    const int want_static = w != 0.0 && (tw != 0.0 || nw != 0.0);
+
+    PyObject *cands = PySequence_Fast(args[0], "arms: candidates must be a sequence");
+    if (cands == NULL) return NULL;
+    PyObject *contexts = NULL, *tables[3] = {NULL, NULL, NULL}, *scale_obj = NULL;
+    PyObject *t[4] = {NULL, NULL, NULL, NULL}; /* owned */
+    ArmCore *self = NULL;
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(cands);
+    PyObject **items = PySequence_Fast_ITEMS(cands);
+
+    contexts = stats_table(stats, s_contexts);
+    if (contexts == NULL) goto fail;
+    scale_obj = PyObject_GetAttr(stats, s_scale);
+    if (scale_obj == NULL) goto fail;
+    const double scale = PyFloat_AsDouble(scale_obj);
+    if (scale == -1.0 && PyErr_Occurred()) goto fail;
+    if (want_static) {
+        if ((tables[0] = stats_table(stats, s_transitions)) == NULL) goto fail;
+        if ((tables[1] = stats_table(stats, s_ngrams3)) == NULL) goto fail;
+        if ((tables[2] = stats_table(stats, s_ngrams4)) == NULL) goto fail;
+        /* the last three steps, START-padded, and the previous step */
+        const Py_ssize_t m = PySequence_Size(steps);
+        if (m < 0) goto fail;
+        for (int j = 0; j < 3; j++) {
+            const Py_ssize_t at = m - 3 + j;
+            if (at < 0) {
+                Py_INCREF(s_start);
+                t[j] = s_start;
+                continue;
+            }
+            PyObject *item = PySequence_GetItem(steps, at);
+            if (item == NULL) goto fail;
+            t[j] = step_of(memo, item);
+            Py_DECREF(item);
+            if (t[j] == NULL) goto fail;
+        }
+        t[3] = (m > 0 && PyUnicode_GET_LENGTH(t[2]) > 0) ? t[2] : s_start;
+        Py_INCREF(t[3]);
+    }
+
+    self = PyObject_GC_New(ArmCore, &ArmCoreType);
+    if (self == NULL) goto fail;
+    self->mem = PyMem_Calloc((size_t)(n > 0 ? n : 1) * 7, sizeof(double));
+    self->cands = cands; /* owns the reference */
+    cands = NULL;
     self->n = n;
+    self->total = 0.0;
+    self->unvisited = 0;
+    PyObject_GC_Track(self);
+    if (self->mem == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    double *mem = self->mem;
     self->N = mem;
     self->A = mem + n;
     self->B = mem + 2 * n;
@@ -259,119 +412,80 @@ static PyObject *ArmCore_reset(ArmCore *self, PyObject *args) {
     self->TA = mem + 4 * n;
     self->TB = mem + 5 * n;
     self->W = mem + 6 * n;
-    self->S = mem + 7 * n;
-    self->w = w;
-    self->cw = cw;
-    self->prior = prior;
-    self->den_inv = den_inv;
-    self->total = 0.0;
-    self->unvisited = n;
-    self->seen = seen;
-    Py_INCREF(epoch);
-    Py_XSETREF(self->epoch, epoch);
-    Py_INCREF(index);
-    Py_XSETREF(self->index, index);
-    Py_RETURN_NONE;
-}
 
-/* _load(stats_contexts, keys, scale): every arm's numbers from the contexts table */
-static PyObject *ArmCore_load(ArmCore *self, PyObject *args) {
-    PyObject *contexts, *keys;
-    double scale;
-    if (!PyArg_ParseTuple(args, "O!O!d", &PyDict_Type, &contexts, &PyList_Type, &keys, &scale))
-        return NULL;
-    if (PyList_GET_SIZE(keys) != self->n) {
-        PyErr_SetString(PyExc_ValueError, "_load: one key per arm");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < self->n; i++) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = cand_entry(memo, items[i]);
+        if (entry == NULL) goto fail;
+        Py_INCREF(entry); /* the memo may be cleared while we use it */
         double s, f;
-        if (counts_of(contexts, PyList_GET_ITEM(keys, i), &s, &f) < 0) return NULL;
-        arm_set(self, i, s, f, scale);
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *call_rebuild(ArmCore *self, PyObject *stats) {
-    PyObject *r = PyObject_CallMethodOneArg((PyObject *)self, s_rebuild, stats);
-    if (r == NULL) return NULL;
-    Py_DECREF(r);
-    Py_RETURN_NONE;
-}
-
-/* sync(stats): apply the arm updates logged since the last call (rebuild when needed) */
-static PyObject *ArmCore_sync(ArmCore *self, PyObject *stats) {
-    PyObject *epoch = PyObject_GetAttr(stats, s_epoch);
-    if (epoch == NULL) return NULL;
-    int same = self->epoch != NULL ? PyObject_RichCompareBool(epoch, self->epoch, Py_EQ) : 0;
-    Py_DECREF(epoch);
-    if (same < 0) return NULL;
-    if (!same) return call_rebuild(self, stats);
-
-    PyObject *log = PyObject_GetAttr(stats, s_arm_log);
-    if (log == NULL) return NULL;
-    PyObject *base_obj = PyObject_GetAttr(stats, s_arm_log_base);
-    if (base_obj == NULL) {
-        Py_DECREF(log);
-        return NULL;
-    }
-    Py_ssize_t base = PyLong_AsSsize_t(base_obj);
-    Py_DECREF(base_obj);
-    if ((base == -1 && PyErr_Occurred()) || !PyList_Check(log)) {
-        Py_DECREF(log);
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "statistics: arm_log must be a list");
-        return NULL;
-    }
-    const Py_ssize_t len = PyList_GET_SIZE(log), end = base + len;
-    if (self->seen == end) {
-        Py_DECREF(log);
-        Py_RETURN_NONE;
-    }
-    if (self->seen < base || end - self->seen > self->n) {
-        Py_DECREF(log);
-        return call_rebuild(self, stats);
-    }
-    PyObject *contexts = PyObject_GetAttr(stats, s_contexts);
-    PyObject *scale_obj = contexts ? PyObject_GetAttr(stats, s_scale) : NULL;
-    double scale = scale_obj ? PyFloat_AsDouble(scale_obj) : 0.0;
-    Py_XDECREF(scale_obj);
-    if (contexts == NULL || PyErr_Occurred() || !PyDict_Check(contexts)) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "statistics: contexts must be a dict");
-        Py_DECREF(log);
-        Py_XDECREF(contexts);
-        return NULL;
-    }
-    for (Py_ssize_t j = self->seen - base; j < len; j++) {
-        PyObject *key = PyList_GET_ITEM(log, j);
-        PyObject *hit = PyDict_GetItemWithError(self->index, key);
-        if (hit == NULL) {
-            if (PyErr_Occurred()) goto fail;
-            continue;
+        int rc = counts_of(contexts, PyTuple_GET_ITEM(entry, 0), &s, &f);
+        double bonus_w = 0.0;
+        if (rc == 0 && w != 0.0) {
+            double st = 0.0;
+            if (want_static)
+                rc = static_bonus(t, PyTuple_GET_ITEM(entry, 1), tables, scale, prior, tw, nw, &st);
+            /* w·(static/Σweights + cw·(s−f)/(n + prior·scale)/Σweights), as in Python */
+            bonus_w = w * (st * den_inv + cw * (s - f) / (s + f + prior * scale) * den_inv);
         }
-        double s, f;
-        if (counts_of(contexts, key, &s, &f) < 0) goto fail;
-        const Py_ssize_t m = PyTuple_GET_SIZE(hit);
-        for (Py_ssize_t t = 0; t < m; t++) {
-            Py_ssize_t i = PyLong_AsSsize_t(PyTuple_GET_ITEM(hit, t));
-            if (i < 0 || i >= self->n) {
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "index out of range");
-                goto fail;
-            }
-            arm_set(self, i, s, f, scale);
+        Py_DECREF(entry);
+        if (rc < 0) goto fail;
+        const double nn = s + f;
+        self->N[i] = nn;
+        self->total += nn;
+        if (nn > 0.0) {
+            self->A[i] = s / nn + bonus_w;
+            self->B[i] = 1.0 / sqrt(nn);
+        } else {
+            self->unvisited += 1;
         }
+        const double ts = s / scale, tf = f / scale;
+        self->G[i] = (ts + 1.0) / (ts + tf + 2.0) + bonus_w;
+        self->TA[i] = ts + 1.0;
+        self->TB[i] = tf + 1.0;
+        self->W[i] = bonus_w;
     }
-    self->seen = end;
-    Py_DECREF(log);
     Py_DECREF(contexts);
-    Py_RETURN_NONE;
+    for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
+    for (int j = 0; j < 4; j++) Py_XDECREF(t[j]);
+    Py_DECREF(scale_obj);
+    return (PyObject *)self;
 fail:
-    Py_DECREF(log);
-    Py_DECREF(contexts);
+    Py_XDECREF(cands);
+    Py_XDECREF(contexts);
+    for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
+    for (int j = 0; j < 4; j++) Py_XDECREF(t[j]);
+    Py_XDECREF(scale_obj);
+    Py_XDECREF(self);
     return NULL;
 }
 
-/* first index of the largest value, and how many share it */
-static PyObject *argmax_ties(const double *v, const double *b, double k, Py_ssize_t n) {
+/* rank.get(name of candidate j, far); -1 on error */
+static int rank_of(ArmCore *self, PyObject *rank, Py_ssize_t j, Py_ssize_t far, Py_ssize_t *out) {
+    PyObject *name, *context;
+    if (cand_parts(PySequence_Fast_ITEMS(self->cands)[j], &name, &context) < 0) return -1;
+    PyObject *r = PyDict_GetItemWithError(rank, name);
+    if (r == NULL) {
+        if (PyErr_Occurred()) return -1;
+        *out = far;
+        return 0;
+    }
+    *out = PyLong_AsSsize_t(r);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int check_rank(PyObject *rank) {
+    if (rank != Py_None && !PyDict_Check(rank)) {
+        PyErr_SetString(PyExc_TypeError, "rank must be a dict (action name -> position) or None");
+        return -1;
+    }
+    return 0;
+}
+
+/* the best of v (or v + b·k): the first index, or, when several tie and `rank` is a
+ * non-empty dict, the tied one first in the learned order (then in the listed order) */
+static PyObject *best_of(ArmCore *self, const double *v, const double *b, double k,
+                         PyObject *rank) {
+    const Py_ssize_t n = self->n;
     Py_ssize_t best = 0, ties = 0;
     double top = -INFINITY;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -384,21 +498,60 @@ static PyObject *argmax_ties(const double *v, const double *b, double k, Py_ssiz
             ties++;
         }
     }
-    return Py_BuildValue("nn", best, ties);
+    if (ties > 1 && rank != Py_None && PyDict_GET_SIZE(rank) > 0) {
+        const Py_ssize_t far = PyDict_GET_SIZE(rank);
+        Py_ssize_t best_rank = PY_SSIZE_T_MAX;
+        for (Py_ssize_t i = best; i < n; i++) {
+            const double x = b ? v[i] + b[i] * k : v[i];
+            if (x != top) continue;
+            Py_ssize_t r;
+            if (rank_of(self, rank, i, far, &r) < 0) return NULL;
+            if (r < best_rank) {
+                best_rank = r;
+                best = i;
+            }
+        }
+    }
+    return PyLong_FromSsize_t(best);
 }
 
-/* ucb(k) -> (index, ties): the best A + B·k (every arm must have been visited) */
-static PyObject *ArmCore_ucb(ArmCore *self, PyObject *arg) {
-    double k = PyFloat_AsDouble(arg);
-    if (k == -1.0 && PyErr_Occurred()) return NULL;
-    return argmax_ties(self->A, self->B, k, self->n);
+/* ucb(k, rank) -> index of the best A + B·k (every arm must have been visited) */
+static PyObject *ArmCore_ucb(ArmCore *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "ucb(k, rank)");
+        return NULL;
+    }
+    double k = PyFloat_AsDouble(args[0]);
+    if ((k == -1.0 && PyErr_Occurred()) || check_rank(args[1]) < 0) return NULL;
+    return best_of(self, self->A, self->B, k, args[1]);
 }
 
-static PyObject *ArmCore_greedy(ArmCore *self, PyObject *Py_UNUSED(ignored)) {
-    return argmax_ties(self->G, NULL, 0.0, self->n);
+/* greedy(rank) -> index of the best G */
+static PyObject *ArmCore_greedy(ArmCore *self, PyObject *rank) {
+    if (check_rank(rank) < 0) return NULL;
+    return best_of(self, self->G, NULL, 0.0, rank);
 }
 
-/* thompson(rng) -> index: the best Beta(TA, TB) draw + W */
+/* first_unvisited(rank) -> the unvisited arm first in the learned order, then listed order */
+static PyObject *ArmCore_first_unvisited(ArmCore *self, PyObject *rank) {
+    if (check_rank(rank) < 0) return NULL;
+    const int ranked = rank != Py_None && PyDict_GET_SIZE(rank) > 0;
+    const Py_ssize_t far = ranked ? PyDict_GET_SIZE(rank) : 0;
+    Py_ssize_t best = 0, best_rank = PY_SSIZE_T_MAX;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        if (self->N[i] != 0.0) continue;
+        if (!ranked) return PyLong_FromSsize_t(i);
+        Py_ssize_t r;
+        if (rank_of(self, rank, i, far, &r) < 0) return NULL;
+        if (r < best_rank) {
+            best_rank = r;
+            best = i;
+        }
+    }
+    return PyLong_FromSsize_t(best);
+}
+
+/* thompson(rng) -> index of the best Beta(TA, TB) draw + W */
 static PyObject *ArmCore_thompson(ArmCore *self, PyObject *rng) {
     if (!PyObject_TypeCheck(rng, &RngType)) {
         PyErr_SetString(PyExc_TypeError, "thompson() needs a swarmlearn.learn._fast.Rng");
@@ -432,7 +585,7 @@ static PyObject *to_list(const double *v, const double *b, double k, Py_ssize_t 
     return out;
 }
 
-/* ucb_scores(k) -> list: A + B·k, for resolving ties by the learned order */
+/* ucb_scores(k) -> list: A + B·k */
 static PyObject *ArmCore_ucb_scores(ArmCore *self, PyObject *arg) {
     double k = PyFloat_AsDouble(arg);
     if (k == -1.0 && PyErr_Occurred()) return NULL;
@@ -457,8 +610,9 @@ static PyObject *ArmCore_get_total(ArmCore *self, void *Py_UNUSED(c)) {
 static PyObject *ArmCore_get_unvisited(ArmCore *self, void *Py_UNUSED(c)) {
     return PyLong_FromSsize_t(self->unvisited);
 }
-static PyObject *ArmCore_get_seen(ArmCore *self, void *Py_UNUSED(c)) {
-    return PyLong_FromSsize_t(self->seen);
+static PyObject *ArmCore_get_cands(ArmCore *self, void *Py_UNUSED(c)) {
+    Py_INCREF(self->cands);
+    return self->cands;
 }
 
 static PyGetSetDef ArmCore_getset[] = {
@@ -471,17 +625,17 @@ static PyGetSetDef ArmCore_getset[] = {
     {"W", (getter)ArmCore_get_W, NULL, "w·bonus", NULL},
     {"total", (getter)ArmCore_get_total, NULL, "sum of visit weights", NULL},
     {"unvisited", (getter)ArmCore_get_unvisited, NULL, "arms never played", NULL},
-    {"seen", (getter)ArmCore_get_seen, NULL, "position in the arm log", NULL},
+    {"cands", (getter)ArmCore_get_cands, NULL, "the candidates", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyMethodDef ArmCore_methods[] = {
-    {"_reset", (PyCFunction)ArmCore_reset, METH_VARARGS, "Fresh arrays (all arms unvisited)."},
-    {"_load", (PyCFunction)ArmCore_load, METH_VARARGS, "Every arm from the contexts table."},
-    {"sync", (PyCFunction)ArmCore_sync, METH_O, "Apply the logged arm updates."},
-    {"ucb", (PyCFunction)ArmCore_ucb, METH_O, "(index, ties) of the best A + B*k."},
+    {"ucb", (PyCFunction)(void (*)(void))ArmCore_ucb, METH_FASTCALL,
+     "Index of the best A + B*k (ties: learned order)."},
     {"ucb_scores", (PyCFunction)ArmCore_ucb_scores, METH_O, "A + B*k as a list."},
-    {"greedy", (PyCFunction)ArmCore_greedy, METH_NOARGS, "(index, ties) of the best G."},
+    {"greedy", (PyCFunction)ArmCore_greedy, METH_O, "Index of the best G (ties: learned order)."},
+    {"first_unvisited", (PyCFunction)ArmCore_first_unvisited, METH_O,
+     "Index of the first unvisited arm in the learned order."},
     {"thompson", (PyCFunction)ArmCore_thompson, METH_O, "Index of the best Beta draw + W."},
     {NULL, NULL, 0, NULL},
 };
@@ -489,10 +643,9 @@ static PyMethodDef ArmCore_methods[] = {
 static PyTypeObject ArmCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "swarmlearn.learn._fast.ArmCore",
-    .tp_doc = "C arrays and scoring for learn/_armset.py's ArmSet (subclass it).",
+    .tp_doc = "The numbers of one decision's candidates (made by arms()).",
     .tp_basicsize = sizeof(ArmCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_dealloc = (destructor)ArmCore_dealloc,
     .tp_traverse = (traverseproc)ArmCore_traverse,
     .tp_clear = (inquiry)ArmCore_clear,
@@ -500,22 +653,30 @@ static PyTypeObject ArmCoreType = {
     .tp_getset = ArmCore_getset,
 };
 
+static PyMethodDef fast_functions[] = {
+    {"arms", (PyCFunction)(void (*)(void))fast_arms, METH_FASTCALL,
+     "arms(cands, steps, stats, memo, w, tw, nw, cw, prior, den_inv) -> ArmCore"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fastmodule = {
     PyModuleDef_HEAD_INIT,
     .m_name = "swarmlearn.learn._fast",
     .m_doc = "C accelerator for the selection hot path (optional; see learn/_armset.py).",
     .m_size = -1,
+    .m_methods = fast_functions,
 };
 
 PyMODINIT_FUNC PyInit__fast(void) {
     if (PyType_Ready(&RngType) < 0 || PyType_Ready(&ArmCoreType) < 0) return NULL;
-    s_epoch = PyUnicode_InternFromString("epoch");
-    s_arm_log = PyUnicode_InternFromString("arm_log");
-    s_arm_log_base = PyUnicode_InternFromString("arm_log_base");
     s_contexts = PyUnicode_InternFromString("contexts");
+    s_transitions = PyUnicode_InternFromString("transitions");
+    s_ngrams3 = PyUnicode_InternFromString("ngrams3");
+    s_ngrams4 = PyUnicode_InternFromString("ngrams4");
     s_scale = PyUnicode_InternFromString("_scale");
-    s_rebuild = PyUnicode_InternFromString("rebuild");
-    if (!s_epoch || !s_arm_log || !s_arm_log_base || !s_contexts || !s_scale || !s_rebuild)
+    s_start = PyUnicode_InternFromString("^");
+    s_at = PyUnicode_InternFromString("@");
+    if (!s_contexts || !s_transitions || !s_ngrams3 || !s_ngrams4 || !s_scale || !s_start || !s_at)
         return NULL;
     PyObject *m = PyModule_Create(&fastmodule);
     if (m == NULL) return NULL;

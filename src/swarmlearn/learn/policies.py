@@ -24,7 +24,6 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any
 
 from swarmlearn._config import check_range, from_mapping
@@ -33,9 +32,9 @@ from swarmlearn.core.bus import EventBus
 from swarmlearn.core.events import ActionEvent, Event, NoteEvent
 from swarmlearn.core.workers import SelectionContext, SelectionPolicy
 from swarmlearn.errors import ConfigError
-from swarmlearn.learn._armset import ArmSetLike, make_armset, sampler_for
+from swarmlearn.learn._armset import ArmSetLike, make_armset, sampler_for, uses_c
 from swarmlearn.learn.bonus import BonusConfig, LearnedBonus
-from swarmlearn.learn.stats import LearnedStats, token
+from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.types import Outcome, OutcomeKind
 
 __all__ = [
@@ -114,9 +113,8 @@ class LearningState:
         self.stats = stats if stats is not None else LearnedStats()
         self.rank = {name: i for i, name in enumerate(action_order)}
         self._bus: EventBus[Event] | None = None
-        self.fast = fast
-        self._armsets: dict[tuple[int, tuple[str, ...]], ArmSetLike] = {}
-        self._last: ArmSetLike | None = None
+        self.fast = uses_c(fast)
+        self._memo: dict[Any, Any] = {}  # candidate keys and step tokens, for the ArmSets
         self.configure(config or PolicyConfig())
 
     def configure(self, config: PolicyConfig) -> None:
@@ -126,26 +124,11 @@ class LearningState:
         den = b.transition_weight + b.ngram_weight + b.context_weight
         self._consts = (config.learning_weight, b.transition_weight, b.ngram_weight,
                         b.context_weight, b.prior, 1.0 / den if den else 0.0)
-        self._armsets.clear()
-        self._last = None
 
-    def arms(self, cands: Sequence[Candidate], tail: tuple[str, ...]) -> ArmSetLike:
-        """The cached, up-to-date ArmSet of this candidate set and history tail."""
-        last = self._last
-        if last is not None and last.cands is cands and last.tail == tail:
-            last.sync(self.stats)
-            return last
-        key = (id(cands), tail)
-        armset = self._armsets.get(key)
-        if armset is None or armset.cands is not cands:
-            if len(self._armsets) >= 512:
-                self._armsets.clear()
-            armset = self._armsets[key] = make_armset(cands, tail, self.bonus, self._consts,
-                                                      fast=self.fast)
-        else:
-            armset.sync(self.stats)
-        self._last = armset
-        return armset
+    def arms(self, cands: Sequence[Candidate], steps: Sequence[str | ActionEvent]) -> ArmSetLike:
+        """The numbers of these candidates after these recent steps (tokens or a worker's
+        ActionEvents, oldest first), from the statistics as they are now."""
+        return make_armset(cands, steps, self.bonus, self._consts, self._memo, fast=self.fast)
 
     def attach(self, bus: EventBus[Event]) -> None:
         """Feed the statistics from ``bus`` (inline: the next decision sees every event)."""
@@ -159,40 +142,6 @@ class LearningState:
         session, task, tick = (event.session, event.task, event.tick) if event else (0, "", 0)
         self._bus.publish([NoteEvent(session, task, worker, tick, kind, message, dict(data),
                                      time.time())])
-
-
-def _tail(ctx: SelectionContext) -> tuple[str, ...]:
-    """The worker's last three steps as tokens, oldest first."""
-    hist = ctx.history
-    if not hist:
-        return ()
-    last = list(islice(reversed(hist), 3))
-    last.reverse()
-    return tuple([token(e.action, e.context) for e in last])
-
-
-def _greedy(arms: ArmSetLike, rank: Mapping[str, int]) -> int:
-    i, ties = arms.greedy()
-    return _by_rank(arms.G, arms, rank) if ties > 1 and rank else i
-
-
-def _by_rank(scores: list[float], arms: ArmSetLike, rank: Mapping[str, int]) -> int:
-    """Index of the best score; ties go to the learned action order, then the listed order."""
-    top = max(scores)
-    far = len(rank)
-    tied = [j for j, v in enumerate(scores) if v == top]
-    return min(tied, key=lambda j: (rank.get(arms.keys[j][1], far), j))
-
-
-def _first_unvisited(arms: ArmSetLike, rank: Mapping[str, int]) -> int:
-    far = len(rank)
-    best, best_key = 0, (far + 1, 0)
-    for j, n in enumerate(arms.N):
-        if n == 0.0:
-            key = (rank.get(arms.keys[j][1], far), j)
-            if key < best_key:
-                best, best_key = j, key
-    return best
 
 
 class _ScoredPolicy:
@@ -221,15 +170,12 @@ class UCB1Policy(_ScoredPolicy):
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
         st = self.state
-        arms = st.arms(candidates, _tail(ctx))
+        arms = st.arms(candidates, ctx.history)
         if arms.unvisited:
-            return _first_unvisited(arms, st.rank)
+            return arms.first_unvisited(st.rank)
         scale = st.stats.scale
         k = st.config.ucb1_c * math.sqrt(math.log(max(arms.total / scale, 1.0)) * scale)
-        i, ties = arms.ucb(k)
-        if ties > 1 and st.rank:
-            return _by_rank(arms.ucb_scores(k), arms, st.rank)
-        return i
+        return arms.ucb(k, st.rank)
 
 
 class ThompsonPolicy(_ScoredPolicy):
@@ -246,11 +192,11 @@ class ThompsonPolicy(_ScoredPolicy):
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
         st = self.state
-        arms = st.arms(candidates, _tail(ctx))
+        arms = st.arms(candidates, ctx.history)
         if not self.sample:  # the Beta mean (s+1)/(s+f+2) + w·bonus
-            return _greedy(arms, st.rank)
+            return arms.greedy(st.rank)
         if self._sampler is None:
-            self._sampler = sampler_for(arms, self._seed)
+            self._sampler = sampler_for(st.fast, self._seed)
         return arms.thompson(self._sampler)
 
 
@@ -261,7 +207,7 @@ class GreedyPolicy(_ScoredPolicy):
         eps = self.state.config.epsilon
         if eps > 0.0 and self.rng.random() < eps:
             return self.rng.randrange(len(candidates))
-        return _greedy(self.state.arms(candidates, _tail(ctx)), self.state.rank)
+        return self.state.arms(candidates, ctx.history).greedy(self.state.rank)
 
 
 class AdaptivePolicy:
