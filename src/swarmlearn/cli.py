@@ -20,6 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from swarmlearn._config import check_range
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario, WorkerKind, load_scenario
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
@@ -109,6 +110,12 @@ def _scenario(
     return sc.override(workers=over) if over else sc
 
 
+def _at_least(option: str, value: int | None, lo: int = 1) -> None:
+    """A count option below ``lo`` is a ConfigError that names the option and its value."""
+    if value is not None:
+        check_range(option, value, lo=lo)
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -139,6 +146,7 @@ def run(
     """Run a scenario for some episodes and record everything."""
     from swarmlearn.session import run_session
 
+    _at_least("-n/--episodes", episodes)
     sc = _scenario(scenario, variant, workers=workers, policy=policy, llm_url=llm_url,
                    llm_model=llm_model)
     st = None if no_store else open_store(store)
@@ -208,6 +216,8 @@ def eval_cmd(
     from swarmlearn.eval import evaluate
     from swarmlearn.ops.report import eval_html
 
+    _at_least("-n/--runs", runs)
+    _at_least("--attempts", attempts)
     sc = _scenario(scenario, workers=workers, policy=policy, llm_url=llm_url,
                    llm_model=llm_model)
     names = [("" if v == "base" else v) for v in (variant or [""])]
@@ -369,6 +379,8 @@ def demo(
     from swarmlearn.learn.loop import LearningRunConfig, run_learning
     from swarmlearn.ops.report import eval_html, learning_html
 
+    _at_least("--sessions", sessions)
+    _at_least("-n/--runs", runs)
     sc = load_scenario("troubleshooting")
     st = open_store(store)
     console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
@@ -434,6 +446,7 @@ def events_tail(
     store: StoreOpt = None,
 ) -> None:
     """Show the most recent events (and follow new ones with -f)."""
+    _at_least("-n", limit)
     st = open_store(store)
     recent = list(st.events(_query(session, action, outcome, limit, newest_first=True)))[::-1]
     for e in recent:
@@ -456,6 +469,7 @@ def events_export(
     store: StoreOpt = None,
 ) -> None:
     """Export events as JSON lines."""
+    _at_least("--limit", limit)
     st = open_store(store)
     stream = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
     n = 0
@@ -482,6 +496,7 @@ def sessions(
     store: StoreOpt = None,
 ) -> None:
     """List recorded sessions, or show one session's episodes."""
+    _at_least("-n", limit)
     st = open_store(store)
     if show is not None:
         _show_session(st, show)

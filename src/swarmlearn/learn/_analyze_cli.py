@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from swarmlearn._config import check_range
 from swarmlearn.core.events import ActionEvent, EpisodeEnded
 from swarmlearn.core.scenario import load_scenario
 from swarmlearn.errors import ConfigError
@@ -45,6 +46,8 @@ def analyze(
     store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
 ) -> None:
     """Analyze a scenario's recorded sessions; store the offline model the next session loads."""
+    check_range("--sessions", sessions, lo=1)
+    check_range("--trials", trials, lo=0)
     st = open_store(store)
     sc = load_scenario(scenario, variant=variant)
     recs = [s for s in st.sessions(scenario=sc.name, limit=sessions) if s.variant == sc.variant]

@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from swarmlearn._config import check_range
 from swarmlearn.core.scenario import load_scenario
-from swarmlearn.errors import ConfigError
 from swarmlearn.learn.bootstrap import BootstrapStep, bootstrap_profile
 from swarmlearn.learn.merge import MergeKind, merge_stored, strategy_from_name
 from swarmlearn.learn.profile_store import ProfileStore
@@ -167,6 +167,9 @@ def profile_bootstrap(
     store: StoreOpt = None,
 ) -> None:
     """Run sessions for a profile until it is Active: bootstrap, then validate on held-out seeds."""
+    for option, value in (("-n/--sessions", sessions), ("--episodes", episodes),
+                          ("--bootstrap-sessions", bootstrap_sessions)):
+        check_range(option, value, lo=1)
     sc = load_scenario(scenario, variant=variant)
     if policy:
         sc = sc.override(workers={"policy": policy})
@@ -218,6 +221,8 @@ def snapshot_list(
     store: StoreOpt = None,
 ) -> None:
     """List stored snapshots, newest first."""
+    if latest is not None:
+        check_range("--latest", latest, lo=1)
     with open_store(store) as st:
         records = SnapshotStore(st).records(scope, key, latest=latest)
         url = st.url
@@ -267,8 +272,8 @@ def snapshot_merge(
     store: StoreOpt = None,
 ) -> None:
     """Merge stored snapshots into a new version of SCOPE:KEY (the sources stay as they are)."""
-    if latest is not None and latest < 1:
-        raise ConfigError(f"--latest: expected >= 1, got {latest}", field="latest", value=latest)
+    if latest is not None:
+        check_range("--latest", latest, lo=1)
     how = strategy_from_name(strategy, half_life=half_life, floor=floor)
     with open_store(store) as st:
         out = merge_stored(
