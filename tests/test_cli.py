@@ -128,3 +128,75 @@ def test_bad_input_gets_one_line(
     assert fragment in err
     if code != 2 or "Missing" not in fragment:
         assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+# -- output files ---------------------------------------------------------------------------
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["events", "export", "{missing}/x.jsonl"], "OUT: no such directory"),
+        (["events", "export", "{dir}"], "is a directory, expected a file path"),
+        (["eval", "troubleshooting", "-n", "2", "-o", "{missing}/r.json"],
+         "-o/--output: no such directory"),
+        (["eval", "troubleshooting", "-n", "2", "--html", "{missing}/r.html"],
+         "--html: no such directory"),
+        (["eval", "troubleshooting", "--learning", "-o", "{missing}/r.json"],
+         "-o/--output: no such directory"),
+        (["eval", "troubleshooting", "-n", "2", "-o", "{dir}/r", "--html", "{dir}/r"],
+         "is also the -o/--output file"),
+        (["demo", "--out", "{missing}/d.html"], "--out: no such directory"),
+        (["snapshot", "export", "session", "1", "{missing}/s.json"], "OUT: no such directory"),
+        (["events", "export", "{file}/x.jsonl"], "is not a directory"),
+    ],
+)
+def test_output_paths_are_checked_before_any_work(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragment: str,
+) -> None:
+    db = tmp_path / "store.db"
+    monkeypatch.setenv("SWARMLEARN_STORE", str(db))
+    (tmp_path / "file").write_text("x")
+    where = {"missing": str(tmp_path / "missing"), "dir": str(tmp_path),
+             "file": str(tmp_path / "file")}
+    code, _, err = _cli(monkeypatch, capsys, *[a.format(**where) for a in args])
+    assert code == 2 and fragment in _one_line(err)
+    assert not db.exists() and not (tmp_path / "missing").exists()  # nothing ran, nothing made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_a_failed_write_is_one_line_and_keeps_the_old_file(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = tmp_path / "r.json"
+    old.write_text("old report")
+
+    def full_disk(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", full_disk)
+    code, _, err = _cli(monkeypatch, capsys, "eval", "troubleshooting", "-n", "2", "-o", str(old))
+    assert code == 2 and "-o/--output: cannot write" in _one_line(err)
+    assert "No space left on device" in err
+    assert old.read_text() == "old report"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp file left
+
+
+def test_events_export_writes_nothing_when_the_store_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "ev.jsonl"
+    dest.write_text("previous export\n")
+    code, _, err = _cli(monkeypatch, capsys, "events", "export", str(dest), "--store",
+                        "foo://x")
+    assert code == 5 and "unsupported scheme" in _one_line(err)
+    assert dest.read_text() == "previous export\n"

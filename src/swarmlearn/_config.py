@@ -5,21 +5,24 @@ dataclass fields (unknown keys are an error that lists the known ones), checks
 and converts each value against the field's type, and lets the dataclass'
 own ``__post_init__`` check ranges.  Errors are :class:`ConfigError` whose
 ``field`` is the dotted path of the offending key, so callers can point at a
-line of the source file.
+line of the source file.  :func:`check_range` and :func:`check_output_path`
+check single values (a number, a file to be written).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from swarmlearn.errors import ConfigError
 
-__all__ = ["check_range", "from_mapping", "to_mapping"]
+__all__ = ["check_output_path", "check_range", "from_mapping", "to_mapping"]
 
 T = TypeVar("T")
 
@@ -174,3 +177,26 @@ def check_range(
         hi_s = "" if hi is None else f"<= {hi}"
         expected = " and ".join(s for s in (lo_s, hi_s) if s)
         raise ConfigError(f"{field}: expected {expected}, got {value!r}", field=field, value=value)
+
+
+def check_output_path(path: str | Path, field: str) -> Path:
+    """``path`` if a file can be written there, else ConfigError naming ``field``.
+
+    Checked before any work starts, so a typo costs nothing: the folder must
+    exist (it is not created) and be writable, and the path must not be a folder.
+    """
+    p = Path(path).expanduser()
+    folder = p.parent
+    if p.is_dir():
+        raise ConfigError(f"{field}: {str(p)!r} is a directory, expected a file path",
+                          field=field, value=str(p))
+    if not folder.exists():
+        raise ConfigError(f"{field}: no such directory {str(folder)!r} (create it first)",
+                          field=field, value=str(p))
+    if not folder.is_dir():
+        raise ConfigError(f"{field}: {str(folder)!r} is not a directory", field=field,
+                          value=str(p))
+    if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ConfigError(f"{field}: cannot write {str(p)!r} (permission denied)", field=field,
+                          value=str(p))
+    return p

@@ -6,12 +6,15 @@ exit code tells the error class (see :data:`swarmlearn.errors.EXIT_CODES`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -20,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from swarmlearn._config import check_range
+from swarmlearn._config import check_output_path, check_range
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario, WorkerKind, load_scenario
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
@@ -116,6 +119,39 @@ def _at_least(option: str, value: int | None, lo: int = 1) -> None:
         check_range(option, value, lo=lo)
 
 
+def _outputs(**paths: Path | None) -> None:
+    """Check every output file before the work starts (one rule for all, see check_output_path)."""
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        p = check_output_path(path, option).resolve()
+        if p in seen:
+            raise ConfigError(f"{option}: {str(path)!r} is also the {seen[p]} file", field=option)
+        seen[p] = option
+
+
+@contextlib.contextmanager
+def _atomic(path: Path, option: str) -> Iterator[TextIO]:
+    """An output file written in full or not at all (the old file stays on any error)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot write {str(path)!r}: {exc.strerror or exc}",
+                          field=option) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write(path: Path, text: str, option: str) -> Path:
+    with _atomic(path, option) as fh:
+        fh.write(text)
+    return path
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -207,6 +243,7 @@ def eval_cmd(
     the previous snapshot and offline model) and off, on the same tasks, and plot the
     learning curves.
     """
+    _outputs(**{"-o/--output": output, "--html": html_out})
     if learning:
         if len(variant or []) > 1 or all_variants:
             raise ConfigError("--learning takes at most one --variant")
@@ -243,10 +280,10 @@ def eval_cmd(
         )
     _print_eval(report)
     if output:
-        report.write_json(output)
+        _write(output, json.dumps(report.to_dict(), indent=2, default=str), "-o/--output")
         console.print(f"JSON report: {output}")
     if html_out:
-        eval_html(report).write(html_out)
+        _write(html_out, eval_html(report).render(), "--html")
         console.print(f"HTML report: {html_out}")
 
 
@@ -359,11 +396,13 @@ def _print_eval(report: Any) -> None:
 
 
 # -- demo ---------------------------------------------------------------------------------
+_DEMO_REPORT = Path(".swarmlearn/demo-report.html")
+
+
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path(
-        ".swarmlearn/demo-report.html"
-    ),
+    out: Annotated[Path | None, typer.Option(
+        help="Where to write the HTML report (default: .swarmlearn/demo-report.html).")] = None,
     sessions: Annotated[int, typer.Option(help="Learning sessions.")] = 20,
     runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant evaluated.")] = 30,
     store: StoreOpt = None,
@@ -381,6 +420,10 @@ def demo(
 
     _at_least("--sessions", sessions)
     _at_least("-n/--runs", runs)
+    if out is None:  # the default folder is ours to create; a folder you name must exist
+        out = _DEMO_REPORT
+        out.parent.mkdir(parents=True, exist_ok=True)
+    _outputs(**{"--out": out})
     sc = load_scenario("troubleshooting")
     st = open_store(store)
     console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
@@ -400,7 +443,7 @@ def demo(
     _print_learning(learned)
     page = learning_html(learned)
     page.extend(eval_html(report))
-    console.print(f"HTML report: {page.write(out)}")
+    console.print(f"HTML report: {_write(out, page.render(), '--out')}")
 
 
 # -- events -------------------------------------------------------------------------------
@@ -470,21 +513,28 @@ def events_export(
 ) -> None:
     """Export events as JSON lines."""
     _at_least("--limit", limit)
+    to_stdout = str(out) == "-"
+    if not to_stdout:
+        _outputs(OUT=out)
+    query = _query(session, action, outcome, limit)
     st = open_store(store)
-    stream = sys.stdout if str(out) == "-" else out.open("w", encoding="utf-8")
+    if to_stdout:
+        _write_events(st, query, sys.stdout)
+        return
+    with _atomic(out, "OUT") as fh:
+        n = _write_events(st, query, fh)
+    console.print(f"{n} events → {out}")
+
+
+def _write_events(st: SqlStore, query: EventQuery, stream: TextIO) -> int:
     n = 0
-    try:
-        for e in st.events(_query(session, action, outcome, limit)):
-            row = e._asdict()
-            row["result"] = e.result._asdict()
-            row["args"] = dict(e.args)
-            stream.write(json.dumps(row) + "\n")
-            n += 1
-    finally:
-        if stream is not sys.stdout:
-            stream.close()
-    if stream is not sys.stdout:
-        console.print(f"{n} events → {out}")
+    for e in st.events(query):
+        row = e._asdict()
+        row["result"] = e.result._asdict()
+        row["args"] = dict(e.args)
+        stream.write(json.dumps(row) + "\n")
+        n += 1
+    return n
 
 
 # -- sessions -----------------------------------------------------------------------------

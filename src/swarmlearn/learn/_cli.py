@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from swarmlearn._config import check_range
+from swarmlearn._config import check_output_path, check_range
 from swarmlearn.core.scenario import load_scenario
 from swarmlearn.learn.bootstrap import BootstrapStep, bootstrap_profile
 from swarmlearn.learn.merge import MergeKind, merge_stored, strategy_from_name
@@ -296,6 +296,7 @@ def snapshot_export(
     store: StoreOpt = None,
 ) -> None:
     """Write a snapshot to a JSON file."""
+    check_output_path(out, "OUT")  # before anything is read
     with open_store(store) as st:
         found = SnapshotStore(st).export(out, scope, key, version)
     console.print(f"exported {found.snapshot.name} v{found.version} to {out}")
