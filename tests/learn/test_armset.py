@@ -76,6 +76,8 @@ def test_c_and_python_armsets_hold_the_same_numbers(
             py_arms = py_state.arms(cands, history)
             assert type(c_arms).__name__ == "ArmCore" and type(py_arms).__name__ == "PyArmSet"
             _same(c_arms, py_arms)
+            for r in (rank, None):
+                assert c_arms.ucb1(k, r) == py_arms.ucb1(k, r)
             if not c_arms.unvisited:
                 for r in (rank, None):
                     assert c_arms.ucb(k, r) == py_arms.ucb(k, r)
@@ -138,20 +140,20 @@ def test_the_c_core_refuses_bad_input() -> None:
     stats = LearnedStats()
     consts = (0.3, 1.0, 1.0, 1.0, 2.0, 1 / 3)
     good = [Candidate(Action("A"), "x")]
-    assert fast.arms([], (), stats, {}, *consts).N == []  # empty, not a crash
+    assert fast.arms(stats, {}, *consts, [], ()).N == []  # empty, not a crash
     with pytest.raises(TypeError, match="Candidate"):
-        fast.arms([("A", "x")], (), stats, {}, *consts)
+        fast.arms(stats, {}, *consts, [("A", "x")], ())
     with pytest.raises(TypeError, match="step tokens or ActionEvents"):
-        fast.arms(good, (1, 2), stats, {}, *consts)
+        fast.arms(stats, {}, *consts, good, (1, 2))
     with pytest.raises(TypeError, match="memo"):
-        fast.arms(good, (), stats, None, *consts)
+        fast.arms(stats, None, *consts, good, ())
     with pytest.raises(TypeError, match="arms"):
-        fast.arms(good, (), stats, {})
+        fast.arms(stats, {}, good, ())
     stats.contexts[("x", "A")] = "bad"  # type: ignore[assignment]
     with pytest.raises(TypeError, match=r"\[success, failure\]"):
-        fast.arms(good, (), stats, {}, *consts)
+        fast.arms(stats, {}, *consts, good, ())
     stats.contexts[("x", "A")] = [1.0, 0.0]
-    arms = fast.arms(good, (), stats, {}, *consts)
+    arms = fast.arms(stats, {}, *consts, good, ())
     assert arms.N == [1.0] and arms.unvisited == 0
     with pytest.raises(TypeError, match="rank"):
         arms.greedy([1])

@@ -33,9 +33,10 @@ transition and n-gram lookups are skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from itertools import islice
-from math import sqrt
+from math import log, sqrt
 from typing import Any, Protocol
 
 import numpy as np
@@ -45,7 +46,8 @@ from swarmlearn.core.events import ActionEvent
 from swarmlearn.learn.bonus import LearnedBonus
 from swarmlearn.learn.stats import token
 
-__all__ = ["FAST", "ArmSetLike", "PyArmSet", "make_armset", "sampler_for", "tail_of", "uses_c"]
+__all__ = ["FAST", "ArmSetLike", "ArmSetMaker", "PyArmSet", "armset_maker", "sampler_for",
+           "tail_of", "uses_c"]
 
 Consts = tuple[float, float, float, float, float, float]  # w, tw, nw, cw, prior, 1/Σweights
 
@@ -64,6 +66,7 @@ class ArmSetLike(Protocol):
     @property
     def unvisited(self) -> int: ...
     def ucb(self, k: float, rank: Mapping[str, int] | None, /) -> int: ...
+    def ucb1(self, c: float, rank: Mapping[str, int] | None, /) -> int: ...
     def ucb_scores(self, k: float, /) -> list[float]: ...
     def greedy(self, rank: Mapping[str, int] | None, /) -> int: ...
     def first_unvisited(self, rank: Mapping[str, int] | None, /) -> int: ...
@@ -84,6 +87,7 @@ class PyArmSet:
         self.N, self.A, self.B, self.G = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
         self.TA, self.TB, self.W = [1.0] * n, [1.0] * n, [0.0] * n
         self.total = 0.0
+        self.scale = scale
         self.unvisited = 0
         for i, cand in enumerate(cands):
             c = contexts.get((cand.context, cand.action.name))
@@ -105,6 +109,14 @@ class PyArmSet:
             self.TA[i], self.TB[i], self.W[i] = ts + 1.0, tf + 1.0, bonus_w
 
     # -- selection ----------------------------------------------------------------------
+    def ucb1(self, c: float, rank: Mapping[str, int] | None) -> int:
+        """UCB1's choice: the first unvisited arm, else the best ``A + k·B`` with
+        ``k = c·√(ln(max(total/scale, 1))·scale)`` (the scale undoes the decay units)."""
+        if self.unvisited:
+            return self.first_unvisited(rank)
+        k = c * sqrt(log(max(self.total / self.scale, 1.0)) * self.scale)
+        return self.ucb(k, rank)
+
     def ucb(self, k: float, rank: Mapping[str, int] | None) -> int:
         return self._best(self.ucb_scores(k), rank)
 
@@ -149,18 +161,26 @@ except ImportError:  # not built (no C compiler at install time): plain Python i
 FAST = _fast is not None and os.environ.get("SWARMLEARN_PURE_PYTHON", "") in ("", "0")
 
 
-def make_armset(cands: Sequence[Candidate], steps: Sequence[str | ActionEvent],
-                bonus: LearnedBonus, consts: Consts, memo: dict[Any, Any], *,
-                fast: bool | None = None) -> ArmSetLike:
-    """An ArmSet: the C one when built (and ``fast`` is not False), else the Python one.
+ArmSetMaker = Callable[[Sequence[Candidate], Sequence["str | ActionEvent"]], ArmSetLike]
+
+
+def armset_maker(bonus: LearnedBonus, consts: Consts, memo: dict[Any, Any], *,
+                 fast: bool | None = None) -> ArmSetMaker:
+    """``make(cands, steps)`` → an ArmSet: the C one when built (and ``fast`` is not
+    False), else the Python one.
 
     ``steps``: the worker's recent steps, oldest first, as step tokens or as its
     ActionEvents (the last three count). ``memo``: a dict the caller keeps for
-    the candidates' keys and step tokens (pure values; bounded).
+    the candidates' keys and step tokens (pure values; bounded). The C maker is
+    a ``functools.partial`` of one C function: a decision is one call.
     """
-    if (FAST if fast is None else fast) and _fast is not None:
-        return _fast.arms(cands, steps, bonus.stats, memo, *consts)
-    return PyArmSet(cands, tail_of(steps), bonus, consts)
+    if uses_c(fast):
+        return partial(_fast.arms, bonus.stats, memo, *consts)
+
+    def make(cands: Sequence[Candidate], steps: Sequence[str | ActionEvent]) -> ArmSetLike:
+        return PyArmSet(cands, tail_of(steps), bonus, consts)
+
+    return make
 
 
 def tail_of(steps: Sequence[str | ActionEvent]) -> tuple[str, ...]:

@@ -158,6 +158,7 @@ typedef struct {
     double *mem; /* one block: N A B G TA TB W, n each */
     double *N, *A, *B, *G, *TA, *TB, *W;
     double total;
+    double scale; /* the statistics' scale when computed */
     Py_ssize_t unvisited;
     PyObject *cands; /* the candidates (list or tuple), for the learned-order tie break */
 } ArmCore;
@@ -331,29 +332,30 @@ static PyObject *step_of(PyObject *memo, PyObject *item) {
     return NULL;
 }
 
-/* arms(cands, steps, stats, memo, w, tw, nw, cw, prior, den_inv) -> ArmCore
+/* arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore
+ * (the constant arguments first, so that a functools.partial can bind them)
  * steps: the worker's recent steps, oldest first (tokens or ActionEvents; the last 3 count);
  * memo: a dict the caller owns, for candidate keys and step tokens */
 static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 10) {
         PyErr_SetString(PyExc_TypeError,
-                        "arms(cands, steps, stats, memo, w, tw, nw, cw, prior, den_inv)");
+                        "arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps)");
         return NULL;
     }
-    PyObject *steps = args[1], *stats = args[2], *memo = args[3];
+    PyObject *stats = args[0], *memo = args[1], *steps = args[9];
     if (!PyDict_Check(memo)) {
         PyErr_SetString(PyExc_TypeError, "arms: memo must be a dict");
         return NULL;
     }
     double c[6];
     for (int j = 0; j < 6; j++) {
-        c[j] = PyFloat_AsDouble(args[4 + j]);
+        c[j] = PyFloat_AsDouble(args[2 + j]);
         if (c[j] == -1.0 && PyErr_Occurred()) return NULL;
     }
     const double w = c[0], tw = c[1], nw = c[2], cw = c[3], prior = c[4], den_inv = c[5];
     const int want_static = w != 0.0 && (tw != 0.0 || nw != 0.0);
 
-    PyObject *cands = PySequence_Fast(args[0], "arms: candidates must be a sequence");
+    PyObject *cands = PySequence_Fast(args[8], "arms: candidates must be a sequence");
     if (cands == NULL) return NULL;
     PyObject *contexts = NULL, *tables[3] = {NULL, NULL, NULL}, *scale_obj = NULL;
     PyObject *t[4] = {NULL, NULL, NULL, NULL}; /* owned */
@@ -398,6 +400,7 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     cands = NULL;
     self->n = n;
     self->total = 0.0;
+    self->scale = scale;
     self->unvisited = 0;
     PyObject_GC_Track(self);
     if (self->mem == NULL) {
@@ -526,6 +529,22 @@ static PyObject *ArmCore_ucb(ArmCore *self, PyObject *const *args, Py_ssize_t na
     return best_of(self, self->A, self->B, k, args[1]);
 }
 
+/* ucb1(c, rank) -> the UCB1 choice: the first unvisited arm (learned order), else the best
+ * A + B·k with k = c·√(ln(max(total/scale, 1))·scale) — UCB1Policy's rule in one call */
+static PyObject *ArmCore_first_unvisited(ArmCore *self, PyObject *rank);
+static PyObject *ArmCore_ucb1(ArmCore *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "ucb1(c, rank)");
+        return NULL;
+    }
+    double c = PyFloat_AsDouble(args[0]);
+    if ((c == -1.0 && PyErr_Occurred()) || check_rank(args[1]) < 0) return NULL;
+    if (self->unvisited) return ArmCore_first_unvisited(self, args[1]);
+    const double scale = self->scale, ratio = self->total / scale;
+    const double k = c * sqrt(log(ratio > 1.0 ? ratio : 1.0) * scale);
+    return best_of(self, self->A, self->B, k, args[1]);
+}
+
 /* greedy(rank) -> index of the best G */
 static PyObject *ArmCore_greedy(ArmCore *self, PyObject *rank) {
     if (check_rank(rank) < 0) return NULL;
@@ -632,6 +651,8 @@ static PyGetSetDef ArmCore_getset[] = {
 static PyMethodDef ArmCore_methods[] = {
     {"ucb", (PyCFunction)(void (*)(void))ArmCore_ucb, METH_FASTCALL,
      "Index of the best A + B*k (ties: learned order)."},
+    {"ucb1", (PyCFunction)(void (*)(void))ArmCore_ucb1, METH_FASTCALL,
+     "UCB1's choice: first unvisited, else the best A + B*k."},
     {"ucb_scores", (PyCFunction)ArmCore_ucb_scores, METH_O, "A + B*k as a list."},
     {"greedy", (PyCFunction)ArmCore_greedy, METH_O, "Index of the best G (ties: learned order)."},
     {"first_unvisited", (PyCFunction)ArmCore_first_unvisited, METH_O,
@@ -655,7 +676,7 @@ static PyTypeObject ArmCoreType = {
 
 static PyMethodDef fast_functions[] = {
     {"arms", (PyCFunction)(void (*)(void))fast_arms, METH_FASTCALL,
-     "arms(cands, steps, stats, memo, w, tw, nw, cw, prior, den_inv) -> ArmCore"},
+     "arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -32,7 +32,7 @@ from swarmlearn.core.bus import EventBus
 from swarmlearn.core.events import ActionEvent, Event, NoteEvent
 from swarmlearn.core.workers import SelectionContext, SelectionPolicy
 from swarmlearn.errors import ConfigError
-from swarmlearn.learn._armset import ArmSetLike, make_armset, sampler_for, uses_c
+from swarmlearn.learn._armset import ArmSetLike, armset_maker, sampler_for, uses_c
 from swarmlearn.learn.bonus import BonusConfig, LearnedBonus
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.types import Outcome, OutcomeKind
@@ -124,11 +124,12 @@ class LearningState:
         den = b.transition_weight + b.ngram_weight + b.context_weight
         self._consts = (config.learning_weight, b.transition_weight, b.ngram_weight,
                         b.context_weight, b.prior, 1.0 / den if den else 0.0)
+        self._make = armset_maker(self.bonus, self._consts, self._memo, fast=self.fast)
 
     def arms(self, cands: Sequence[Candidate], steps: Sequence[str | ActionEvent]) -> ArmSetLike:
         """The numbers of these candidates after these recent steps (tokens or a worker's
         ActionEvents, oldest first), from the statistics as they are now."""
-        return make_armset(cands, steps, self.bonus, self._consts, self._memo, fast=self.fast)
+        return self._make(cands, steps)
 
     def attach(self, bus: EventBus[Event]) -> None:
         """Feed the statistics from ``bus`` (inline: the next decision sees every event)."""
@@ -170,12 +171,7 @@ class UCB1Policy(_ScoredPolicy):
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
         st = self.state
-        arms = st.arms(candidates, ctx.history)
-        if arms.unvisited:
-            return arms.first_unvisited(st.rank)
-        scale = st.stats.scale
-        k = st.config.ucb1_c * math.sqrt(math.log(max(arms.total / scale, 1.0)) * scale)
-        return arms.ucb(k, st.rank)
+        return st._make(candidates, ctx.history).ucb1(st.config.ucb1_c, st.rank)
 
 
 class ThompsonPolicy(_ScoredPolicy):

@@ -80,11 +80,9 @@ class LearnedStats:
         self.evicted = 0
         # all stored weights are multiplied by _scale; reading divides by it
         self._scale = 1.0
-        # change tracking for cached views (see learn/_armset.py): ``epoch`` changes when
-        # anything beyond single arm counts changes; ``arm_log`` lists updated arms
+        # ``epoch`` changes when anything beyond single arm counts changes (an episode end):
+        # the bonus memoizes its sequence part per epoch (learn/bonus.py)
         self.epoch = 0
-        self.arm_log: list[Key] = []
-        self.arm_log_base = 0
         self._sequences: dict[tuple[int, int], list[str]] = {}  # (session, worker) → names
 
     # -- updating -------------------------------------------------------------------
@@ -118,11 +116,6 @@ class LearnedStats:
         if c is None:
             c = self.contexts[arm] = [0.0, 0.0]
         c[i] += w
-        log = self.arm_log
-        log.append(arm)
-        if len(log) > 8192:
-            del log[:4096]
-            self.arm_log_base += 4096
         skey = (e.session, e.worker)
         seq = self._sequences.get(skey)
         if seq is None:
@@ -144,19 +137,18 @@ class LearnedStats:
         step sequences: ``value`` as success weight, ``1 - value`` as failure weight."""
         value = min(1.0, max(0.0, float(value)))
         ws, wf = self._scale * value, self._scale * (1.0 - value)
+        trans, g3, g4 = self.transitions, self.ngrams3, self.ngrams4
         for seq in sequences:
-            padded = [START, START, START, *seq]
-            for j in range(3, len(padded)):
-                a = padded[j]
-                grams = ((self.transitions, (padded[j - 1], a)),
-                         (self.ngrams3, (padded[j - 2], padded[j - 1], a)),
-                         (self.ngrams4, (padded[j - 3], padded[j - 2], padded[j - 1], a)))
-                for table, key in grams:
+            p3 = p2 = p1 = START  # the three steps before a, oldest first: p3, p2, p1
+            for a in seq:
+                for table, key in ((trans, (p1, a)), (g3, (p2, p1, a)), (g4, (p3, p2, p1, a))):
                     c = table.get(key)
                     if c is None:
-                        c = table[key] = [0.0, 0.0]
-                    c[0] += ws
-                    c[1] += wf
+                        table[key] = [ws, wf]
+                    else:
+                        c[0] += ws
+                        c[1] += wf
+                p3, p2, p1 = p2, p1, a
         self.episodes[0 if value > 0.0 else 1] += self._scale
         self._decay()
         self._enforce_caps()
