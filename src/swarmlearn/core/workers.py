@@ -31,11 +31,15 @@ __all__ = [
 ]
 
 HISTORY = 8
+_NO_OBSERVATION = Observation(step=0, candidates=(), targets={}, facts={}, done=False)
 
 
 @dataclass(slots=True)
 class SelectionContext:
-    """What a policy may condition on besides the candidates themselves."""
+    """What a policy may condition on besides the candidates themselves.
+
+    A worker passes the same object at every decision with fresh fields: a
+    policy reads it during ``select`` and must not keep it."""
 
     worker: WorkerId
     observation: Observation
@@ -152,10 +156,12 @@ class RuleWorker:
         self.id = worker_id
         self.policy = policy
         self._history: deque[ActionEvent] = deque(maxlen=HISTORY)
+        self._ctx = SelectionContext(worker_id, _NO_OBSERVATION, Guidance(), self._history)
 
     def decide(self, observation: Observation, guidance: Guidance) -> Action:
         candidates = narrow(observation.candidates, guidance, self.id, observation.pickers)
-        ctx = SelectionContext(self.id, observation, guidance, self._history)
+        ctx = self._ctx  # one context per worker, refreshed (policies must not keep it)
+        ctx.observation, ctx.guidance = observation, guidance
         return candidates[self.policy.select(candidates, ctx)].action
 
     def observe(self, event: ActionEvent) -> None:
