@@ -200,3 +200,82 @@ def test_events_export_writes_nothing_when_the_store_fails(
                         "foo://x")
     assert code == 5 and "unsupported scheme" in _one_line(err)
     assert dest.read_text() == "previous export\n"
+
+
+# -- read-only commands ---------------------------------------------------------------------
+READ_ONLY = [
+    ["events", "tail"],
+    ["events", "export", "-"],
+    ["sessions"],
+    ["sessions", "--show", "1"],
+    ["profile", "list"],
+    ["profile", "show", "troubleshooting"],
+    ["snapshot", "list"],
+    ["learn", "analyze", "troubleshooting"],
+]
+
+
+LISTINGS = {"events tail": "no events yet", "sessions": "no sessions yet",
+            "profile list": "no profiles", "snapshot list": "no snapshots"}
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
+def test_read_only_commands_create_no_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    args: list[str],
+) -> None:
+    """A listing says there is nothing yet (exit 0); a lookup or export fails (exit 5)."""
+    monkeypatch.delenv("SWARMLEARN_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for store, url in (([], "sqlite:///.swarmlearn/swarmlearn.db"),  # the default store
+                       (["--store", "elsewhere/x.db"], "sqlite:///elsewhere/x.db")):
+        code, out, err = _cli(monkeypatch, capsys, *args, *store)
+        listing = LISTINGS.get(" ".join(args))
+        if listing:
+            assert code == 0 and out.strip() == f"{listing}: no store at {url}", out + err
+        else:
+            assert code == 5 and f"no store at {url}: nothing has been recorded" in _one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_read_only_commands_on_an_empty_store_say_so_and_change_nothing(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from swarmlearn.store import SqlStore
+
+    SqlStore(store).close()
+    db = tmp_path / "cli.db"
+    before = _digest(db)
+    code, out, _ = _cli(monkeypatch, capsys, "sessions")
+    assert code == 0 and out.startswith("no sessions yet in ")
+    code, out, _ = _cli(monkeypatch, capsys, "events", "tail")
+    assert code == 0 and out.startswith("no events yet in ")
+    for args in READ_ONLY:
+        _cli(monkeypatch, capsys, *args)
+    assert _digest(db) == before
+
+
+def test_a_read_only_command_does_not_migrate_an_old_store(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import sqlite3
+
+    from swarmlearn.store import SqlStore
+
+    SqlStore(store).close()
+    db = tmp_path / "cli.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+    before = _digest(db)
+    code, _, err = _cli(monkeypatch, capsys, "sessions")
+    assert code == 6 and "schema version 1" in _one_line(err) and "migrates it" in err
+    assert _digest(db) == before

@@ -490,8 +490,14 @@ def events_tail(
 ) -> None:
     """Show the most recent events (and follow new ones with -f)."""
     _at_least("-n", limit)
-    st = open_store(store)
-    recent = list(st.events(_query(session, action, outcome, limit, newest_first=True)))[::-1]
+    query = _query(session, action, outcome, limit, newest_first=True)
+    st = SqlStore(store, read_only=True)
+    if not st.exists:
+        console.print(f"no events yet: no store at {st.url}")
+        return
+    recent = list(st.events(query))[::-1]
+    if not recent and not follow:
+        console.print(f"no events yet in {st.url}")
     for e in recent:
         console.print(_event_line(e), highlight=False)
     last = recent[-1].id if recent else None
@@ -517,7 +523,7 @@ def events_export(
     if not to_stdout:
         _outputs(OUT=out)
     query = _query(session, action, outcome, limit)
-    st = open_store(store)
+    st = SqlStore(store, read_only=True)
     if to_stdout:
         _write_events(st, query, sys.stdout)
         return
@@ -547,14 +553,21 @@ def sessions(
 ) -> None:
     """List recorded sessions, or show one session's episodes."""
     _at_least("-n", limit)
-    st = open_store(store)
+    st = SqlStore(store, read_only=True)
     if show is not None:
-        _show_session(st, show)
+        _show_session(st, show)  # with no store, an error that says so
+        return
+    if not st.exists:
+        console.print(f"no sessions yet: no store at {st.url}")
+        return
+    found = st.sessions(scenario=scenario, limit=limit)
+    if not found:
+        console.print(f"no sessions yet in {st.url}" + (f" of {scenario}" if scenario else ""))
         return
     table = Table(title=f"sessions in {st.url}", title_justify="left")
     for col in ("id", "scenario", "kind", "group", "status", "started", "episodes", "success"):
         table.add_column(col)
-    for s in st.sessions(scenario=scenario, limit=limit):
+    for s in found:
         summ = s.summary
         table.add_row(
             str(s.id),

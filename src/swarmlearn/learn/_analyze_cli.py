@@ -15,7 +15,7 @@ from swarmlearn.core.scenario import load_scenario
 from swarmlearn.errors import ConfigError
 from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel
 from swarmlearn.learn.stats import LearnedStats
-from swarmlearn.store import EventQuery, Store, open_store
+from swarmlearn.store import EventQuery, SqlStore, Store, open_store
 
 __all__ = ["learn_app", "stats_from_store"]
 
@@ -48,12 +48,14 @@ def analyze(
     """Analyze a scenario's recorded sessions; store the offline model the next session loads."""
     check_range("--sessions", sessions, lo=1)
     check_range("--trials", trials, lo=0)
-    st = open_store(store)
     sc = load_scenario(scenario, variant=variant)
-    recs = [s for s in st.sessions(scenario=sc.name, limit=sessions) if s.variant == sc.variant]
-    if not recs:
-        raise ConfigError(f"no recorded sessions of {sc.label} in {st.url}: run "
-                          f"`swarmlearn run {scenario}` first")
+    with SqlStore(store, read_only=True) as reader:  # a missing store is an error, not made
+        recs = [s for s in reader.sessions(scenario=sc.name, limit=sessions)
+                if s.variant == sc.variant]
+        if not recs:
+            raise ConfigError(f"no recorded sessions of {sc.label} in {reader.url}: run "
+                              f"`swarmlearn run {scenario}` first")
+    st = open_store(store)
     ids = [s.id for s in recs]
     stats = stats_from_store(st, ids)
     analyzer = OfflineAnalyzer(st, AnalyzerConfig(trials=trials, max_sessions=sessions))

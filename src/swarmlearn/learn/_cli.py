@@ -26,7 +26,7 @@ from swarmlearn.learn.profile_store import ProfileStore
 from swarmlearn.learn.profiles import Phase, ProfileConfig, ProfileState, ScenarioProfile
 from swarmlearn.learn.registry import KeywordMatcher
 from swarmlearn.learn.snapshot import SnapshotScope, SnapshotStore
-from swarmlearn.store import open_store
+from swarmlearn.store import SqlStore, open_store
 
 __all__ = ["profile_app", "snapshot_app"]
 
@@ -60,7 +60,10 @@ def _pct(x: float) -> str:
 @profile_app.command("list")
 def profile_list(store: StoreOpt = None) -> None:
     """List the stored profiles (latest version of each)."""
-    with open_store(store) as st:
+    with SqlStore(store, read_only=True) as st:
+        if not st.exists:
+            console.print(f"no profiles: no store at {st.url}")
+            return
         records = ProfileStore(st).records()
         url = st.url
     if not records:
@@ -92,7 +95,7 @@ def profile_show(
     store: StoreOpt = None,
 ) -> None:
     """Show a profile: lifecycle, session groups and what its learners learned."""
-    with open_store(store) as st:
+    with SqlStore(store, read_only=True) as st:
         p = ProfileStore(st).load(name, version)
     if as_json:
         console.print_json(json.dumps(p.to_dict()))
@@ -223,7 +226,10 @@ def snapshot_list(
     """List stored snapshots, newest first."""
     if latest is not None:
         check_range("--latest", latest, lo=1)
-    with open_store(store) as st:
+    with SqlStore(store, read_only=True) as st:
+        if not st.exists:
+            console.print(f"no snapshots: no store at {st.url}")
+            return
         records = SnapshotStore(st).records(scope, key, latest=latest)
         url = st.url
     if not records:
@@ -297,7 +303,7 @@ def snapshot_export(
 ) -> None:
     """Write a snapshot to a JSON file."""
     check_output_path(out, "OUT")  # before anything is read
-    with open_store(store) as st:
+    with SqlStore(store, read_only=True) as st:
         found = SnapshotStore(st).export(out, scope, key, version)
     console.print(f"exported {found.snapshot.name} v{found.version} to {out}")
 

@@ -6,6 +6,12 @@ processes writing one file queue up on the lock (``busy_timeout``) instead
 of failing on a read→write upgrade; WAL keeps readers unblocked and makes a
 ``kill -9`` lose at most the transaction in flight. Bulk inserts use the
 driver's fastest path: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+
+``SqlStore(url, read_only=True)`` (the CLI's listing and export commands)
+creates and changes nothing: SQLite opens the file with ``mode=ro``, the
+schema is read, never migrated. Where nothing was ever recorded (no file, or
+no swarmlearn tables) ``exists`` is False and every read is a StoreError that
+says so.
 """
 
 from __future__ import annotations
@@ -14,15 +20,27 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -43,6 +61,8 @@ from swarmlearn.types import SessionId
 
 __all__ = ["DEFAULT_URL", "SqlStore", "resolve_url"]
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_URL = "sqlite:///.swarmlearn/swarmlearn.db"
 _HINT = "expected sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB"
 
@@ -57,7 +77,8 @@ def resolve_url(url: str | None) -> URL:
             raw = f"sqlite:///{raw}"
     try:
         parsed = make_url(raw)
-    except ArgumentError as exc:
+        parsed.port  # noqa: B018 - a bad port raises here, not later
+    except (ArgumentError, ValueError) as exc:
         raise StoreError(f"bad store URL {raw!r}: {exc}; {_HINT}") from exc
     backend = parsed.drivername.split("+", 1)[0]
     if backend in ("postgres", "postgresql"):
@@ -67,17 +88,37 @@ def resolve_url(url: str | None) -> URL:
     raise StoreError(f"bad store URL {raw!r}: unsupported scheme {parsed.drivername!r}; {_HINT}")
 
 
-def _sqlite_engine(url: URL) -> Engine:
-    path = url.database or ""
-    if path and path != ":memory:":
+def _sqlite_file(path: str, *, read_only: bool) -> Path:
+    """The database file of a SQLite store, checked; its folder made unless ``read_only``."""
+    try:
         p = Path(path)
         if p.is_dir():
             raise StoreError(f"store path {path!r} is a directory, not a database file")
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the store's folder {str(p.parent)!r}: {exc}") from exc
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        if read_only:
+            return p
+        if not p.parent.is_dir():
+            logger.info("creating the store's folder %s", p.parent)
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the store's folder {str(p.parent)!r}: {exc}"
+                ) from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        raise StoreError(f"cannot open the store at {path!r}: {exc}") from exc
+    return p
+
+
+def _sqlite_engine(url: URL, *, read_only: bool = False) -> Engine:
+    path = url.database or ""
+    if path and path != ":memory:":
+        p = _sqlite_file(path, read_only=read_only)
+        if read_only:
+            uri = f"{p.resolve().as_uri()}?mode=ro"
+            engine = create_engine(url, creator=lambda: sqlite3.connect(
+                uri, uri=True, check_same_thread=False, timeout=30))
+        else:
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         memory = False
     else:
         engine = create_engine(
@@ -89,7 +130,7 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
-        if not memory:
+        if not memory and not read_only:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
@@ -106,14 +147,22 @@ def _sqlite_engine(url: URL) -> Engine:
 class SqlStore:
     """The store, over SQLite or PostgreSQL. See the module docstring."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, read_only: bool = False) -> None:
         self._url = resolve_url(url)
         self.url = self._url.render_as_string(hide_password=True)
         self.dialect = self._url.get_backend_name()
         self._lock = threading.RLock()  # serialises use of an in-memory database
+        self._memory = self.dialect == "sqlite" and self._url.database in (None, "", ":memory:")
+        self.read_only = read_only and not self._memory  # an empty memory store has nothing to keep
+        self.exists = True  # False: nothing was ever recorded here (read-only stores only)
         try:
             if self.dialect == "sqlite":
-                self.engine = _sqlite_engine(self._url)
+                self.engine = _sqlite_engine(self._url, read_only=self.read_only)
+            elif self.read_only:
+                self.engine = create_engine(
+                    self._url, pool_pre_ping=True,
+                    connect_args={"options": "-c default_transaction_read_only=on"},
+                )
             else:
                 self.engine = create_engine(self._url, pool_pre_ping=True)
         except (NoSuchModuleError, ImportError) as exc:
@@ -121,13 +170,19 @@ class SqlStore:
                 f"cannot open {self.url}: driver missing ({exc}); run `scripts/install.sh pg`"
             ) from exc
         self._dbapi_error: type[Exception] = self.engine.dialect.loaded_dbapi.Error
-        self._memory = self.dialect == "sqlite" and not (self._url.database or "")
         self._host = socket.gethostname()
-        self._migrate()
+        if self.read_only:
+            self.exists = self._check_readable()
+        else:
+            self._migrate()
+        logger.info("opened store %s%s", self.url, " (read-only)" if self.read_only else "")
 
     # -- connections ------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self, *, write: bool, what: str) -> Iterator[Connection]:
+        if not self.exists:
+            raise StoreError(f"no store at {self.url}: nothing has been recorded there yet "
+                             "(a command that records, such as `swarmlearn run`, creates it)")
         try:
             with self._lock if self._memory else contextlib.nullcontext():
                 with self.engine.connect() as conn:
@@ -159,6 +214,29 @@ class SqlStore:
                 conn.execute(
                     table.insert().values(key="schema_version", value=str(schema.SCHEMA_VERSION))
                 )
+
+    def _check_readable(self) -> bool:
+        """Whether there is a store to read; SchemaError unless it has this schema version."""
+        if self.dialect == "sqlite" and not Path(self._url.database or "").exists():
+            return False
+        with self._tx(write=False, what="opening the store") as conn:
+            if not inspect(conn).has_table(schema.meta.name):
+                return False
+            row = conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+            ).first()
+        try:
+            version = int(row[0]) if row else 0
+        except ValueError:
+            version = -1
+        if version == schema.SCHEMA_VERSION:
+            return True
+        if version > schema.SCHEMA_VERSION:
+            raise SchemaError(f"{self.url} has schema version {version}, newer than this "
+                              f"swarmlearn supports ({schema.SCHEMA_VERSION}); upgrade swarmlearn")
+        raise SchemaError(f"{self.url} has schema version {row[0] if row else 'none'!s}, not "
+                          f"{schema.SCHEMA_VERSION}; a command that records (e.g. `swarmlearn "
+                          "run`) migrates it, a read-only one does not")
 
     def schema_version(self) -> int:
         with self._tx(write=False, what="reading the schema version") as conn:
