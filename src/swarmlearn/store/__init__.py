@@ -6,7 +6,16 @@ writes a bus's events to it in batches.
 
 from __future__ import annotations
 
-from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord, Store
+from swarmlearn.store._protocol import (
+    AliasRecord,
+    ArtifactRecord,
+    EventQuery,
+    LogEntry,
+    LogRecord,
+    SessionRecord,
+    StatusUpdate,
+    Store,
+)
 from swarmlearn.store._recorder import Recorder
 from swarmlearn.store._schema import SCHEMA_VERSION
 from swarmlearn.store._sql import DEFAULT_URL, SqlStore, resolve_url
@@ -14,11 +23,15 @@ from swarmlearn.store._sql import DEFAULT_URL, SqlStore, resolve_url
 __all__ = [
     "DEFAULT_URL",
     "SCHEMA_VERSION",
+    "AliasRecord",
     "ArtifactRecord",
     "EventQuery",
+    "LogEntry",
+    "LogRecord",
     "Recorder",
     "SessionRecord",
     "SqlStore",
+    "StatusUpdate",
     "Store",
     "open_store",
     "resolve_url",

@@ -9,7 +9,16 @@ from typing import Any, Protocol, runtime_checkable
 from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent, NoteEvent
 from swarmlearn.types import SessionId
 
-__all__ = ["ArtifactRecord", "EventQuery", "SessionRecord", "Store"]
+__all__ = [
+    "AliasRecord",
+    "ArtifactRecord",
+    "EventQuery",
+    "LogEntry",
+    "LogRecord",
+    "SessionRecord",
+    "StatusUpdate",
+    "Store",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,59 @@ class ArtifactRecord:
     meta: Mapping[str, Any]
     payload: bytes | None
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    """A named pointer (``champion``, ``challenger``) to one artifact of a (kind, scope)."""
+
+    kind: str
+    scope: str
+    alias: str
+    artifact_id: int
+    version: int
+    updated: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StatusUpdate:
+    """Move one artifact to ``status``; ``expect``: it must be in one of these now
+    (compare-and-set, else StoreError); ``meta`` is merged into its meta (top-level keys)."""
+
+    artifact_id: int
+    status: str
+    expect: tuple[str, ...] = ()
+    meta: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LogEntry:
+    """One step of the learning lifecycle or the daemon, as written."""
+
+    kind: str
+    scope: str
+    step: str
+    reason: str = ""
+    artifact_id: int = 0
+    status: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One step of the learning log, as stored (``id`` orders the log)."""
+
+    id: int
+    ts: float
+    kind: str
+    scope: str
+    step: str
+    reason: str
+    artifact_id: int
+    status: str
+    data: Mapping[str, Any]
+    host: str
+    pid: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,6 +163,9 @@ class Store(Protocol):
         session: SessionId | None = None,
         scenario: str | None = None,
         limit: int | None = None,
+        variant: str | None = None,
+        since: float | None = None,
+        exclude_kinds: Sequence[str] = (),
     ) -> list[EpisodeEnded]: ...
 
     def sessions(
@@ -138,5 +203,34 @@ class Store(Protocol):
     ) -> list[ArtifactRecord]: ...
 
     def set_artifact_status(self, artifact_id: int, status: str) -> None: ...
+
+    def get_artifact_by_id(self, artifact_id: int, *, payload: bool = True) -> ArtifactRecord: ...
+
+    def record_lifecycle(
+        self,
+        entry: LogEntry,
+        *,
+        updates: Sequence[StatusUpdate] = (),
+        aliases: Mapping[str, int | None] | None = None,
+    ) -> LogRecord: ...
+
+    def aliases(self, kind: str | None = None, scope: str | None = None) -> list[AliasRecord]: ...
+
+    def learning_log(
+        self,
+        *,
+        kind: str | None = None,
+        scope: str | None = None,
+        artifact_id: int | None = None,
+        steps: Sequence[str] | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[LogRecord]: ...
+
+    def count_episodes(
+        self, *, scenario: str | None = None, variant: str | None = None,
+        since: float | None = None, exclude_kinds: Sequence[str] = (),
+    ) -> int: ...
 
     def close(self) -> None: ...

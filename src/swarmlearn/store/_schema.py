@@ -31,9 +31,11 @@ __all__ = [
     "LLM_COLUMNS",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "artifact_aliases",
     "artifacts",
     "episodes",
     "events",
+    "learning_log",
     "llm_calls",
     "meta",
     "metadata",
@@ -41,7 +43,7 @@ __all__ = [
     "sessions",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -172,6 +174,36 @@ artifacts = Table(
     sqlite_autoincrement=True,
 )
 
+#: champion / challenger pointers per (kind, scope) — the live version of each artifact
+artifact_aliases = Table(
+    "artifact_aliases",
+    metadata,
+    Column("kind", String(64), primary_key=True),
+    Column("scope", String(200), primary_key=True),
+    Column("alias", String(32), primary_key=True),
+    Column("artifact_id", Integer, nullable=False),
+    Column("updated", Float, nullable=False),
+)
+
+#: every step of the artifact lifecycle and the learning daemon, in order
+learning_log = Table(
+    "learning_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("step", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("artifact_id", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Index("ix_learning_log_kind_scope", "kind", "scope"),
+    sqlite_autoincrement=True,
+)
+
 
 _V1_TABLES = ("meta", "sessions", "events", "llm_calls", "episodes", "artifacts")
 
@@ -184,8 +216,17 @@ def _add_notes_v2(conn: Connection) -> None:
     notes.create(conn, checkfirst=True)
 
 
+def _add_lifecycle_v3(conn: Connection) -> None:
+    artifact_aliases.create(conn, checkfirst=True)
+    learning_log.create(conn, checkfirst=True)
+
+
 #: version n → the step that brings a database from n-1 to n
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {1: _create_v1, 2: _add_notes_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    1: _create_v1,
+    2: _add_notes_v2,
+    3: _add_lifecycle_v3,
+}
 
 
 def read_version(conn: Connection) -> int:

@@ -56,7 +56,15 @@ from swarmlearn.core.events import (
 from swarmlearn.errors import SchemaError, StoreError
 from swarmlearn.store import _codec as codec
 from swarmlearn.store import _schema as schema
-from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord
+from swarmlearn.store._protocol import (
+    AliasRecord,
+    ArtifactRecord,
+    EventQuery,
+    LogEntry,
+    LogRecord,
+    SessionRecord,
+    StatusUpdate,
+)
 from swarmlearn.types import SessionId
 
 __all__ = ["DEFAULT_URL", "SqlStore", "resolve_url"]
@@ -431,18 +439,52 @@ class SqlStore:
         session: SessionId | None = None,
         scenario: str | None = None,
         limit: int | None = None,
+        variant: str | None = None,
+        since: float | None = None,
+        exclude_kinds: Sequence[str] = (),
     ) -> list[EpisodeEnded]:
-        t, s = schema.episodes, schema.sessions
-        q = select(t).order_by(t.c.id)
-        if session is not None:
-            q = q.where(t.c.session == session)
-        if scenario is not None:
-            q = q.where(t.c.session.in_(select(s.c.id).where(s.c.scenario == scenario)))
+        """Episodes by id; ``scenario``/``variant``/``exclude_kinds`` filter by their
+        session, ``since`` by the episode's end time."""
+        t = schema.episodes
+        q = self._episode_filter(select(t).order_by(t.c.id), session=session, scenario=scenario,
+                                 variant=variant, since=since, exclude_kinds=exclude_kinds)
         if limit is not None:
             q = q.limit(limit)
         with self._tx(write=False, what="reading episodes") as conn:
             rows = conn.execute(q).all()
         return [codec.episode_from_row(r) for r in rows]
+
+    def count_episodes(
+        self, *, scenario: str | None = None, variant: str | None = None,
+        since: float | None = None, exclude_kinds: Sequence[str] = (),
+    ) -> int:
+        t = schema.episodes
+        q = self._episode_filter(select(func.count()).select_from(t), session=None,
+                                 scenario=scenario, variant=variant, since=since,
+                                 exclude_kinds=exclude_kinds)
+        with self._tx(write=False, what="counting episodes") as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    @staticmethod
+    def _episode_filter(
+        q: Any, *, session: SessionId | None, scenario: str | None, variant: str | None,
+        since: float | None, exclude_kinds: Sequence[str],
+    ) -> Any:
+        t, s = schema.episodes, schema.sessions
+        if session is not None:
+            q = q.where(t.c.session == session)
+        if scenario is not None or variant is not None or exclude_kinds:
+            owners = select(s.c.id)
+            if scenario is not None:
+                owners = owners.where(s.c.scenario == scenario)
+            if variant is not None:
+                owners = owners.where(s.c.variant == variant)
+            if exclude_kinds:
+                owners = owners.where(s.c.kind.not_in(list(exclude_kinds)))
+            q = q.where(t.c.session.in_(owners))
+        if since is not None:
+            q = q.where(t.c.ts >= since)
+        return q
 
     # -- artifacts --------------------------------------------------------------
     def put_artifact(
@@ -538,3 +580,102 @@ class SqlStore:
             n = conn.execute(update(t).where(t.c.id == artifact_id).values(status=status)).rowcount
         if n == 0:
             raise StoreError(f"no artifact with id {artifact_id} in {self.url}")
+
+    def get_artifact_by_id(self, artifact_id: int, *, payload: bool = True) -> ArtifactRecord:
+        t = schema.artifacts
+        cols = list(t.c) if payload else [c for c in t.c if c.name != "payload"]
+        with self._tx(write=False, what=f"reading artifact {artifact_id}") as conn:
+            row = conn.execute(select(*cols).where(t.c.id == artifact_id)).first()
+        if row is None:
+            raise StoreError(f"no artifact with id {artifact_id} in {self.url}")
+        return codec.artifact_from_row(row)
+
+    # -- the learning lifecycle ---------------------------------------------------------
+    def record_lifecycle(
+        self,
+        entry: LogEntry,
+        *,
+        updates: Sequence[StatusUpdate] = (),
+        aliases: Mapping[str, int | None] | None = None,
+    ) -> LogRecord:
+        """In one transaction: apply the status ``updates`` (compare-and-set), point
+        ``aliases`` of (entry.kind, entry.scope) at artifacts (None removes one) and
+        append ``entry`` to the learning log. All or nothing."""
+        t, a, log = schema.artifacts, schema.artifact_aliases, schema.learning_log
+        now = time.time()
+        what = f"recording {entry.step} of {entry.kind}/{entry.scope}"
+        with self._tx(write=True, what=what) as conn:
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7242072)")
+            for u in updates:
+                row = conn.execute(select(t.c.status, t.c.meta).where(t.c.id == u.artifact_id)
+                                   ).first()
+                if row is None:
+                    raise StoreError(f"{what}: no artifact with id {u.artifact_id}")
+                if u.expect and row[0] not in u.expect:
+                    raise StoreError(f"{what}: artifact {u.artifact_id} is {row[0]!r}, "
+                                     f"expected {' or '.join(u.expect)}")
+                values: dict[str, Any] = {"status": u.status}
+                if u.meta:
+                    merged = {**json.loads(row[1] or "{}"), **u.meta}
+                    values["meta"] = json.dumps(merged, default=str, sort_keys=True)
+                conn.execute(update(t).where(t.c.id == u.artifact_id).values(**values))
+            for alias, target in (aliases or {}).items():
+                conn.execute(a.delete().where(a.c.kind == entry.kind, a.c.scope == entry.scope,
+                                              a.c.alias == alias))
+                if target is not None:
+                    conn.execute(a.insert().values(kind=entry.kind, scope=entry.scope,
+                                                   alias=alias, artifact_id=target, updated=now))
+            row_values = dict(ts=now, kind=entry.kind, scope=entry.scope, step=entry.step,
+                              reason=entry.reason, artifact_id=entry.artifact_id,
+                              status=entry.status,
+                              data=json.dumps(dict(entry.data), default=str, sort_keys=True),
+                              host=self._host, pid=os.getpid())
+            pk = conn.execute(log.insert().values(**row_values)).inserted_primary_key
+            assert pk is not None
+        return LogRecord(int(pk[0]), now, entry.kind, entry.scope, entry.step, entry.reason,
+                         entry.artifact_id, entry.status, dict(entry.data), self._host,
+                         os.getpid())
+
+    def aliases(self, kind: str | None = None, scope: str | None = None) -> list[AliasRecord]:
+        a, t = schema.artifact_aliases, schema.artifacts
+        q = (select(a.c.kind, a.c.scope, a.c.alias, a.c.artifact_id, t.c.version, a.c.updated)
+             .join(t, t.c.id == a.c.artifact_id).order_by(a.c.kind, a.c.scope, a.c.alias))
+        if kind is not None:
+            q = q.where(a.c.kind == kind)
+        if scope is not None:
+            q = q.where(a.c.scope == scope)
+        with self._tx(write=False, what="reading artifact aliases") as conn:
+            rows = conn.execute(q).all()
+        return [AliasRecord(r[0], r[1], r[2], int(r[3]), int(r[4]), float(r[5])) for r in rows]
+
+    def learning_log(
+        self,
+        *,
+        kind: str | None = None,
+        scope: str | None = None,
+        artifact_id: int | None = None,
+        steps: Sequence[str] | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[LogRecord]:
+        log = schema.learning_log
+        q = select(log).order_by(log.c.id.desc() if newest_first else log.c.id)
+        if kind is not None:
+            q = q.where(log.c.kind == kind)
+        if scope is not None:
+            q = q.where(log.c.scope == scope)
+        if artifact_id is not None:
+            q = q.where(log.c.artifact_id == artifact_id)
+        if steps is not None:
+            q = q.where(log.c.step.in_(list(steps)))
+        if after_id is not None:
+            q = q.where(log.c.id > after_id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._tx(write=False, what="reading the learning log") as conn:
+            rows = conn.execute(q).all()
+        return [LogRecord(int(r.id), float(r.ts), r.kind, r.scope, r.step, r.reason,
+                          int(r.artifact_id), r.status, json.loads(r.data or "{}"), r.host,
+                          int(r.pid)) for r in rows]
