@@ -279,3 +279,17 @@ def test_a_read_only_command_does_not_migrate_an_old_store(
     code, _, err = _cli(monkeypatch, capsys, "sessions")
     assert code == 6 and "schema version 1" in _one_line(err) and "migrates it" in err
     assert _digest(db) == before
+
+
+def test_validate_rejects_what_run_rejects_with_the_same_line(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[environment]\nkind = "troubleshooting"\n[workers]\npolicy = "bogus"\n')
+    code, out, err = _cli(monkeypatch, capsys, "scenarios", "validate", str(bad))
+    assert code == 3 and "ok" not in out
+    line = _one_line(err)
+    assert line.startswith(f"error: {bad}:4: workers.policy: unknown policy 'bogus'")
+    code, _, err = _cli(monkeypatch, capsys, "run", str(bad))
+    assert code == 3 and _one_line(err) == line

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from swarmlearn._config import check_output_path, check_range
 from swarmlearn.core.events import EpisodeEnded
-from swarmlearn.core.scenario import Scenario, WorkerKind, load_scenario
+from swarmlearn.core.scenario import Scenario, WorkerKind, check_workers, load_scenario
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
@@ -110,7 +110,11 @@ def _scenario(
         over["kind"] = workers
     if policy:
         over["policy"] = policy
-    return sc.override(workers=over) if over else sc
+    if not over:
+        return sc
+    sc = sc.override(workers=over)
+    check_workers(sc.workers, sc.manager)  # before any work, as for the file itself
+    return sc
 
 
 def _at_least(option: str, value: int | None, lo: int = 1) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from swarmlearn.core.manager import GuidanceSchedule
-from swarmlearn.core.scenario import WorkerKind, load_scenario, parse_scenario
-from swarmlearn.errors import ScenarioError
+from swarmlearn.core.scenario import POLICIES, WorkerKind, load_scenario, parse_scenario
+from swarmlearn.errors import ConfigError, ScenarioError
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
 
@@ -130,3 +130,53 @@ def test_overrides_survive_variants_and_win_over_them() -> None:
     again = sc.override(limits={"max_ticks": 7}).with_variant("big")
     assert again.limits.max_ticks == 7 and again.env_params["services"] == 12
     assert again.to_dict()["limits"]["max_ticks"] == 7
+
+
+ENV = '[environment]\nkind = "troubleshooting"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        (ENV + '[workers]\npolicy = "bogus"\n', 4, "workers.policy: unknown policy 'bogus'"),
+        (ENV + '[workers]\npolicy = "ucb1"\npolicy_params = { ucb1_c = -1.0 }\n', 5,
+         "workers.policy_params.ucb1_c: expected >= 0.0, got -1.0"),
+        (ENV + '[workers]\npolicy = "greedy"\npolicy_params = { colour = 1 }\n', 5,
+         "workers.policy_params.colour: unknown field"),
+        (ENV + '[workers]\nkind = "rl"\n', 3, "workers.policy_path: RL workers need a trained run"),
+        (ENV + '[workers]\nkind = "rl"\npolicy_path = "no/such/run"\n', 5,
+         "workers.policy_path: no/such/run is not a run directory"),
+        (ENV + '[workers]\nkind = "llm"\nmodel = "/no/such.gguf"\n', 5,
+         "workers.model: no such file '/no/such.gguf'"),
+        (ENV + '[workers]\nkind = "llm"\nurl = "ftp://h"\n', 5, "malformed URL 'ftp://h'"),
+        (ENV + '[manager]\nkind = "llm"\n[workers]\nurl = "127.0.0.1:8080"\n', 6,
+         "malformed URL '127.0.0.1:8080'"),
+        (ENV + '\n[variants.hard]\nworkers.policy = "nope"\n', 5,
+         "variants.hard: workers.policy: unknown policy 'nope'"),
+        (ENV + '\n[variants.x]\nworkers.kind = "rl"\n', 4, "variants.x: workers.policy_path"),
+    ],
+)
+def test_what_a_run_rejects_is_rejected_on_load_with_its_line(
+    text: str, line: int, fragment: str
+) -> None:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, path="bad.toml")
+    message = str(info.value)
+    assert message.startswith(f"bad.toml:{line}: ") and fragment in message, message
+    assert "\n" not in message
+
+
+def test_the_scenario_policies_are_the_ones_a_session_builds() -> None:
+    from swarmlearn.session import policy_factory
+
+    for name in POLICIES:
+        policy_factory(name)
+    with pytest.raises(ConfigError) as info:
+        policy_factory("?")
+    assert str(info.value).endswith(f"(known: {', '.join(sorted(POLICIES))})")
+
+
+def test_runnable_worker_settings_pass() -> None:
+    parse_scenario(ENV + '[workers]\nkind = "llm"\nurl = "http://127.0.0.1:1/"\n')
+    parse_scenario(ENV + '[workers]\nkind = "llm"\n')  # the bundled model
+    parse_scenario(ENV + '[workers]\npolicy = "adaptive"\npolicy_params = { maturity = 10 }\n')

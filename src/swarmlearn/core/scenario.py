@@ -32,7 +32,12 @@
     environment.services = 10
 
 Everything is validated on load, variants included; an error names the
-file, the line, the field and what was expected.
+file, the line, the field and what was expected. That includes what a run
+would only find when it starts (:func:`check_workers`): the policy name and
+its parameters, and each worker kind's own fields (an LLM URL or model file,
+an RL run directory), checked by the same code the run uses. Overrides made
+in code (:meth:`Scenario.override`) are checked when the run starts, or
+earlier by calling :func:`check_workers`.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from swarmlearn.core.manager import GuidanceSchedule
 from swarmlearn.errors import ConfigError, ScenarioError
 
 __all__ = [
+    "POLICIES",
     "ActionsConfig",
     "LimitsConfig",
     "ManagerConfig",
@@ -59,11 +65,15 @@ __all__ = [
     "SeedsConfig",
     "WorkerKind",
     "WorkersConfig",
+    "check_workers",
     "load_scenario",
     "parse_scenario",
 ]
 
 Scalar = str | int | float | bool
+
+#: the selection policies a scenario can name (``swarmlearn.session`` builds them)
+POLICIES = ("fifo", "random", "ucb1", "thompson", "thompson-mean", "greedy", "adaptive")
 
 
 class WorkerKind(enum.StrEnum):
@@ -245,6 +255,47 @@ def _build(data: Mapping[str, Any], path: str, default_name: str) -> Scenario:
     )
 
 
+def check_workers(workers: WorkersConfig, manager: ManagerConfig) -> None:
+    """What a run checks before its first tick, checked now, by the code the run uses.
+
+    The policy name and parameters go through the policy factory of
+    ``swarmlearn.session``; an LLM ``url`` and ``model`` through the LLM
+    client's and the server's checks; an RL ``policy_path`` must be a run
+    directory. The parts are imported only when a scenario names them.
+    """
+    from swarmlearn.session import policy_factory
+
+    if workers.kind is WorkerKind.RULE:
+        factory = policy_factory(workers.policy)
+        if workers.policy_params:
+            factory(0, seed=0, params=workers.policy_params)
+    if WorkerKind.LLM is workers.kind or manager.kind is ManagerKind.LLM:
+        if workers.url:
+            from swarmlearn.llm import normalize_base_url
+
+            normalize_base_url(workers.url, field="workers.url")
+        elif workers.model:
+            from swarmlearn.serving import check_gguf
+
+            check_gguf(workers.model, field="workers.model")
+    if workers.kind is WorkerKind.RL:
+        _check_run_dir(workers.policy_path)
+
+
+def _check_run_dir(path: str) -> None:
+    field_ = "workers.policy_path"
+    if not path:
+        raise ConfigError(f"{field_}: RL workers need a trained run directory (train one with "
+                          "`swarmlearn rl train swarmlearn/<Kind>-v0`)", field=field_)
+    from swarmlearn.errors import ArtifactError
+    from swarmlearn.rl import RunDir
+
+    try:
+        RunDir.open(path)
+    except ArtifactError as exc:
+        raise ConfigError(f"{field_}: {exc}", field=field_, value=path) from exc
+
+
 def _locate(text: str, dotted: str) -> int | None:
     """The line (1-based) of a dotted field in TOML text, best effort."""
     parts = [p for p in re.split(r"\.|\[\d+\]", dotted) if p]
@@ -255,8 +306,8 @@ def _locate(text: str, dotted: str) -> int | None:
         m = re.match(r"^\[+\s*([^\]]+?)\s*\]+", stripped)
         if m:
             header = m.group(1).replace('"', "").replace(" ", "")
-            if header == ".".join(parts):
-                best = best or lineno
+            if header == ".".join(parts) or ".".join(parts).startswith(header + "."):
+                best = best or lineno  # the table that holds (or would hold) the field
             continue
         km = re.match(r'^"?([A-Za-z0-9_.\-]+)"?\s*=', stripped)
         if not km:
@@ -282,9 +333,11 @@ def parse_scenario(text: str, *, path: str = "", variant: str = "") -> Scenario:
     stem = Path(path).stem if path else ""
     try:
         scenario = _build(data, path, stem)
+        check_workers(scenario.workers, scenario.manager)
         for name in scenario.variants:  # every variant must be valid too
             try:
-                scenario.with_variant(name)
+                variant_ = scenario.with_variant(name)
+                check_workers(variant_.workers, variant_.manager)
             except ScenarioError:
                 raise
             except ConfigError as exc:
