@@ -5,7 +5,9 @@
 sessions on held-out seeds, until the profile is Active or the session
 budget is spent. After each session it records the evidence, stores the
 session's learning snapshot (scope ``session``) and saves the profile, so an
-interruption loses at most the session in flight.
+interruption loses at most the session in flight. Each save is a lifecycle
+candidate; the version saved when validation made the profile Active is
+promoted (its champion).
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ def bootstrap_profile(
         )
         stored = snapshots.save(snap, meta={"profile": profile.name, "phase": plan.phase.value})
         record = profiles.save(profile)
+        activated = [t for t in moves if t.after is ProfileState.ACTIVE]
+        if activated:
+            profiles.promote_if_active(record, activated[-1].reason)
         step = BootstrapStep(plan, evidence, tuple(moves), stored.version, record.version)
         steps.append(step)
         if on_step is not None:

@@ -298,7 +298,6 @@ def merge_stored(
     since: float | None = None,
     until: float | None = None,
     from_sessions: bool = False,
-    status: str = "candidate",
     meta: Mapping[str, Any] | None = None,
 ) -> StoredSnapshot:
     """Merge stored snapshots and store the result as the next version of ``scope:key``.
@@ -328,4 +327,4 @@ def merge_stored(
     names = [f"{s.snapshot.name} v{s.version}" for s in sources]
     merged = merge([s.snapshot for s in sources], strategy, scope=scope, key=key, names=names)
     full = {**strategy.describe(), "merged_from": names, **(meta or {})}
-    return store.save(merged, meta=full, status=status)
+    return store.save(merged, meta=full)

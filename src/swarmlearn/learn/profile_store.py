@@ -1,4 +1,12 @@
-"""Scenario profiles in the store: artifacts of kind ``profile``, one version per save."""
+"""Scenario profiles in the store: artifacts of kind ``profile``, one version per save.
+
+Every save registers a lifecycle candidate (:mod:`swarmlearn.lifecycle`, scope =
+the profile's name, lineage = the sessions recorded so far). A profile's own
+gate is its validation on held-out seeds: the version saved when validation
+moved it to Active is promoted (:meth:`ProfileStore.promote_if_active`) and is
+the profile's ``champion``; a failed validation rejects nothing (the profile
+keeps bootstrapping) but is on the log.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import logging
 
 from swarmlearn.errors import ArtifactError
 from swarmlearn.learn import _payload as P
-from swarmlearn.learn.profiles import ScenarioProfile
+from swarmlearn.learn.profiles import ProfileState, ScenarioProfile
 from swarmlearn.learn.registry import ScenarioRegistry
 from swarmlearn.store import ArtifactRecord, Store
 
@@ -23,17 +31,40 @@ class ProfileStore:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def save(self, profile: ScenarioProfile, *, status: str = "candidate") -> ArtifactRecord:
-        record = self.store.put_artifact(
-            PROFILE_KIND,
-            profile.name,
-            P.encode(profile.to_dict()),
-            meta=profile.summary(),
-            format_version=ScenarioProfile.FORMAT_VERSION,
-            status=status,
+    def save(self, profile: ScenarioProfile) -> ArtifactRecord:
+        from swarmlearn.lifecycle import Lifecycle, Lineage, Produced
+
+        lineage = Lineage(
+            inputs={"session_ids": [s.session for s in profile.sessions if s.session]},
+            config={"profile": profile.to_dict()["config"]},
+            metrics={"state": profile.state.value, "round": profile.round},
         )
+        version = Lifecycle(self.store, PROFILE_KIND, profile.name).register(
+            Produced(payload=P.encode(profile.to_dict()),
+                     format_version=ScenarioProfile.FORMAT_VERSION,
+                     summary=profile.summary(), lineage=lineage),
+            reason=f"profile saved in state {profile.state}")
+        record = version.record
         logger.info("stored profile %s v%d (%s)", profile.name, record.version, profile.state)
         return record
+
+    def promote_if_active(self, record: ArtifactRecord, reason: str) -> bool:
+        """Promote the saved version ``record`` if its profile is Active (validated on
+        held-out seeds): it becomes the profile's champion. Returns whether it was."""
+        from swarmlearn.lifecycle import ArtifactVersion, Lifecycle
+
+        if record.meta.get("state") != ProfileState.ACTIVE.value:
+            return False
+        Lifecycle(self.store, PROFILE_KIND, record.name).promote(
+            ArtifactVersion(record), reason=reason)
+        return True
+
+    def champion(self, name: str) -> ScenarioProfile | None:
+        """The promoted (validated) version of a profile, or None."""
+        from swarmlearn.lifecycle import Lifecycle
+
+        found = Lifecycle(self.store, PROFILE_KIND, name).champion()
+        return self.decode(found.record) if found is not None else None
 
     @staticmethod
     def decode(record: ArtifactRecord) -> ScenarioProfile:

@@ -9,8 +9,12 @@ made, so a merge keeps the newest model however the merge is grouped).
 
 Scopes: ``global`` (key ``all`` by convention), ``scenario`` (key = scenario
 name) and ``session`` (key = session id). In the store a snapshot is an
-artifact of kind ``snapshot`` named ``"{scope}:{key}"``; each save adds a
-version. :class:`SnapshotStore` saves, queries (latest, latest N, time range),
+artifact of kind ``snapshot`` named ``"{scope}:{key}"``; each save registers
+a new version through the artifact lifecycle (:mod:`swarmlearn.lifecycle`:
+a ``candidate`` with its lineage and a log entry), and the version a gate
+promoted is the name's ``champion`` (:meth:`SnapshotStore.champion`;
+:class:`swarmlearn.learn.kinds.SnapshotKind` is the snapshot's lifecycle
+kind). :class:`SnapshotStore` saves, queries (latest, latest N, time range),
 exports and imports them; a malformed payload or file is an
 :class:`~swarmlearn.errors.ArtifactError` naming the artifact or file and
 what is wrong.
@@ -291,21 +295,34 @@ class SnapshotStore:
         snapshot: LearningSnapshot,
         *,
         meta: Mapping[str, Any] | None = None,
-        status: str = "candidate",
+        parent: int | None = None,
     ) -> StoredSnapshot:
-        """Store ``snapshot`` as the next version of its name."""
+        """Register ``snapshot`` as the next version of its name: a lifecycle candidate
+        (:class:`~swarmlearn.lifecycle.Lifecycle`, scope = the snapshot's name) with
+        its lineage (the sessions it covers, its parent artifact id)."""
+        from swarmlearn.lifecycle import Lifecycle, Lineage, Produced
+
         payload = P.encode(snapshot.to_dict())
         full = {**snapshot.summary(), **(meta or {})}
-        record = self.store.put_artifact(
-            SNAPSHOT_KIND,
-            snapshot.name,
-            payload,
-            meta=full,
-            format_version=LearningSnapshot.FORMAT_VERSION,
-            status=status,
+        lineage = Lineage(
+            parent=parent,
+            inputs={"session_ids": list(snapshot.session_ids), "sessions": snapshot.sessions},
+            metrics={"episodes": snapshot.episodes, "successes": snapshot.successes,
+                     "actions": snapshot.actions, "events": snapshot.stats.events_seen},
         )
+        version = Lifecycle(self.store, SNAPSHOT_KIND, snapshot.name).register(
+            Produced(payload=payload, format_version=LearningSnapshot.FORMAT_VERSION,
+                     summary=full, lineage=lineage))
+        record = version.record
         logger.info("stored %s v%d (%d bytes)", snapshot.name, record.version, len(payload))
         return StoredSnapshot(record.version, record.created, record.status, record.meta, snapshot)
+
+    def champion(self, scope: SnapshotScope | str, key: str) -> StoredSnapshot | None:
+        """The promoted (live) version of ``scope:key``, or None if none was promoted."""
+        from swarmlearn.lifecycle import Lifecycle
+
+        found = Lifecycle(self.store, SNAPSHOT_KIND, snapshot_name(scope, key)).champion()
+        return self.decode(found.record) if found is not None else None
 
     @staticmethod
     def decode(record: ArtifactRecord) -> StoredSnapshot:
@@ -402,7 +419,7 @@ class SnapshotStore:
         P.write_json_file(path, found.snapshot.to_dict())
         return found
 
-    def import_(self, path: str | Path, *, status: str = "candidate") -> StoredSnapshot:
-        """Store the snapshot in a JSON file as a new version of its name."""
+    def import_(self, path: str | Path) -> StoredSnapshot:
+        """Store the snapshot in a JSON file as a new version (a candidate) of its name."""
         snap = LearningSnapshot.from_dict(P.read_json_file(path), where=str(path))
-        return self.save(snap, meta={"imported_from": str(path)}, status=status)
+        return self.save(snap, meta={"imported_from": str(path)})

@@ -6,8 +6,9 @@ promote or reject → apply → watch → roll back.
 * :class:`Lifecycle` — versions, states, the ``champion`` / ``challenger``
   aliases and the rollback history of one (kind, scope), in the store.
 * :func:`gate` — the one paired, noise-aware promotion rule (a pure function).
-* :func:`run_gate` — produce-free gating of a registered version: evaluate both
-  sides on fresh held-out seeds, decide, apply.
+* :func:`run_gate` — gating a registered version: evaluate both sides on fresh
+  held-out seeds, decide, apply.
+* :func:`watch` — the sequential test on live success after a promotion.
 
 ``docs/lifecycle.md`` explains the rule, its measured false-promotion rate and
 how to add a kind.
@@ -38,6 +39,7 @@ from swarmlearn.lifecycle._records import (
     check_move,
 )
 from swarmlearn.lifecycle._run import GateRun, run_gate
+from swarmlearn.lifecycle._watch import WatchConfig, WatchVerdict, watch
 
 __all__ = [
     "GATE_RULE",
@@ -58,9 +60,12 @@ __all__ = [
     "SideSummary",
     "SimulationResult",
     "TaskResult",
+    "WatchConfig",
+    "WatchVerdict",
     "check_move",
     "gate",
     "run_gate",
     "sign_test_p",
     "simulate_false_promotion",
+    "watch",
 ]
