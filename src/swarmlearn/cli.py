@@ -209,7 +209,9 @@ def run(
 @app.command("eval")
 def eval_cmd(
     scenario: Annotated[str, typer.Argument(help="Scenario file, or a built-in name.")],
-    runs: Annotated[int, typer.Option("-n", "--runs", help="Tasks per variant.")] = 30,
+    runs: Annotated[int | None, typer.Option(
+        "-n", "--runs", help="Tasks per variant (default 30); with --learning: independent "
+        "learning runs (default 5).")] = None,
     seed: Annotated[int | None, typer.Option(
         help="First task seed (default 42; with --learning 10000).")] = None,
     attempts: Annotated[int, typer.Option(help="Attempts per task (pass@k needs k ≤ this).")] = 1,
@@ -235,25 +237,34 @@ def eval_cmd(
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
     learning: Annotated[bool, typer.Option(
-        "--learning", help="Sessions in sequence, learning on vs off (the learning curve)."
+        "--learning", help="Learning on vs off over independent runs of sessions in sequence."
     )] = False,
-    sessions: Annotated[int, typer.Option(help="--learning: sessions per run.")] = 20,
-    episodes: Annotated[int, typer.Option(help="--learning: tasks per session.")] = 10,
-    strategy: Annotated[str, typer.Option(help="--learning: selection strategy.")] = "adaptive",
+    sessions: Annotated[int | None, typer.Option(
+        help="--learning: sessions per run (default 20).")] = None,
+    episodes: Annotated[int | None, typer.Option(
+        help="--learning: tasks per session (default 10).")] = None,
+    strategy: Annotated[str | None, typer.Option(
+        help="--learning: selection strategy (default adaptive; --policy says the same).")] = None,
 ) -> None:
     """Evaluate a scenario: success rate, pass@k, ticks/actions/duration with 95% CIs.
 
-    With --learning: run sessions in sequence with learning on (each session starts from
-    the previous snapshot and offline model) and off, on the same tasks, and plot the
-    learning curves.
+    With --learning: independent learning runs (-n, default 5), each of sessions in sequence
+    with learning on (each session starts from the previous snapshot and offline model) and
+    off, on the same tasks; per-run figures, intervals over the runs, the learning curves.
     """
     _outputs(**{"-o/--output": output, "--html": html_out})
     if learning:
-        if len(variant or []) > 1 or all_variants:
-            raise ConfigError("--learning takes at most one --variant")
-        _eval_learning(scenario, (variant or [""])[0], seed, sessions, episodes, strategy, output,
-                       html_out, store)
+        _eval_learning(
+            scenario, variant=variant or [], all_variants=all_variants, seed=seed, runs=runs,
+            attempts=attempts, policy=policy, workers=workers, llm=(llm_url, llm_model),
+            sessions=sessions, episodes=episodes, strategy=strategy, output=output,
+            html_out=html_out, store=store, no_store=no_store)
         return
+    for option, value in (("--sessions", sessions), ("--episodes", episodes),
+                          ("--strategy", strategy)):
+        if value is not None:
+            raise ConfigError(f"{option}: only with --learning", field=option)
+    runs = 30 if runs is None else runs
     from swarmlearn.eval import evaluate
     from swarmlearn.ops.report import eval_html
 
@@ -291,63 +302,115 @@ def eval_cmd(
         console.print(f"HTML report: {html_out}")
 
 
-def _eval_learning(scenario: str, variant: str, seed: int | None, sessions: int, episodes: int,
-                   strategy: str, output: Path | None, html_out: Path | None,
-                   store: str | None) -> None:
-    from swarmlearn.learn.loop import LearningRunConfig, run_learning
+def _eval_learning(
+    scenario: str, *, variant: list[str], all_variants: bool, seed: int | None,
+    runs: int | None, attempts: int, policy: str | None, workers: str | None,
+    llm: tuple[str | None, str | None], sessions: int | None, episodes: int | None,
+    strategy: str | None, output: Path | None, html_out: Path | None, store: str | None,
+    no_store: bool,
+) -> None:
+    """``eval --learning``: every option is checked (used or refused) before any work."""
+    from swarmlearn.learn.loop import LearningRunConfig, run_proof
+    from swarmlearn.learn.policies import STRATEGIES
     from swarmlearn.ops.report import learning_html
 
-    sc = load_scenario(scenario, variant="" if variant == "base" else variant)
-    cfg = LearningRunConfig(sessions=sessions, episodes=episodes, strategy=strategy,
-                            seed=LearningRunConfig().seed if seed is None else seed)
-    st = open_store(store)
+    refused = [
+        (len(variant) > 1 or all_variants, "--learning takes at most one --variant"),
+        (attempts != 1, "--attempts: not with --learning (each task is played once a side; "
+                        "repeat with -n/--runs)"),
+        (workers not in (None, "rule"), f"--workers: --learning needs rule workers, got "
+                                        f"{workers!r}"),
+        (any(llm), "--llm-url/--llm-model: not with --learning (it runs rule workers)"),
+        (store is not None and no_store, "--store and --no-store: choose one"),
+        (policy is not None and policy not in STRATEGIES,
+         f"--policy: --learning needs a learning strategy ({', '.join(STRATEGIES)}), "
+         f"got {policy!r}"),
+        (None not in (policy, strategy) and policy != strategy,
+         f"--policy {policy} and --strategy {strategy}: they name the same thing, choose one"),
+    ]
+    for bad, message in refused:
+        if bad:
+            raise ConfigError(message)
+    for option, count in (("-n/--runs", runs), ("--sessions", sessions),
+                          ("--episodes", episodes)):
+        _at_least(option, count)
+    name = variant[0] if variant else ""
+    sc = load_scenario(scenario, variant="" if name == "base" else name)
+    defaults = LearningRunConfig()
+    n_sessions = defaults.sessions if sessions is None else sessions
+    cfg = LearningRunConfig(
+        sessions=n_sessions, episodes=defaults.episodes if episodes is None else episodes,
+        strategy=policy or strategy or defaults.strategy, last=min(defaults.last, n_sessions),
+        seed=defaults.seed if seed is None else seed, runs=defaults.runs if runs is None else runs)
+    st = None if no_store else open_store(store)
     with _progress() as progress:
-        task = progress.add_task(f"learning {escape(sc.label)}", total=2 * sessions, rate="–")
+        task = progress.add_task(f"learning {escape(sc.label)}",
+                                 total=2 * cfg.sessions * cfg.runs, rate="–")
 
-        def tick(mode: str, i: int, point: Any) -> None:
-            progress.update(task, advance=1, description=f"learning {mode} {escape(sc.label)}",
-                            rate=f"{point.success_rate:.0%}")
+        def tick(run: int, mode: str, i: int, point: Any) -> None:
+            progress.update(task, advance=1, rate=f"{point.success_rate:.0%}",
+                            description=f"learning run {run + 1}/{cfg.runs} {mode} "
+                                        f"{escape(sc.label)}")
 
-        report = run_learning(sc, st, cfg, progress=tick)
-    _print_learning(report)
+        proof = run_proof(sc, st, cfg, progress=tick)
+    _print_learning(proof)
     if output:
-        output.write_text(json.dumps(report.to_dict(), indent=2, default=str), encoding="utf-8")
+        _write(output, json.dumps(proof.to_dict(), indent=2, default=str), "-o/--output")
         console.print(f"JSON report: {output}")
     if html_out:
-        learning_html(report).write(html_out)
+        _write(html_out, learning_html(proof).render(), "--html")
         console.print(f"HTML report: {html_out}")
 
 
 def _print_learning(report: Any) -> None:
-    cfg = report.config
-    final = report.final()
-    table = Table(title=f"learning on vs off, last {cfg.last} sessions of "
-                        f"{escape(report.scenario)}",
+    """Per-run figures, intervals over the runs and the verdict (a LearningReport: one run)."""
+    from swarmlearn.learn.loop import LearningProof, LearningReport, Verdict
+
+    proof = (LearningProof(report.scenario, report.config, [report])
+             if isinstance(report, LearningReport) else report)
+    cfg, summary = proof.config, proof.summary()
+    last = min(cfg.last, cfg.sessions)
+    table = Table(title=f"learning on vs off, {escape(proof.scenario)}: {len(proof.runs)} "
+                        f"independent run(s), last {last} sessions × {cfg.episodes} tasks a side",
                   title_justify="left")
-    for col in ("", "episodes", "success (95% CI)", "actions per solved task (95% CI)",
-                "actions to solve, solved only (95% CI)"):
-        table.add_column(col)
-    for name in ("on", "off"):
-        f = final[name]
-        table.add_row(f"learning {name}", str(f["episodes"]),
-                      f"{f['success_rate']:.0%} ({f['success_ci'][0]:.0%}–"
-                      f"{f['success_ci'][1]:.0%})", _mean_ci(f, "actions_per_solve"),
-                      _mean_ci(f, "actions_to_solve"))
+    for col in ("run", "task seeds", "worker seed", "success on", "off",
+                "actions per solved task on", "off", "solved only on", "off",
+                "fewer actions on, tasks both solved"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for f in proof.figures():
+        table.add_row(str(f.run + 1), f"{f.first_seed}–{f.first_seed + cfg.block - 1}",
+                      str(f.worker_seed), f"{f.on.success_rate:.0%}", f"{f.off.success_rate:.0%}",
+                      f"{f.on.actions_per_solve:.1f}", f"{f.off.actions_per_solve:.1f}",
+                      f"{f.on.actions_to_solve:.1f}", f"{f.off.actions_to_solve:.1f}",
+                      f"{f.fewer_actions_on:.1f} ({f.paired_tasks} tasks)")
     console.print(table)
-    verdict = ("[green]clearly better[/]" if final["clearly_better"]
-               else "[yellow]not clearly better[/]")
-    pair = final["paired"]
-    console.print(f"on the {pair['tasks']} tasks both solved, learning on took "
-                  f"{pair['fewer_actions_on']:.1f} fewer actions ({pair['ci'][0]:.1f} to "
-                  f"{pair['ci'][1]:.1f}, paired 95% CI)")
-    console.print(f"learning on is {verdict} than off (non-overlapping 95% intervals of success "
-                  f"and of actions per solved task; solved-only actions also clearly fewer: "
-                  f"{'yes' if final['solved_only_clearly_fewer'] else 'no'})")
+    s = summary
+    table = Table(title=f"over the {s.runs} run(s): mean (95% t interval over the runs)",
+                  title_justify="left")
+    for col in ("", "learning on", "learning off", "difference per run"):
+        table.add_column(col, justify="left" if not col else "right")
+    table.add_row("success", _mean_ci(s.success_on, pct=True), _mean_ci(s.success_off, pct=True),
+                  "on - off " + _mean_ci(s.success_gain, pct=True))
+    table.add_row("actions per solved task", _mean_ci(s.actions_per_solve_on),
+                  _mean_ci(s.actions_per_solve_off), "off - on " + _mean_ci(s.actions_saved))
+    table.add_row("actions to solve, solved only", _mean_ci(s.actions_to_solve_on),
+                  _mean_ci(s.actions_to_solve_off), "")
+    table.add_row(f"tasks both solved ({s.paired_tasks})", "", "",
+                  "off - on " + _mean_ci(s.paired))
+    console.print(table)
+    color = {"clearly better": "green", "clearly worse": "red"}.get(str(s.verdict), "yellow")
+    said = ("no verdict on learning on vs off" if s.verdict is Verdict.NO_VERDICT
+            else f"learning on is [{color}]{s.verdict}[/] than off")
+    console.print(f"{said}: {s.reason} (rule: both per-run differences, success and actions "
+                  "per solved task, wholly above 0; docs/learning.md)")
 
 
-def _mean_ci(f: dict[str, Any], key: str) -> str:
-    lo, hi = f[f"{key}_ci"]
-    return f"{f[key]:.1f} ({lo:.1f}–{hi:.1f})"
+def _mean_ci(iv: Any, *, pct: bool = False) -> str:
+    k, fmt = (100.0, ".0f") if pct else (1.0, ".1f")
+    unit = "%" if pct else ""
+    if iv.n < 2:
+        return f"{k * iv.mean:{fmt}}{unit}"
+    return f"{k * iv.mean:{fmt}}{unit} ({k * iv.low:{fmt}} to {k * iv.high:{fmt}})"
 
 
 def _print_eval(report: Any) -> None:

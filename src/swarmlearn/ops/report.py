@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from swarmlearn.eval import EvalReport
-    from swarmlearn.learn.loop import LearningReport
+    from swarmlearn.learn.loop import Interval, LearningProof, LearningReport
 
 __all__ = ["HtmlReport", "eval_html", "learning_html", "new_figure"]
 
@@ -194,79 +194,117 @@ def eval_html(report: EvalReport) -> HtmlReport:
     return page
 
 
-def _curve(points: Sequence[Any]) -> tuple[list[float], list[float], list[float]]:
-    from swarmlearn._stats import wilson
+def learning_html(report: LearningReport | LearningProof) -> HtmlReport:
+    """Learning curves over the runs, each run's figures, the intervals over the runs, the
+    verdict and the offline model (a LearningReport is shown as a proof of one run)."""
+    from swarmlearn.learn.loop import LearningProof
 
-    rate = [p.success_rate for p in points]
-    ci = [wilson(p.successes, p.episodes) for p in points]
-    return rate, [c[0] for c in ci], [c[1] for c in ci]
+    proof = report if isinstance(report, LearningProof) else \
+        LearningProof(report.scenario, report.config, [report])
+    cfg, s = proof.config, proof.summary()
+    page = HtmlReport(f"Learning — {proof.scenario}")
+    page.text(f"{len(proof.runs)} independent run(s), each {cfg.sessions} sessions × "
+              f"{cfg.episodes} tasks a side, strategy {cfg.strategy}. Run r plays the task seeds "
+              f"from {cfg.seed} + r·{cfg.block} with worker seed "
+              f"{proof.runs[0].worker_seed - proof.runs[0].run} + r; both sides of a run play "
+              "the same tasks with the same worker seed "
+              f"({sum(r.wall_seconds for r in proof.runs):.1f} s).")
+    page.figure(_learning_curves(proof), "Learning curves: thin lines are the runs, thick lines "
+                "their mean (success) or pooled ratio (actions per solved task = all actions "
+                "spent ÷ tasks solved; a session without a solve has no point).")
+    page.heading(f"Over the {s.runs} run(s) (last {min(cfg.last, cfg.sessions)} sessions of "
+                 "each)")
+    page.table(["", "learning on", "95% CI", "learning off", "95% CI", "difference per run",
+                "95% CI"], [
+        _summary_row("success", s.success_on, s.success_off, s.success_gain, "on - off",
+                     s.runs, pct=True),
+        _summary_row("actions per solved task", s.actions_per_solve_on, s.actions_per_solve_off,
+                     s.actions_saved, "off - on", s.runs),
+        _summary_row("actions to solve (solved only)", s.actions_to_solve_on,
+                     s.actions_to_solve_off, None, "", s.runs),
+        _summary_row(f"tasks both solved ({s.paired_tasks})", None, None, s.paired, "off - on",
+                     s.runs),
+    ])
+    said = ("No verdict on learning on vs off" if s.verdict == "no verdict"
+            else f"Learning on is {s.verdict} than off")
+    page.text(f"{said}: {s.reason}. Rule (docs/learning.md): "
+              "clearly better when the 95% t intervals over the runs of the per-run success "
+              "difference (on - off) and of the per-run reduction in actions per solved task "
+              "(off - on) both lie wholly above 0. The paired difference on tasks both sides "
+              "solved is reported, not judged.")
+    page.heading("Each run")
+    page.table(["run", "task seeds", "worker seed", "success on", "off",
+                "actions per solved task on", "off", "solved only on", "off",
+                "fewer actions on, tasks both solved", "tasks"],
+               [[f.run + 1, f"{f.first_seed}–{f.first_seed + cfg.block - 1}", f.worker_seed,
+                 _pct(f.on.success_rate), _pct(f.off.success_rate), f.on.actions_per_solve,
+                 f.off.actions_per_solve, f.on.actions_to_solve, f.off.actions_to_solve,
+                 f.fewer_actions_on, f.paired_tasks] for f in proof.figures()])
+    if proof.runs[0].model is not None:
+        _model_tables(page, proof.runs[0].model)
+    return page
 
 
-def learning_html(report: LearningReport) -> HtmlReport:
-    """Learning curves (on vs off), the final comparison, and the offline model."""
-    from swarmlearn._stats import ratio_ci
+def _summary_row(label: str, on: Interval | None, off: Interval | None, diff: Interval | None,
+                 sign: str, runs: int, *, pct: bool = False) -> list[Any]:
+    """A row of the over-the-runs table: mean and interval of each side and of the difference."""
+    def cells(iv: Interval | None, prefix: str = "") -> list[Any]:
+        if iv is None:
+            return ["", ""]
+        mean = _pct(iv.mean) if pct else _fmt(iv.mean)
+        return [f"{prefix} {mean}".strip(), _ci(iv, runs, pct=pct)]
 
-    cfg = report.config
-    page = HtmlReport(f"Learning — {report.scenario}")
-    page.text(f"{cfg.sessions} sessions × {cfg.episodes} tasks, strategy {cfg.strategy}, task "
-              f"seeds from {cfg.seed}; the same tasks with learning on and off "
-              f"({report.wall_seconds:.1f} s).")
+    return [label, *cells(on), *cells(off), *cells(diff, sign)]
+
+
+def _pct(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.0%}"
+
+
+def _ci(iv: Interval, runs: int, *, pct: bool = False) -> str:
+    """``low – high``, and how many runs had the figure when some had none."""
+    text = "–" if math.isnan(iv.low) else (
+        f"{iv.low:.0%} – {iv.high:.0%}" if pct else f"{iv.low:.1f} – {iv.high:.1f}")
+    return text + (f" ({iv.n} of {runs} runs)" if iv.n < runs else "")
+
+
+def _learning_curves(proof: LearningProof) -> Figure:
     fig = new_figure(10, 3.6)
     ax1, ax2 = fig.subplots(1, 2)
     colors = {"on": "#4c78a8", "off": "#e45756"}
-    for name, points in (("on", report.on), ("off", report.off)):
-        xs = [p.index + 1 for p in points]
-        rate, lo, hi = _curve(points)
-        ax1.plot(xs, rate, marker="o", ms=3, color=colors[name], label=f"learning {name}")
-        ax1.fill_between(xs, lo, hi, color=colors[name], alpha=0.15)
-        aps = [ratio_ci([float(a) for a in p.actions], [float(s) for s in p.solved])
-               for p in points]
-        ax2.plot(xs, [r[0] for r in aps], marker="o", ms=3, color=colors[name],
-                 label=f"learning {name}")
-        ax2.fill_between(xs, [r[1] for r in aps], [r[2] for r in aps], color=colors[name],
-                         alpha=0.15)
+    xs = [i + 1 for i in range(proof.config.sessions)]
+    for name in ("on", "off"):
+        sides = [run.on if name == "on" else run.off for run in proof.runs]
+        for points in sides:
+            ax1.plot(xs, [p.success_rate for p in points], color=colors[name], alpha=0.3, lw=0.8)
+            ax2.plot(xs, [sum(p.actions) / p.successes if p.successes else math.nan
+                          for p in points], color=colors[name], alpha=0.3, lw=0.8)
+        by_session = list(zip(*sides, strict=True))
+        ax1.plot(xs, [sum(p.success_rate for p in col) / len(col) for col in by_session],
+                 marker="o", ms=3, color=colors[name], label=f"learning {name}")
+        pooled = [(sum(sum(p.actions) for p in col), sum(p.successes for p in col))
+                  for col in by_session]
+        ax2.plot(xs, [a / k if k else math.nan for a, k in pooled], marker="o", ms=3,
+                 color=colors[name], label=f"learning {name}")
     ax1.set_ylim(-0.02, 1.02)
-    ax1.set_title("success rate per session (95% Wilson band)")
-    ax2.set_title("actions per solved task per session (95% band)")
+    ax1.set_title("success rate per session")
+    ax2.set_title("actions per solved task per session")
     for ax in (ax1, ax2):
         ax.set_xlabel("session")
         ax.legend(fontsize=8)
-    page.figure(fig, "Learning curves: each point is one session; bands are 95% intervals. "
-                "Actions per solved task = all actions spent ÷ tasks solved.")
-    final = report.final()
-    page.heading(f"Last {cfg.last} sessions")
-    rows = []
-    for name in ("on", "off"):
-        f = final[name]
-        rows.append([f"learning {name}", f["episodes"], f"{f['success_rate']:.1%}",
-                     f"{f['success_ci'][0]:.1%} – {f['success_ci'][1]:.1%}",
-                     f["actions_per_solve"],
-                     f"{f['actions_per_solve_ci'][0]:.1f} – {f['actions_per_solve_ci'][1]:.1f}",
-                     f["actions_to_solve"],
-                     f"{f['actions_to_solve_ci'][0]:.1f} – {f['actions_to_solve_ci'][1]:.1f}"])
-    page.table(["", "episodes", "success", "95% CI", "actions per solved task", "95% CI",
-                "actions to solve (solved only)", "95% CI"], rows)
-    verdict = "clearly better" if final["clearly_better"] else "not clearly better"
-    page.text(f"Learning on is {verdict} than off (non-overlapping 95% intervals for success "
-              f"rate: {final['success_clearly_better']}; for actions per solved task: "
-              f"{final['actions_clearly_fewer']}; for actions to solve, solved tasks only: "
-              f"{final['solved_only_clearly_fewer']}). The solved-only mean is not comparable "
-              "when the two sides fail different tasks, so the verdict uses actions per solved "
-              f"task. On the {final['paired']['tasks']} tasks both sides solved, learning on "
-              f"took {final['paired']['fewer_actions_on']:.1f} fewer actions (paired 95% CI "
-              f"{final['paired']['ci'][0]:.1f} to {final['paired']['ci'][1]:.1f}).")
-    if report.model is not None:
-        m = report.model
-        page.heading("Offline model (last analysis)")
-        page.table(["parameter", "value"], [[k, v] for k, v in sorted(m.params.items())]
-                   + [["strategy", m.strategy], ["action order", " → ".join(m.action_order[:8])]])
-        deps = [[b, ", ".join(a)] for b, a in sorted(m.dependencies.items())]
-        deps += [[b, " | ".join("any of " + "/".join(g) for g in gs)]
-                 for b, gs in sorted(m.any_of.items())]
-        if deps:
-            page.table(["action", "learned prerequisites"], deps)
-        if m.paths:
-            page.table(["recommended path", "support", "success rate"],
-                       [[" → ".join(p["path"]), p["support"], p["success_rate"]]
-                        for p in m.paths[:8]])
-    return page
+    return fig
+
+
+def _model_tables(page: HtmlReport, m: Any) -> None:
+    page.heading("Offline model (run 1, last analysis)")
+    page.table(["parameter", "value"], [[k, v] for k, v in sorted(m.params.items())]
+               + [["strategy", m.strategy], ["action order", " → ".join(m.action_order[:8])]])
+    deps = [[b, ", ".join(a)] for b, a in sorted(m.dependencies.items())]
+    deps += [[b, " | ".join("any of " + "/".join(g) for g in gs)]
+             for b, gs in sorted(m.any_of.items())]
+    if deps:
+        page.table(["action", "learned prerequisites"], deps)
+    if m.paths:
+        page.table(["recommended path", "support", "success rate"],
+                   [[" → ".join(p["path"]), p["support"], p["success_rate"]]
+                    for p in m.paths[:8]])
