@@ -1,6 +1,9 @@
-"""The hand-written MLP forward/backward against torch.autograd."""
+"""The hand-written MLP forward/backward against torch.autograd (only that test needs torch)."""
 
 from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -8,10 +11,8 @@ import pytest
 from swarmlearn.errors import ConfigError
 from swarmlearn.rl import MLPQNet, MLPSpec
 
-torch = pytest.importorskip("torch")
 
-
-def _torch_q(net: MLPQNet, obs: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _torch_q(torch: ModuleType, net: MLPQNet, obs: np.ndarray) -> tuple[Any, list[Any]]:
     params = [
         (torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=True))
         for w, b in net.layers
@@ -29,13 +30,15 @@ def _torch_q(net: MLPQNet, obs: np.ndarray) -> tuple[torch.Tensor, list[torch.Te
 
 @pytest.mark.parametrize("dueling", [False, True])
 @pytest.mark.parametrize("hidden", [(16,), (32, 24)])
-def test_forward_and_gradients_match_autograd(dueling: bool, hidden: tuple[int, ...]) -> None:
+def test_forward_and_gradients_match_autograd(
+    torch: ModuleType, dueling: bool, hidden: tuple[int, ...]
+) -> None:
     rng = np.random.default_rng(0)
     spec = MLPSpec(obs_dim=5, hidden=hidden, n_actions=3, dueling=dueling)
     net = MLPQNet(spec, rng, max_rows=16)
     obs = rng.normal(size=(16, 5)).astype(np.float32)
     q = net.forward_train(obs)
-    q_ref, params = _torch_q(net, obs)
+    q_ref, params = _torch_q(torch, net, obs)
     np.testing.assert_allclose(q, q_ref.detach().numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(net.q_values(obs), q, rtol=1e-6, atol=1e-6)
     # loss over the first 10 rows only (as for Double DQN, where the rest are next observations)
