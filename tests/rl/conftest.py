@@ -23,3 +23,9 @@ def sb3() -> ModuleType:
     pytest.importorskip("torch")
     pytest.importorskip("gymnasium")
     return pytest.importorskip("stable_baselines3")
+
+
+@pytest.fixture(scope="session")
+def gym() -> ModuleType:
+    """gymnasium (the rl extra): for tests that make or step gymnasium environments."""
+    return pytest.importorskip("gymnasium")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any, NamedTuple
+
 import numpy as np
 import pytest
 
@@ -62,17 +65,38 @@ def test_tiny_training_lowers_the_loss_and_changes_the_parameters(variant: dict)
     assert agent.metrics()["loss"] > 0
 
 
-def test_counting_follows_sb3() -> None:
-    """Train every train_freq steps once past learning_starts; target synced every interval."""
-    config = DQNConfig(
-        hidden=(8,),
-        batch_size=4,
-        learning_starts=10,
-        train_freq=4,
-        gradient_steps=2,
-        target_update_interval=6,
-    )
-    agent = DQN(config, obs_dim=1, n_actions=2, total_steps=100)
+COUNTING: dict[str, Any] = {
+    "learning_starts": 12,
+    "train_freq": 4,
+    "gradient_steps": 2,
+    "target_update_interval": 6,
+    "batch_size": 4,
+    "exploration_fraction": 0.5,
+    "exploration_final_eps": 0.05,
+}
+COUNTING_STEPS = 40
+
+
+class Counts(NamedTuple):
+    trained: list[tuple[int, int]]
+    """(environment step, gradient steps) of every training phase."""
+    synced: list[int]
+    """Environment steps at which the target network was updated."""
+    epsilon: list[float]
+    """Exploration rate after each environment step (used for the next action)."""
+
+
+def _our_counts() -> Counts:
+    config = DQNConfig(hidden=(8,), n_step=1, **COUNTING)
+    agent = DQN(config, obs_dim=1, n_actions=2, total_steps=COUNTING_STEPS)
+    counts = Counts([], [], [])
+    update_target = agent._update_target
+
+    def recording_update() -> None:
+        counts.synced.append(agent.steps)
+        update_target()
+
+    agent._update_target = recording_update  # type: ignore[method-assign]
     step = Experience(
         np.zeros((1, 1), np.float32),
         np.array([0]),
@@ -81,16 +105,61 @@ def test_counting_follows_sb3() -> None:
         np.array([False]),
         np.array([False]),
     )
-    synced_at = []
-    for t in range(1, 25):
-        target_before = agent.target_params.copy()
+    for _ in range(COUNTING_STEPS):
+        before = agent.n_updates
         agent.observe(step)
-        if not np.array_equal(target_before, agent.target_params):
-            synced_at.append(t)
-    # trains at 12, 16, 20, 24 (multiples of 4 beyond 10): 4 phases x 2 steps
-    assert agent.n_updates == 8
-    # the target only moves once the online network has (first training at 12)
-    assert synced_at == [18, 24]
+        if agent.n_updates > before:
+            counts.trained.append((agent.steps, agent.n_updates - before))
+        counts.epsilon.append(agent.epsilon)
+    return counts
+
+
+def _sb3_counts(sb3: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Counts:
+    import gymnasium as gym
+    from stable_baselines3.dqn import dqn as sb3_dqn
+
+    counts = Counts([], [], [])
+    models: list[Any] = []
+    polyak_update = sb3_dqn.polyak_update
+
+    def recording_polyak(params: Any, target_params: Any, tau: float) -> None:
+        step = models[0].num_timesteps  # called twice per sync (weights, batch-norm stats)
+        if not counts.synced or counts.synced[-1] != step:
+            counts.synced.append(step)
+        polyak_update(params, target_params, tau)
+
+    class Recording(sb3.DQN):  # type: ignore[misc]
+        def _on_step(self) -> None:
+            super()._on_step()
+            counts.epsilon.append(self.exploration_rate)
+
+        def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+            counts.trained.append((self.num_timesteps, gradient_steps))
+            super().train(gradient_steps, batch_size)
+
+    monkeypatch.setattr(sb3_dqn, "polyak_update", recording_polyak)
+    model = Recording(
+        "MlpPolicy",
+        gym.make("CartPole-v1"),
+        policy_kwargs={"net_arch": [8]},
+        seed=0,
+        device="cpu",
+        **COUNTING,
+    )
+    models.append(model)
+    model.learn(COUNTING_STEPS)
+    return counts
+
+
+def test_counting_follows_sb3(sb3: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training phases, target syncs and epsilon per step are SB3's DQN's, step for step."""
+    ours, theirs = _our_counts(), _sb3_counts(sb3, monkeypatch)
+    assert ours.trained == theirs.trained
+    assert ours.synced == theirs.synced
+    np.testing.assert_allclose(ours.epsilon, theirs.epsilon, rtol=1e-12, atol=1e-12)
+    # spelled out: train every 4 steps once past 12 (not at 12), sync every 6
+    assert ours.trained == [(t, 2) for t in range(16, 41, 4)]
+    assert ours.synced == list(range(6, 41, 6))
 
 
 def test_actions_are_random_before_learning_starts_then_epsilon_greedy() -> None:

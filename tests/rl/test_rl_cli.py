@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from swarmlearn.errors import ConfigError
 from swarmlearn.rl import RunDir, rl_app
 
-pytest.importorskip("gymnasium")
+needs_gym = pytest.mark.usefixtures("gym")
 
 SMALL = {
     "eval_every": 500,
@@ -27,6 +27,7 @@ def _only_run(root: Path) -> Path:
     return runs[0]
 
 
+@needs_gym
 def test_train_eval_resume(tmp_path: Path) -> None:
     config = tmp_path / "small.json"
     config.write_text(json.dumps(SMALL))
@@ -59,6 +60,7 @@ def test_train_eval_resume(tmp_path: Path) -> None:
     assert RunDir.open(run).metadata.steps == 1500
 
 
+@needs_gym
 def test_toml_config_and_bad_fields(tmp_path: Path) -> None:
     good = tmp_path / "c.toml"
     good.write_text("eval_every = 0\n[dqn]\nhidden = [8]\nlearning_starts = 50\n")
@@ -110,6 +112,7 @@ def test_first_ctrl_c_asks_to_stop_the_second_aborts() -> None:
     assert signal.getsignal(signal.SIGINT) is before
 
 
+@needs_gym
 def test_unknown_env_is_a_config_error_and_leaves_no_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         rl_app, ["train", "NoSuchEnv-v0", "--steps", "10", "--runs-dir", str(tmp_path / "r")]

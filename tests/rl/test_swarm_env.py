@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 import pytest
 
@@ -19,12 +21,13 @@ from swarmlearn.rl import (
 )
 from swarmlearn.rl._swarm_codec import target_slots
 
-gym = pytest.importorskip("gymnasium")
-from gymnasium.utils.env_checker import check_env  # noqa: E402
+needs_gym = pytest.mark.usefixtures("gym")
 
 
 @pytest.mark.parametrize("kind", sorted(ENV_KINDS))
-def test_every_kind_passes_gymnasiums_env_checker(kind: str) -> None:
+def test_every_kind_passes_gymnasiums_env_checker(gym: ModuleType, kind: str) -> None:
+    from gymnasium.utils.env_checker import check_env
+
     env = make_env(swarm_env_id(kind), max_steps=20)
     check_env(env.unwrapped, skip_render_check=True)
     obs, info = env.reset(seed=3)
@@ -59,6 +62,7 @@ def test_layout_index_of_unknown_things_is_none() -> None:
         layout.action(3, {})
 
 
+@needs_gym
 def test_return_is_the_swarm_outcome_value() -> None:
     """Rewards are differences of the outcome value, so an episode sums to its final score."""
     env = make_env(swarm_env_id("troubleshooting"), max_steps=200)
@@ -76,6 +80,7 @@ def test_return_is_the_swarm_outcome_value() -> None:
         assert total == pytest.approx(value, abs=1e-9)
 
 
+@needs_gym
 def test_running_out_of_steps_truncates_and_penalties_apply() -> None:
     env = make_env(
         swarm_env_id("troubleshooting"),
@@ -97,6 +102,7 @@ def test_running_out_of_steps_truncates_and_penalties_apply() -> None:
     assert info["outcome"]["kind"] == "timeout"
 
 
+@needs_gym
 def test_env_pool_tracks_masks_for_the_agent() -> None:
     pool = EnvPool.make(swarm_env_id("maze"), 2, seed=1)
     pool.reset()
