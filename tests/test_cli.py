@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -293,3 +294,53 @@ def test_validate_rejects_what_run_rejects_with_the_same_line(
     assert line.startswith(f"error: {bad}:4: workers.policy: unknown policy 'bogus'")
     code, _, err = _cli(monkeypatch, capsys, "run", str(bad))
     assert code == 3 and _one_line(err) == line
+
+
+# -- tables ---------------------------------------------------------------------------------
+BUILTIN = ["code_exploration", "internal_diagnosis", "maze", "search", "troubleshooting"]
+
+
+def test_piped_tables_are_written_in_full(
+    store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # a pipe is not an 80-column terminal
+    code, out, _ = _cli(monkeypatch, capsys, "eval", "troubleshooting", "-n", "3",
+                        "--all-variants")
+    assert code == 0 and "…" not in out
+    header = next(line for line in out.splitlines() if line.startswith("variant"))
+    assert header.split() == ["variant", "runs", "success", "(95%", "CI)", "actions", "(95%",
+                              "CI)", "actions", "to", "solve", "ticks", "score", "invalid"]
+    assert all(re.search(rf"^{v}\s+3×1\s+\d+% \(\d+%–\d+%\)", out, re.M)
+               for v in ("base", "hard", "strict", "heldout", "solo"))
+    code, out, _ = _cli(monkeypatch, capsys, "sessions")
+    assert code == 0 and "…" not in out and out.count("troubleshooting[heldout]") == 1
+    code, out, _ = _cli(monkeypatch, capsys, "scenarios", "list")
+    assert code == 0 and "…" not in out
+    assert [line.split()[0] for line in out.splitlines()[3:]] == BUILTIN
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_narrow_terminals_never_cut_a_name(
+    store: str, width: int, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    import swarmlearn.cli as cli
+
+    _cli(monkeypatch, capsys, "eval", "troubleshooting", "-n", "2", "--variant", "heldout")
+    shown = {}
+    for args in (["scenarios", "list"], ["sessions"], ["sessions", "--show", "1"]):
+        screen = io.StringIO()
+        monkeypatch.setattr(cli, "console", Console(file=screen, width=width))
+        assert _cli(monkeypatch, capsys, *args)[0] == 0
+        shown[args[-1]] = screen.getvalue()
+        assert "…" not in shown[args[-1]]
+        if width == 80:  # the table fits; a title naming a long path may run longer
+            assert max(len(line) for line in shown[args[-1]].splitlines()[1:]) <= 80
+    names = [line.split()[0] for line in shown["list"].splitlines()[3:] if line[:1].isalpha()]
+    assert names == BUILTIN
+    assert re.search(r"^ 1  troubleshooting  eval\s+eval-\d+\s+completed", shown["sessions"], re.M)
+    assert re.search(r"^    \[heldout\]", shown["sessions"], re.M)  # under its scenario

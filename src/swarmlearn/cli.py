@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +29,7 @@ from swarmlearn.core.scenario import Scenario, WorkerKind, check_workers, load_s
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
+from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.rl._cli import rl_app
 from swarmlearn.serving._cli import serve_app
 from swarmlearn.store import EventQuery, SqlStore, open_store
@@ -53,8 +54,8 @@ app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(rl_app, name="rl")
 app.add_typer(serve_app, name="serve")
 
-console = Console()
-err_console = Console(stderr=True)
+console = terminal_console()
+err_console = terminal_console(stderr=True)
 
 StoreOpt = Annotated[
     str | None,
@@ -413,53 +414,52 @@ def _mean_ci(iv: Any, *, pct: bool = False) -> str:
     return f"{k * iv.mean:{fmt}}{unit} ({k * iv.low:{fmt}} to {k * iv.high:{fmt}})"
 
 
+def _num(x: float, fmt: str = ".1f") -> str:
+    return "–" if math.isnan(x) else f"{x:{fmt}}"
+
+
 def _print_eval(report: Any) -> None:
-    table = Table(title=f"evaluation of {report.scenario}", title_justify="left")
-    for col in (
-        "variant",
-        "runs",
-        "success (95% CI)",
-        "pass@k",
-        "actions (95% CI)",
-        "actions to solve",
-        "ticks",
-        "score",
-        "invalid",
-    ):
-        table.add_column(col, justify="left" if col == "variant" else "right")
+    attempts = any(v.attempts > 1 for v in report.variants)  # pass@k only where it was measured
+    headers = ["variant", "runs", "success (95% CI)", *(["pass@k"] if attempts else []),
+               "actions (95% CI)", "actions to solve", "ticks", "score", "invalid"]
+    rows = []
     for v in report.variants:
         a = v.actions
-        passk = " ".join(f"@{k} {p:.0%}" for k, p in v.pass_at.items())
-        table.add_row(
+        rows.append([
             v.variant or "base",
             f"{v.runs}×{v.attempts}",
             f"{v.success_rate:.0%} ({v.success_ci[0]:.0%}–{v.success_ci[1]:.0%})",
-            passk,
-            f"{a.mean:.1f} ({a.ci_low:.1f}–{a.ci_high:.1f})",
-            f"{v.actions_to_solve.mean:.1f}",
-            f"{v.ticks.mean:.1f}",
-            f"{v.score.mean:.2f}",
+            *([" ".join(f"@{k} {p:.0%}" for k, p in v.pass_at.items())] if attempts else []),
+            f"{_num(a.mean)} ({_num(a.ci_low)}–{_num(a.ci_high)})",
+            _num(v.actions_to_solve.mean),
+            _num(v.ticks.mean),
+            _num(v.score.mean, ".2f"),
             f"{v.extras.get('invalid_action_rate', 0.0):.1%}",
-        )
-    console.print(table)
+        ])
+    print_rows(console, f"evaluation of {report.scenario}", headers, rows,
+               keep={"variant", "runs", "actions to solve", "ticks", "score", "invalid"},
+               right=set(headers) - {"variant"})
     llm = [v for v in report.variants if v.extras.get("llm_calls")]
     if llm:
-        t = Table(title="LLM workers", title_justify="left")
-        for col in ("variant", "valid actions", "calls", "s/call", "prompt tok/call",
-                    "completion tok/call", "completion tok/s", "replies valid/repaired/"
-                    "lenient/rejected", "backend errors"):
-            t.add_column(col, justify="left" if col == "variant" else "right")
-        for v in llm:
-            x = v.extras
-            replies = "/".join(str(int(x.get(f"llm_{k}", 0))) for k in
-                               ("valid", "repaired", "lenient", "rejected"))
-            t.add_row(v.variant or "base", f"{x['valid_action_rate']:.1%}",
-                      str(int(x["llm_calls"])),
-                      f"{x['latency_per_call']:.2f}", f"{x['prompt_tokens_per_call']:.0f}",
-                      f"{x['completion_tokens_per_call']:.1f}",
-                      f"{x.get('completion_tokens_per_s', 0.0):.1f}", replies,
-                      str(int(x.get("llm_failed", 0))))
-        console.print(t)
+        _print_llm(llm)
+
+
+def _print_llm(variants: list[Any]) -> None:
+    headers = ["variant", "valid actions", "calls", "s/call", "prompt tok/call",
+               "completion tok/call", "completion tok/s",
+               "replies valid/repaired/lenient/rejected", "backend errors"]
+    rows = []
+    for v in variants:
+        x = v.extras
+        replies = "/".join(str(int(x.get(f"llm_{k}", 0))) for k in
+                           ("valid", "repaired", "lenient", "rejected"))
+        rows.append([v.variant or "base", f"{x['valid_action_rate']:.1%}",
+                     str(int(x["llm_calls"])), f"{x['latency_per_call']:.2f}",
+                     f"{x['prompt_tokens_per_call']:.0f}", f"{x['completion_tokens_per_call']:.1f}",
+                     f"{x.get('completion_tokens_per_s', 0.0):.1f}", replies,
+                     str(int(x.get("llm_failed", 0)))])
+    print_rows(console, "LLM workers", headers, rows, keep=set(headers),
+               right=set(headers) - {"variant"})
 
 
 # -- demo ---------------------------------------------------------------------------------
@@ -631,44 +631,34 @@ def sessions(
     if not found:
         console.print(f"no sessions yet in {st.url}" + (f" of {scenario}" if scenario else ""))
         return
-    table = Table(title=f"sessions in {st.url}", title_justify="left")
-    for col in ("id", "scenario", "kind", "group", "status", "started", "episodes", "success"):
-        table.add_column(col)
-    for s in found:
-        summ = s.summary
-        table.add_row(
-            str(s.id),
-            s.scenario + (f"[{s.variant}]" if s.variant else ""),
-            s.kind,
-            s.group,
-            s.status,
-            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.started)),
-            str(summ.get("episodes", "–")),
-            f"{summ['success_rate']:.0%}" if "success_rate" in summ else "–",
-        )
-    console.print(table)
+    rows = [[str(s.id), s.scenario + (f"[{s.variant}]" if s.variant else ""), s.kind, s.group,
+             s.status, _when(s.started), str(s.summary.get("episodes", "–")),
+             f"{s.summary['success_rate']:.0%}" if "success_rate" in s.summary else "–"]
+            for s in found]
+    narrow = [[r[0], r[1].replace("[", "\n[", 1), *r[2:]] for r in rows]  # variant below
+    headers = ["id", "scenario", "kind", "group", "status", "started", "tasks", "success"]
+    print_rows(console, f"sessions in {st.url}", headers, rows, keep=set(headers) - {"started"},
+               right={"id", "tasks", "success"}, narrow_rows=narrow)
+
+
+def _when(t: float) -> str:
+    """ls-style: month, day and time this year, the date before that."""
+    when = time.localtime(t)
+    fmt = "%m-%d %H:%M" if when.tm_year == time.localtime().tm_year else "%Y-%m-%d"
+    return time.strftime(fmt, when)
 
 
 def _show_session(st: SqlStore, sid: int) -> None:
     s = st.session(sid)
     console.print(
         f"session {s.id}: {s.scenario} {s.variant} ({s.kind}, {s.status}) "
-        f"— {st.count_events(sid)} events"
+        f"— {st.count_events(sid)} events", markup=False, highlight=False,
     )
-    table = Table()
-    for col in ("episode", "seed", "outcome", "score", "ticks", "actions", "seconds"):
-        table.add_column(col, justify="right")
-    for e in st.episodes(session=sid):
-        table.add_row(
-            str(e.episode),
-            str(e.seed),
-            e.outcome.kind.value,
-            f"{e.outcome.value:.2f}",
-            str(e.ticks),
-            str(e.actions),
-            f"{e.duration:.3f}",
-        )
-    console.print(table)
+    headers = ["episode", "seed", "outcome", "score", "ticks", "actions", "seconds"]
+    rows = [[str(e.episode), str(e.seed), e.outcome.kind.value, f"{e.outcome.value:.2f}",
+             str(e.ticks), str(e.actions), f"{e.duration:.3f}"]
+            for e in st.episodes(session=sid)]
+    print_rows(console, None, headers, rows, keep=set(headers), right=set(headers))
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -678,19 +668,18 @@ def scenarios_list(
 ) -> None:
     """List built-in scenarios (or those in a folder) with their variants."""
     base = folder or Path(__file__).resolve().parent / "scenarios"
-    table = Table(title=f"scenarios in {base}", title_justify="left")
-    for col in ("name", "environment", "workers", "variants", "description"):
-        table.add_column(col)
-    for path in sorted(base.glob("*.toml")):
-        sc = load_scenario(path)
-        table.add_row(
-            sc.name,
-            sc.env_kind,
-            f"{sc.workers.count}× {sc.workers.kind.value}",
-            ", ".join(sc.variants) or "–",
-            sc.description,
-        )
-    console.print(table)
+    if not base.is_dir():
+        raise ConfigError(f"FOLDER: no such directory {str(base)!r}", field="FOLDER")
+    found = [load_scenario(path) for path in sorted(base.glob("*.toml"))]
+    if not found:
+        console.print(f"no scenario files (*.toml) in {base}", markup=False)
+        return
+    envs = any(sc.env_kind != sc.name for sc in found)  # the column only when it says more
+    headers = ["name", *(["environment"] if envs else []), "workers", "variants", "description"]
+    rows = [[sc.name, *([sc.env_kind] if envs else []), f"{sc.workers.count}× {sc.workers.kind}",
+             ", ".join(sc.variants) or "–", sc.description] for sc in found]
+    print_rows(console, f"scenarios in {base}", headers, rows,
+               keep={"name", "environment", "workers"})
 
 
 @scenarios_app.command("validate")

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from swarmlearn._config import check_range
 from swarmlearn.core.events import ActionEvent, EpisodeEnded
@@ -15,12 +13,13 @@ from swarmlearn.core.scenario import load_scenario
 from swarmlearn.errors import ConfigError
 from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel
 from swarmlearn.learn.stats import LearnedStats
+from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.store import EventQuery, SqlStore, Store, open_store
 
 __all__ = ["learn_app", "stats_from_store"]
 
 learn_app = typer.Typer(no_args_is_help=True, help="Offline learning across recorded sessions.")
-console = Console()
+console = terminal_console()
 
 
 def stats_from_store(store: Store, sessions: list[int]) -> LearnedStats:
@@ -75,10 +74,9 @@ def _show(model: OfflineModel, version: int) -> None:
     if search.get("trials"):
         console.print(f"parameter search ({search['method']}, {search['trials']} trials): "
                       f"{search['best_value']:.3f} vs defaults {search['default_value']:.3f}")
-    table = Table("parameter", "value")
-    for k, v in sorted(model.params.items()):
-        table.add_row(k, f"{v:.4g}")
-    console.print(table)
+    rows = [[k, f"{v:.4g}"] for k, v in sorted(model.params.items())]
+    print_rows(console, None, ["parameter", "value"], rows,
+               keep={"parameter", "value"}, right={"value"})
     console.print("action order: " + " → ".join(model.action_order))
     for b, pre in sorted(model.dependencies.items()):
         console.print(f"  {b} after {', '.join(pre)}")

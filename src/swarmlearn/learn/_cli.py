@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from swarmlearn._config import check_output_path, check_range
 from swarmlearn.core.scenario import load_scenario
@@ -26,6 +24,7 @@ from swarmlearn.learn.profile_store import ProfileStore
 from swarmlearn.learn.profiles import Phase, ProfileConfig, ProfileState, ScenarioProfile
 from swarmlearn.learn.registry import KeywordMatcher
 from swarmlearn.learn.snapshot import SnapshotScope, SnapshotStore
+from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.store import SqlStore, open_store
 
 __all__ = ["profile_app", "snapshot_app"]
@@ -37,7 +36,7 @@ snapshot_app = typer.Typer(
     no_args_is_help=True, help="Learning snapshots: list, merge, export and import."
 )
 
-console = Console()
+console = terminal_console()
 
 StoreOpt = Annotated[
     str | None,
@@ -69,22 +68,17 @@ def profile_list(store: StoreOpt = None) -> None:
     if not records:
         console.print(f"no profiles in {url}")
         return
-    table = Table(title=f"profiles in {url}", title_justify="left")
-    for col in ("name", "version", "state", "scenario", "sessions b/v/r", "keywords", "updated"):
-        table.add_column(col)
+    headers = ["name", "version", "state", "scenario", "sessions b/v/r", "keywords", "updated"]
+    rows = []
     for r in records:
         m = r.meta
         counts = m.get("sessions", {})
-        table.add_row(
-            r.name,
-            str(r.version),
-            str(m.get("state", "?")),
-            str(m.get("scenario", "")),
-            "/".join(str(counts.get(p.value, 0)) for p in Phase),
-            ", ".join(m.get("keywords", [])) or "–",
-            _when(r.created),
-        )
-    console.print(table)
+        rows.append([r.name, str(r.version), str(m.get("state", "?")), str(m.get("scenario", "")),
+                     "/".join(str(counts.get(p.value, 0)) for p in Phase),
+                     ", ".join(m.get("keywords", [])) or "–", _when(r.created)])
+    print_rows(console, f"profiles in {url}", headers, rows,
+               keep={"name", "version", "state", "scenario", "sessions b/v/r"},
+               right={"version"})
 
 
 @profile_app.command("show")
@@ -105,19 +99,12 @@ def profile_show(
         console.print(p.description)
     for m in p.matchers:
         console.print(f"matcher: priority {m.priority}, {m.mode}: {', '.join(m.keywords)}")
-    table = Table(title="session groups", title_justify="left")
-    for col in ("phase", "sessions", "episodes", "success", "session ids"):
-        table.add_column(col)
-    for phase, g in p.groups().items():
-        ids = ", ".join(map(str, g.session_ids)) or "–"
-        table.add_row(
-            phase.value,
-            str(len(g.sessions)),
-            str(g.episodes),
-            _pct(g.success_rate) if g.episodes else "–",
-            ids,
-        )
-    console.print(table)
+    headers = ["phase", "sessions", "episodes", "success", "session ids"]
+    rows = [[phase.value, str(len(g.sessions)), str(g.episodes),
+             _pct(g.success_rate) if g.episodes else "–", ", ".join(map(str, g.session_ids)) or "–"]
+            for phase, g in p.groups().items()]
+    print_rows(console, "session groups", headers, rows,
+               keep=set(headers[:4]), right=set(headers[1:4]))
     for t in p.history:
         console.print(f"{_when(t.created)}  {t.before} → {t.after}: {t.reason}")
     _show_learners(p)
@@ -235,24 +222,17 @@ def snapshot_list(
     if not records:
         console.print(f"no snapshots in {url}")
         return
-    table = Table(title=f"snapshots in {url}", title_justify="left")
-    for col in ("name", "version", "stored", "sessions", "episodes", "success", "from", "status"):
-        table.add_column(col)
+    headers = ["name", "version", "stored", "sessions", "episodes", "success", "from", "status"]
+    rows = []
     for r in records:
         m = r.meta
         n, won = int(m.get("episodes", 0)), int(m.get("successes", 0))
         source = str(m.get("strategy", "")) or ("import" if "imported_from" in m else "–")
-        table.add_row(
-            r.name,
-            str(r.version),
-            _when(r.created),
-            str(m.get("sessions", "?")),
-            str(n),
-            _pct(won / n) if n else "–",
-            source,
-            r.status,
-        )
-    console.print(table)
+        rows.append([r.name, str(r.version), _when(r.created), str(m.get("sessions", "?")),
+                     str(n), _pct(won / n) if n else "–", source, r.status])
+    print_rows(console, f"snapshots in {url}", headers, rows,
+               keep=set(headers) - {"stored"},
+               right={"version", "sessions", "episodes", "success"})
 
 
 @snapshot_app.command("merge")

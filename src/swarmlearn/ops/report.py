@@ -1,7 +1,9 @@
-"""Self-contained HTML reports with plots (matplotlib, embedded as PNG).
+"""Self-contained HTML reports with plots (matplotlib, embedded as PNG), and terminal tables.
 
 :class:`HtmlReport` is a tiny page builder (headings, text, tables,
 figures) that every report shares: evaluation, learning curves, RL runs.
+:func:`terminal_console` and :func:`print_rows` are what the CLI prints
+tables with: nothing is ever cut, on a narrow terminal or through a pipe.
 """
 
 from __future__ import annotations
@@ -10,10 +12,18 @@ import base64
 import html
 import io
 import math
+import sys
+import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from rich import box
+from rich.cells import cell_len
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -21,7 +31,14 @@ if TYPE_CHECKING:
     from swarmlearn.eval import EvalReport
     from swarmlearn.learn.loop import Interval, LearningProof, LearningReport
 
-__all__ = ["HtmlReport", "eval_html", "learning_html", "new_figure"]
+__all__ = [
+    "HtmlReport",
+    "eval_html",
+    "learning_html",
+    "new_figure",
+    "print_rows",
+    "terminal_console",
+]
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -308,3 +325,69 @@ def _model_tables(page: HtmlReport, m: Any) -> None:
         page.table(["recommended path", "support", "success rate"],
                    [[" → ".join(p["path"]), p["support"], p["success_rate"]]
                     for p in m.paths[:8]])
+
+
+# -- terminal tables ---------------------------------------------------------------------------
+#: the line width when the output is not a terminal: wide enough that nothing wraps or is cut
+PIPED_WIDTH = 100_000
+
+
+def terminal_console(*, stderr: bool = False) -> Console:
+    """A rich console for the CLI; when its stream is not a terminal, lines are never cut."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
+
+
+def print_rows(
+    console: Console,
+    title: str | None,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    keep: Collection[str] = (),
+    right: Collection[str] = (),
+    narrow_rows: Sequence[Sequence[str]] | None = None,
+) -> None:
+    """Print a title line and a table in which no cell loses a character.
+
+    ``keep`` columns (names a user types, numbers) are never cut or wrapped;
+    when the table is wider than the console their headers wrap, and
+    ``narrow_rows`` (the same cells, some split over lines) replace ``rows``.
+    The other columns wrap at spaces and fold a word too long for them. If the
+    console is narrower than the table's least width, the lines run longer (a
+    terminal wraps them) instead of being cropped. Cells are plain text.
+    """
+    if title:
+        console.print(title, markup=False, highlight=False, soft_wrap=True)
+    table = _table(headers, rows, keep, right, wrap_headers=False)
+    wide = Console(width=PIPED_WIDTH)
+    if wide.measure(table).maximum > console.width:
+        table = _table(headers, narrow_rows or rows, keep, right, wrap_headers=True)
+    need = wide.measure(table).minimum
+    if need > console.width:
+        console = Console(file=console.file, width=need, no_color=console.no_color,
+                          force_terminal=console.is_terminal)
+    console.print(table, crop=False)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], keep: Collection[str],
+           right: Collection[str], *, wrap_headers: bool) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0), pad_edge=False)
+    for i, name in enumerate(headers):
+        justify: Literal["left", "right"] = "right" if name in right else "left"
+        if name not in keep:  # wraps, but never narrower than its longest word (up to 16)
+            word = max(cell_len(w) for text in [name, *(str(r[i]) for r in rows)]
+                       for w in text.split() or [""])
+            table.add_column(name, justify=justify, overflow="fold", min_width=min(word, 16))
+            continue
+        # as wide as its widest cell (or header word); a longer header wraps to that width
+        widest = max(cell_len(line) for part in [name.split(), *(
+            str(r[i]).splitlines() for r in rows)] for line in part or [""])
+        if wrap_headers:
+            widest = max(widest, min(cell_len(name), 8))
+        header = "\n".join(textwrap.wrap(name, widest)) if cell_len(name) > widest else name
+        table.add_column(header if wrap_headers else name, justify=justify, no_wrap=True,
+                         min_width=widest)
+    for row in rows:
+        table.add_row(*(Text(str(c)) for c in row))
+    return table
