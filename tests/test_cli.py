@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,16 @@ def _cli(
     out = capsys.readouterr()
     code = info.value.code
     return (code if isinstance(code, int) else 1), out.out, out.err
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI sets up logging for its process; each test here is one such process."""
+    root, ours = logging.getLogger(), logging.getLogger("swarmlearn")
+    saved = (root.handlers[:], root.level, ours.level)
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    ours.setLevel(saved[2])
 
 
 @pytest.fixture
@@ -104,9 +116,9 @@ def test_scenarios_commands(
         (["eval", "troubleshooting", "-n", "0"], 2, "-n/--runs: expected >= 1, got 0"),
         (["eval", "troubleshooting", "--attempts", "-1"], 2, "--attempts: expected >= 1, got -1"),
         (["demo", "--sessions", "-2"], 2, "--sessions: expected >= 1, got -2"),
-        (["events", "tail", "-n", "-2"], 2, "-n: expected >= 1, got -2"),
+        (["events", "tail", "-n", "-2"], 2, "-n/--limit: expected >= 1, got -2"),
         (["events", "export", "-", "--limit", "-1"], 2, "--limit: expected >= 1, got -1"),
-        (["sessions", "-n", "-1"], 2, "-n: expected >= 1, got -1"),
+        (["sessions", "--limit", "-1"], 2, "-n/--limit: expected >= 1, got -1"),
         (["profile", "bootstrap", "troubleshooting", "--episodes", "0"], 2,
          "--episodes: expected >= 1, got 0"),
         (["snapshot", "list", "--latest", "0"], 2, "--latest: expected >= 1, got 0"),
@@ -344,3 +356,56 @@ def test_narrow_terminals_never_cut_a_name(
     assert names == BUILTIN
     assert re.search(r"^ 1  troubleshooting  eval\s+eval-\d+\s+completed", shown["sessions"], re.M)
     assert re.search(r"^    \[heldout\]", shown["sessions"], re.M)  # under its scenario
+
+
+# -- conventions ----------------------------------------------------------------------------
+def _commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    subs = getattr(command, "commands", {})
+    return [path, *[p for name, sub in subs.items() for p in _commands(sub, (*path, name))]]
+
+
+def test_help_shows_no_value_for_flags_and_reflows_prose(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer
+
+    from swarmlearn.cli import app
+
+    monkeypatch.setenv("COLUMNS", "200")
+    paths = _commands(typer.main.get_command(app))
+    assert ("sessions",) in paths and ("events", "tail") in paths and len(paths) > 20
+    for path in paths:
+        code, out, _ = _cli(monkeypatch, capsys, *path, "--help")
+        assert code == 0 and "Usage:" in out, path
+        assert "<bool>" not in out, path  # a flag takes no value
+    _, out, _ = _cli(monkeypatch, capsys, "--help")
+    assert re.search(r"--verbose\s+-v\s+More log output", out)  # no <int> for a counter
+    monkeypatch.setenv("COLUMNS", "400")
+    _, out, _ = _cli(monkeypatch, capsys, "eval", "--help")
+    para = next(line.strip() for line in out.splitlines() if "With --learning:" in line)
+    assert para.endswith("the learning curves.")  # one line when there is room for one
+
+
+@pytest.mark.parametrize("command", [["run"], ["eval"], ["profile", "bootstrap"]])
+def test_policy_help_lists_the_choices(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from swarmlearn.core.scenario import POLICIES
+
+    monkeypatch.setenv("COLUMNS", "300")
+    _, out, _ = _cli(monkeypatch, capsys, *command, "--help")
+    assert " | ".join(POLICIES) in out
+
+
+def test_verbose_flags_turn_on_swarmlearn_logs(
+    store: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "troubleshooting", "-n", "1", "--no-store"]
+    code, _, err = _cli(monkeypatch, capsys, *args)
+    assert code == 0 and err == ""
+    code, _, err = _cli(monkeypatch, capsys, "-v", *args)
+    assert code == 0 and "INFO swarmlearn.core.scenario: scenario troubleshooting from" in err
+    assert "DEBUG" not in err
+    code, _, err = _cli(monkeypatch, capsys, "-vv", *args)
+    assert code == 0 and "DEBUG swarmlearn.core.scenario: read " in err
+    assert all(" swarmlearn." in line for line in err.splitlines())  # no other library's logs

@@ -7,6 +7,7 @@ exit code tells the error class (see :data:`swarmlearn.errors.EXIT_CODES`).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
+from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +27,13 @@ from rich.table import Table
 
 from swarmlearn._config import check_output_path, check_range
 from swarmlearn.core.events import EpisodeEnded
-from swarmlearn.core.scenario import Scenario, WorkerKind, check_workers, load_scenario
+from swarmlearn.core.scenario import (
+    POLICIES,
+    Scenario,
+    WorkerKind,
+    check_workers,
+    load_scenario,
+)
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
@@ -73,16 +81,19 @@ def _setup(
         typer.Option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug)."),
     ] = 0,
 ) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=err_console, show_path=False)],
-        force=True,
-    )
+    handler: logging.Handler
+    if err_console.is_terminal:
+        handler = RichHandler(console=Console(stderr=True), show_path=False)
+        handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:  # a log file or pipe gets one plain line per record
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)  # others: warnings
+    logging.getLogger("swarmlearn").setLevel(logging.WARNING - 10 * min(verbose, 2))
 
 
+PolicyOpt = Annotated[str | None, typer.Option(
+    help=f"Override the workers' selection policy: {' | '.join(POLICIES)}.")]
 LLMUrlOpt = Annotated[str | None, typer.Option(
     "--llm-url", help="LLM workers: an OpenAI-compatible URL instead of a local server.")]
 LLMModelOpt = Annotated[str | None, typer.Option(
@@ -177,7 +188,7 @@ def run(
     episodes: Annotated[int, typer.Option("-n", "--episodes", help="Tasks to run.")] = 5,
     variant: Annotated[str, typer.Option(help="Named variant of the scenario.")] = "",
     seed: Annotated[int | None, typer.Option(help="First task seed.")] = None,
-    policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
+    policy: PolicyOpt = None,
     workers: Annotated[str | None, typer.Option(help="Override the worker kind.")] = None,
     llm_url: LLMUrlOpt = None,
     llm_model: LLMModelOpt = None,
@@ -225,7 +236,7 @@ def eval_cmd(
     all_variants: Annotated[
         bool, typer.Option("--all-variants", help="Base and every variant.")
     ] = False,
-    policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
+    policy: PolicyOpt = None,
     workers: Annotated[
         str | None, typer.Option(help="Override the worker kind (rule|llm|rl).")
     ] = None,
@@ -546,7 +557,7 @@ def _query(
 
 @events_app.command("tail")
 def events_tail(
-    limit: Annotated[int, typer.Option("-n", help="How many recent events.")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many recent events.")] = 20,
     session: Annotated[int | None, typer.Option(help="Only this session.")] = None,
     action: Annotated[str | None, typer.Option(help="Only this action name.")] = None,
     outcome: Annotated[str | None, typer.Option(help="success | failure")] = None,
@@ -556,7 +567,7 @@ def events_tail(
     store: StoreOpt = None,
 ) -> None:
     """Show the most recent events (and follow new ones with -f)."""
-    _at_least("-n", limit)
+    _at_least("-n/--limit", limit)
     query = _query(session, action, outcome, limit, newest_first=True)
     st = SqlStore(store, read_only=True)
     if not st.exists:
@@ -614,12 +625,12 @@ def _write_events(st: SqlStore, query: EventQuery, stream: TextIO) -> int:
 @app.command()
 def sessions(
     scenario: Annotated[str | None, typer.Option(help="Only this scenario.")] = None,
-    limit: Annotated[int, typer.Option("-n", help="How many (newest first).")] = 20,
+    limit: Annotated[int, typer.Option("-n", "--limit", help="How many (newest first).")] = 20,
     show: Annotated[int | None, typer.Option(help="Show one session's episodes.")] = None,
     store: StoreOpt = None,
 ) -> None:
     """List recorded sessions, or show one session's episodes."""
-    _at_least("-n", limit)
+    _at_least("-n/--limit", limit)
     st = SqlStore(store, read_only=True)
     if show is not None:
         _show_session(st, show)  # with no store, an error that says so
@@ -701,10 +712,38 @@ def scenarios_validate(
         raise typer.Exit(3)
 
 
+def _tidy_help(command: Any) -> None:
+    """Help as a reader expects it, for ``command`` and every command under it.
+
+    Flags and counters take no value, so they show no ``<bool>``/``<int>`` type
+    (typer shows one for every option); a docstring's paragraphs are reflowed to
+    the terminal instead of keeping the source's line breaks (indented or
+    bulleted paragraphs, and ``\b`` blocks, stay as written).
+    """
+    help_option = command.get_help_option(command.context_class(command))
+    for param in [*command.params, help_option]:
+        takes_no_value = getattr(param, "is_flag", False) or getattr(param, "count", False)
+        if param is not None and takes_no_value and param.metavar is None:
+            param.metavar = ""
+    if command.help:
+        command.help = "\n\n".join(_reflow(p) for p in inspect.cleandoc(command.help).split("\n\n"))
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
+
+
+def _reflow(paragraph: str) -> str:
+    lines = paragraph.split("\n")
+    if paragraph.startswith("\b") or any(line[:1] in (" ", "-", "*") for line in lines):
+        return paragraph
+    return " ".join(lines)
+
+
 def main() -> None:
     """Entry point: run the app; a swarmlearn error becomes one line and an exit code."""
+    command = typer.main.get_command(app)
+    _tidy_help(command)
     try:
-        app()  # typer handles usage errors itself (exit code 2)
+        command()  # typer handles usage errors itself (exit code 2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

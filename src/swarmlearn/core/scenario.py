@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import logging
 import re
 import tomllib
 from collections.abc import Mapping
@@ -69,6 +70,8 @@ __all__ = [
     "load_scenario",
     "parse_scenario",
 ]
+
+logger = logging.getLogger(__name__)
 
 Scalar = str | int | float | bool
 
@@ -374,4 +377,8 @@ def load_scenario(path: str | Path, *, variant: str = "") -> Scenario:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"cannot read: {exc}", path=str(path)) from exc
-    return parse_scenario(text, path=str(path), variant=variant)
+    logger.debug("read %s (%d characters)", p, len(text))
+    scenario = parse_scenario(text, path=str(path), variant=variant)
+    logger.info("scenario %s from %s: %s, %d variants, all valid", scenario.label, p,
+                scenario.env_kind, len(scenario.variants))
+    return scenario

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from swarmlearn._config import check_output_path, check_range
-from swarmlearn.core.scenario import load_scenario
+from swarmlearn.core.scenario import POLICIES, load_scenario
 from swarmlearn.learn.bootstrap import BootstrapStep, bootstrap_profile
 from swarmlearn.learn.merge import MergeKind, merge_stored, strategy_from_name
 from swarmlearn.learn.profile_store import ProfileStore
@@ -142,7 +142,8 @@ def profile_bootstrap(
     episodes: Annotated[int, typer.Option("--episodes", help="Tasks per session.")] = 10,
     name: Annotated[str | None, typer.Option(help="Profile name (default: scenario's).")] = None,
     variant: Annotated[str, typer.Option(help="Named variant of the scenario.")] = "",
-    policy: Annotated[str | None, typer.Option(help="Override the workers' policy.")] = None,
+    policy: Annotated[str | None, typer.Option(
+        help=f"Override the workers' selection policy: {' | '.join(POLICIES)}.")] = None,
     keyword: Annotated[
         list[str] | None,
         typer.Option("--keyword", "-k", help="Routing keyword (repeat); replaces the matchers."),
