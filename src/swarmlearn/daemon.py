@@ -1,0 +1,455 @@
+"""The learning daemon: follow the store, trigger, train, gate, promote, watch, roll back.
+
+:class:`LearningDaemon` runs with no person in the loop. Each pass, for every
+level the mode runs (``[levels]`` of the config, see
+:mod:`swarmlearn._daemon_config`):
+
+1. **watch** — if the level has a champion with gated numbers, the scenario's
+   live episodes since its promotion go through the sequential test
+   (:func:`swarmlearn.lifecycle.watch`); a significant drop rolls back to the
+   previous champion (``Lifecycle.rollback``, the reason recorded) and reverts;
+2. **trigger** — the level's trigger looks at the episodes recorded since the
+   level's last finished run (counted in the store, so a restart loses no
+   trigger), the time since then and the live success rate; a request
+   (``swarmlearn daemon trigger LEVEL``) runs it whatever the trigger;
+3. **train** — ``produce`` runs in a child process with the level's time
+   budget (:mod:`swarmlearn._trainer_process`); nothing is registered unless
+   it returns;
+4. **gate** — the new version is registered and gated against the champion
+   on fresh held-out seeds (:func:`swarmlearn.lifecycle.run_gate`): promoted
+   and applied, or rejected with its numbers.
+
+A failure in one level (a trainer that raises, times out or dies; an
+evaluation that fails) is recorded (``run-failed`` with the reason), backs
+that level off (``backoff_s``, doubling) and never stops the loop. A store
+that cannot be reached makes the pass wait and retry with back-off; the
+status file says so. At start the daemon rejects what a killed predecessor
+left half-done (versions still ``evaluating``, or produced by a run that
+never finished) and re-applies every champion.
+
+Every step is on the store's ``learning_log`` (kind, scope, step, reason,
+data) and, so that ``swarmlearn events tail`` shows the daemon's work, also
+an action event of the daemon's own session (scenario ``daemon``): action =
+the step, target = the level.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarmlearn._daemon_config import DaemonConfig, LevelConfig, build_kind
+from swarmlearn.core.actions import ActionResult
+from swarmlearn.core.events import ActionEvent, EventIds
+from swarmlearn.core.scenario import Scenario, load_scenario
+from swarmlearn.errors import ConfigError, StoreError, SwarmlearnError
+from swarmlearn.lifecycle import (
+    ArtifactKind,
+    ArtifactState,
+    Lifecycle,
+    LifecycleConfig,
+    run_gate,
+    watch,
+)
+from swarmlearn.lifecycle._triggers import Trigger, TriggerState
+from swarmlearn.store import LogRecord, SqlStore, open_store
+from swarmlearn.types import OutcomeKind
+
+__all__ = ["DAEMON_SESSION_KIND", "LearningDaemon", "LevelStatus", "level_status"]
+
+logger = logging.getLogger(__name__)
+
+DAEMON_SESSION_KIND = "daemon"
+_RUN_STEPS = ("run-start", "run-done", "run-failed", "request", "follow")
+
+
+@dataclass(slots=True)
+class _Level:
+    config: LevelConfig
+    kind: ArtifactKind
+    life: Lifecycle
+    trigger: Trigger
+    watched: tuple[int, int] = (0, -1)  # (champion id, live episodes) last watched
+    applied: int | None = None  # the champion id last applied (None: the baseline)
+
+
+@dataclass(frozen=True, slots=True)
+class _RunLog:
+    """A level's recent runs, read from the learning log (newest first)."""
+
+    records: tuple[LogRecord, ...]
+
+    def last(self, *steps: str) -> LogRecord | None:
+        return next((r for r in self.records if r.step in steps), None)
+
+    @property
+    def done(self) -> LogRecord | None:
+        return self.last("run-done")
+
+    @property
+    def failures(self) -> list[LogRecord]:
+        """Failed runs since the last finished one (interruptions not counted)."""
+        out = []
+        for r in self.records:
+            if r.step == "run-done":
+                break
+            if r.step == "run-failed" and not r.data.get("interrupted"):
+                out.append(r)
+        return out
+
+    @property
+    def pending_request(self) -> LogRecord | None:
+        req, start = self.last("request"), self.last("run-start")
+        return req if req is not None and (start is None or req.id > start.id) else None
+
+    @property
+    def interrupted(self) -> LogRecord | None:
+        """The last run-start if no run-done/failed followed it (the daemon died)."""
+        last = self.last("run-start", "run-done", "run-failed")
+        return last if last is not None and last.step == "run-start" else None
+
+
+def _runs(store: SqlStore, kind: str, scope: str) -> _RunLog:
+    return _RunLog(tuple(store.learning_log(kind=kind, scope=scope, steps=list(_RUN_STEPS),
+                                            newest_first=True, limit=200)))
+
+
+def _count(store: SqlStore, sc: Scenario, since: float | None = None) -> int:
+    return store.count_episodes(scenario=sc.name, variant=sc.variant, since=since,
+                                exclude_kinds=[DAEMON_SESSION_KIND])
+
+
+def _backoff(config: DaemonConfig, failures: Sequence[LogRecord]) -> float | None:
+    """When the level may run again after ``failures`` (None: now)."""
+    if not failures:
+        return None
+    delay = min(config.backoff_s * 2 ** (len(failures) - 1), config.backoff_max_s)
+    return float(failures[0].ts + delay)
+
+
+class LearningDaemon:
+    """See the module docstring. ``run()`` until stopped; ``run_once()`` for one pass."""
+
+    def __init__(self, config: DaemonConfig, store_url: str | None = None) -> None:
+        self.config = config
+        self.store_url = store_url or os.environ.get("SWARMLEARN_STORE") or None
+        self.stop_event = threading.Event()
+        self.scenario = load_scenario(config.scenario, variant=config.variant)
+        self.store: SqlStore | None = None
+        self.levels: list[_Level] = []
+        self._ids: EventIds | None = None
+        self._session = 0
+        self._tick = 0
+        self.passes = 0
+        self.run_dir = Path(config.run_dir)
+
+    # -- start-up -----------------------------------------------------------------------
+    def _open(self) -> SqlStore:
+        if self.store is not None:
+            return self.store
+        store = open_store(self.store_url)
+        self.store_url = self.store_url or store.url
+        life_cfg = LifecycleConfig(history=self.config.history, gate=self.config.gate)
+        levels: list[_Level] = []
+        for lv in self.config.active_levels():
+            kind = build_kind(lv, self.scenario, store, self.config.strategy)
+            for other in levels:
+                if (other.kind.name, other.kind.scope) == (kind.name, kind.scope):
+                    store.close()
+                    raise ConfigError(f"levels {other.config.name} and {lv.name} both train "
+                                      f"{kind.name}/{kind.scope}: one level per lineage",
+                                      field=f"levels.{lv.name}")
+            levels.append(_Level(lv, kind, Lifecycle(store, kind.name, kind.scope, life_cfg),
+                                 lv.parsed_trigger))
+        self.store, self.levels = store, levels
+        self._session = store.open_session(scenario="daemon", variant=self.scenario.label,
+                                           kind=DAEMON_SESSION_KIND,
+                                           config={"levels": [lv.name for lv in
+                                                              self.config.active_levels()],
+                                                   "mode": self.config.mode.value})
+        self._ids = EventIds(self._session, 0)
+        for level in levels:
+            self._recover(level)
+        return store
+
+    def _recover(self, level: _Level) -> None:
+        """Reject what a killed predecessor left half-done; re-apply the champion."""
+        store, life = self._store(), level.life
+        runs = _runs(store, life.kind, life.scope)
+        if runs.last("run-start", "run-done", "run-failed", "follow") is None:
+            # episodes recorded before are new to this level: it never learned from them
+            life.note("follow", "the daemon follows this level",
+                      {"level": level.config.name, "episodes": 0})
+        stopped = runs.interrupted
+        if stopped is not None:
+            for v in life.versions():
+                if v.state in (ArtifactState.CANDIDATE, ArtifactState.EVALUATING) \
+                        and v.record.created >= stopped.ts:
+                    life.fail(v, "interrupted: the daemon stopped during its run")
+            life.note("run-failed", "interrupted: the daemon stopped during this run",
+                      {**stopped.data, "interrupted": True, "level": level.config.name})
+            self._emit("run-failed", level, False, "interrupted run rejected")
+        for version in life.recover():
+            self._emit("recover", level, False, f"v{version} left evaluating: rejected")
+        champion = life.champion()
+        level.kind.apply(champion)
+        level.applied = champion.id if champion is not None else None
+
+    def _store(self) -> SqlStore:
+        assert self.store is not None, "the daemon is not open"
+        return self.store
+
+    def close(self) -> None:
+        if self.store is not None:
+            try:
+                self.store.close_session(self._session, status="completed",
+                                         summary={"passes": self.passes})
+            except StoreError:
+                pass
+            self.store.close()
+            self.store = None
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self, *, passes: int | None = None) -> None:
+        """Pass after pass every ``poll_s`` until :meth:`stop` (or ``passes`` passes)."""
+        wait = self.config.poll_s
+        self._write_status("starting")
+        try:
+            while not self.stop_event.is_set() and (passes is None or self.passes < passes):
+                try:
+                    self.run_once()
+                    wait = self.config.poll_s
+                    self._write_status("running")
+                except StoreError as exc:
+                    wait = min(max(wait * 2, 1.0), 60.0)
+                    logger.warning("store unreachable, retrying in %.0f s: %s", wait, exc)
+                    self._write_status("store unreachable", error=str(exc), retry_s=wait)
+                    self._drop_store()
+                self.stop_event.wait(wait)
+        finally:
+            self._write_status("stopped")
+            self.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def _drop_store(self) -> None:
+        if self.store is not None:
+            try:
+                self.store.close()
+            finally:
+                self.store, self.levels = None, []
+
+    def run_once(self, *, force: Sequence[str] = ()) -> int:
+        """One pass over the levels; ``force`` names levels to run now. Returns the runs."""
+        self._open()
+        ran = 0
+        for level in self.levels:
+            if self.stop_event.is_set():
+                break
+            try:
+                self._reconcile(level)
+                self._watch(level)
+                ran += self._maybe_run(level, forced=level.config.name in force)
+            except StoreError:
+                raise
+            except SwarmlearnError as exc:  # recorded by _run; a watch failure too
+                logger.warning("level %s: %s", level.config.name, exc)
+        self.passes += 1
+        return ran
+
+    # -- watch ------------------------------------------------------------------------------
+    def _reconcile(self, level: _Level) -> None:
+        """Apply a champion changed by someone else (``daemon artifacts promote|rollback``)."""
+        champion = level.life.champion()
+        now = champion.id if champion is not None else None
+        if now == level.applied:
+            return
+        if champion is None:
+            level.kind.revert(None)
+        else:
+            level.kind.apply(champion)
+        level.applied = now
+        what = champion.label if champion is not None else "the baseline"
+        self._emit("apply", level, True, f"{what} applied (changed outside the daemon)")
+
+    def _watch(self, level: _Level) -> None:
+        store, life = self._store(), level.life
+        champion = life.champion(payload=False)
+        if champion is None or champion.gated_rate is None:
+            return
+        since = float(champion.meta.get("promoted_at", champion.record.created))
+        n = _count(store, self.scenario, since)
+        if level.watched == (champion.id, n) or n == 0:
+            return
+        level.watched = (champion.id, n)
+        episodes = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
+                                  since=since, exclude_kinds=[DAEMON_SESSION_KIND])
+        verdict = watch((e.outcome.kind is OutcomeKind.SUCCESS for e in episodes),
+                        champion.gated_rate, self.config.watch)
+        if not verdict.drop:
+            return
+        back = life.rollback(verdict.reason, automatic=True)
+        level.kind.revert(back)
+        level.applied = back.id if back is not None else None
+        to = f"v{back.version}" if back is not None else "the baseline"
+        self._emit("rollback", level, False, f"v{champion.version} → {to}: {verdict.reason}")
+
+    # -- trigger, train, gate -------------------------------------------------------------------
+    def _trigger_state(self, level: _Level, runs: _RunLog, now: float) -> TriggerState:
+        store = self._store()
+        done = runs.done
+        start = runs.last("follow")
+        base = done or start
+        since = base.ts if base is not None else now
+        counted = int(base.data.get("episodes", 0)) if base is not None else 0
+        total = _count(store, self.scenario)
+        recent = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
+                                since=since, exclude_kinds=[DAEMON_SESSION_KIND])
+        recent = recent[-self.config.live_window:]
+        rate = (sum(e.outcome.kind is OutcomeKind.SUCCESS for e in recent) / len(recent)
+                if recent else None)
+        return TriggerState(now=now, since=since, new_episodes=max(0, total - counted),
+                            live_rate=rate, live_episodes=len(recent),
+                            requested=runs.pending_request is not None)
+
+    def _maybe_run(self, level: _Level, *, forced: bool = False) -> int:
+        store, life = self._store(), level.life
+        runs = _runs(store, life.kind, life.scope)
+        now = time.time()
+        state = self._trigger_state(level, runs, now)
+        requested = forced or state.requested
+        if not requested:
+            after = _backoff(self.config, runs.failures)
+            if after is not None and now < after:
+                return 0
+            if state.new_episodes == 0:
+                return 0  # nothing new to learn from
+        reason = "requested" if requested else level.trigger.due(state)
+        if reason is None:
+            return 0
+        self._run(level, reason, state.new_episodes)
+        return 1
+
+    def _run(self, level: _Level, reason: str, new_episodes: int) -> None:
+        store, life, name = self._store(), level.life, level.config.name
+        total = _count(store, self.scenario)
+        data: dict[str, Any] = {"level": name, "episodes": total, "new_episodes": new_episodes,
+                                "reason": reason}
+        life.note("run-start", reason, data)
+        self._emit("trigger", level, True, reason)
+        t0 = time.perf_counter()
+        try:
+            from swarmlearn._trainer_process import produce_in_child
+
+            assert self.store_url is not None
+            produced = produce_in_child(self.config, name, self.store_url,
+                                        timeout_s=level.config.timeout_s, stop=self.stop_event)
+            train_s = time.perf_counter() - t0
+            version = life.register(produced, reason=f"produced by the daemon: {reason}")
+            self._emit("train", level, True, f"v{version.version} in {train_s:.1f} s")
+            gated = run_gate(life, level.kind, version, tasks=level.config.gate_tasks)
+        except StoreError:
+            raise
+        except Exception as exc:  # the daemon's boundary: one level's failure is data
+            why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmlearnError) \
+                else str(exc)
+            life.note("run-failed", why, {**data, "seconds": time.perf_counter() - t0})
+            self._emit("run-failed", level, False, why)
+            logger.warning("level %s failed: %s", name, why)
+            return
+        d = gated.decision
+        if d.promote:
+            level.applied = gated.version.id
+        step = "promote" if d.promote else "reject"
+        life.note("run-done", d.reason, {**data, "version": gated.version.version,
+                                         "promoted": d.promote,
+                                         "seconds": time.perf_counter() - t0,
+                                         "champion_rate": d.champion.success_rate,
+                                         "challenger_rate": d.challenger.success_rate})
+        self._emit(step, level, d.promote, f"v{gated.version.version}: {d.reason}")
+
+    # -- the record ---------------------------------------------------------------------------
+    def _emit(self, step: str, level: _Level, ok: bool, message: str) -> None:
+        """The step as an action event of the daemon's session (``events tail`` shows it)."""
+        store = self.store
+        if store is None or self._ids is None:
+            return
+        self._tick += 1
+        event = ActionEvent(self._ids.next(), self._session, level.life.scope, "daemon", 0,
+                            self._tick, 0, step, level.config.name, (),
+                            ActionResult(ok, message if ok else "", "" if ok else message),
+                            0.0, level.life.kind, time.time())
+        try:
+            store.write([event])
+        except StoreError as exc:
+            logger.warning("could not record the daemon step %s: %s", step, exc)
+
+    def _write_status(self, state: str, **extra: Any) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.run_dir / "status.json.tmp"
+            tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), "ts": time.time(),
+                                       "passes": self.passes, "store": self.store_url,
+                                       **extra}), encoding="utf-8")
+            tmp.replace(self.run_dir / "status.json")
+        except OSError as exc:
+            logger.warning("cannot write the daemon status in %s: %s", self.run_dir, exc)
+
+
+# -- status, for `swarmlearn daemon status` -----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class LevelStatus:
+    level: str
+    kind: str
+    scope: str
+    trigger: str
+    last_run: LogRecord | None
+    next_trigger: str
+    champion: dict[str, Any] | None
+    challenger: dict[str, Any] | None
+    failures: list[LogRecord] = field(default_factory=list)
+
+
+def _version_info(v: Any) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    gate = v.gate or {}
+    return {"version": v.version, "state": v.state.value,
+            "gated_rate": v.gated_rate,
+            "cost_per_solve": (gate.get("challenger") or {}).get("cost_per_solve"),
+            "p_value": gate.get("p_value"), "vs": (v.meta.get("gate_results") or {})
+            .get("champion_version")}
+
+
+def level_status(config: DaemonConfig, store: SqlStore) -> list[LevelStatus]:
+    """Per configured level: last run, what the trigger waits for, champion, challenger,
+    recent failures — all read from the store."""
+    scenario = load_scenario(config.scenario, variant=config.variant)
+    out = []
+    for lv in config.active_levels():
+        kind = build_kind(lv, scenario, store, config.strategy)
+        life = Lifecycle(store, kind.name, kind.scope)
+        runs = _runs(store, kind.name, kind.scope)
+        base = runs.done or runs.last("follow")
+        counted = int(base.data.get("episodes", 0)) if base is not None else 0
+        new = max(0, _count(store, scenario) - counted)
+        after = _backoff(config, runs.failures)
+        waiting = f"{new} new episodes; trigger: {lv.trigger}"
+        if runs.pending_request is not None:
+            waiting = "requested: runs at the next pass"
+        elif after is not None and after > time.time():
+            waiting += f"; backing off until {time.strftime('%H:%M:%S', time.localtime(after))}"
+        out.append(LevelStatus(lv.name, kind.name, kind.scope, lv.trigger,
+                               runs.last("run-done", "run-failed"), waiting,
+                               _version_info(life.champion(payload=False)),
+                               _version_info(life.challenger(payload=False)),
+                               runs.failures[:3]))
+    return out
