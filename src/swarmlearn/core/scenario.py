@@ -66,6 +66,7 @@ __all__ = [
     "SeedsConfig",
     "WorkerKind",
     "WorkersConfig",
+    "builtin_scenario",
     "check_workers",
     "load_scenario",
     "parse_scenario",
@@ -362,13 +363,21 @@ def _variant_error(exc: ConfigError, name: str) -> ConfigError:
     return ConfigError(f"variants.{name}: {exc}", field=field_, value=exc.value)
 
 
+def builtin_scenario(path: str | Path) -> Path | None:
+    """The file of the built-in scenario ``path`` names (``troubleshooting``), else None.
+
+    A name is a built-in one when no file of that name exists and it has no suffix.
+    """
+    p = Path(path)
+    if p.exists() or p.suffix or p.name != str(path):
+        return None
+    builtin = Path(__file__).resolve().parent.parent / "scenarios" / f"{p.name}.toml"
+    return builtin if builtin.is_file() else None
+
+
 def load_scenario(path: str | Path, *, variant: str = "") -> Scenario:
     """Load a scenario file, or a built-in scenario by name (``troubleshooting``)."""
-    p = Path(path)
-    if not p.exists() and not p.suffix:
-        builtin = Path(__file__).resolve().parent.parent / "scenarios" / f"{p.name}.toml"
-        if builtin.exists():
-            p = builtin
+    p = builtin_scenario(path) or Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:

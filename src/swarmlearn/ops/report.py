@@ -118,47 +118,86 @@ class HtmlReport:
         return p
 
 
+def _pct1(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:.1%}"
+
+
+def _num(x: float, digits: int = 1) -> str:
+    return "–" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _pass_ks(report: EvalReport) -> list[int]:
+    """The k of pass@k that were measured: k > 1 needs k attempts (pass@1 is the success)."""
+    return sorted({k for v in report.variants for k in v.pass_at if k > 1})
+
+
 def _variant_table(report: EvalReport) -> tuple[list[str], list[list[Any]]]:
-    headers = [
-        "variant",
-        "runs×attempts",
-        "success",
-        "95% CI",
-        *[f"pass@{k}" for k in (1, 3, 5, 10)],
-        "actions (mean ± CI)",
-        "actions to solve",
-        "ticks",
-        "score",
-        "invalid rate",
-    ]
+    ks = _pass_ks(report)
+    headers = ["variant", "runs × attempts", "success", "95% CI", *[f"pass@{k}" for k in ks],
+               "actions per task (± 95% CI)", "actions to solve", "ticks", "score",
+               "invalid actions"]
     rows = []
     for v in report.variants:
-        rows.append(
-            [
-                v.label,
-                f"{v.runs}×{v.attempts}",
-                f"{v.success_rate:.1%}",
-                f"{v.success_ci[0]:.1%} – {v.success_ci[1]:.1%}",
-                *[f"{v.pass_at[k]:.1%}" if k in v.pass_at else "–" for k in (1, 3, 5, 10)],
-                f"{v.actions.mean:.1f} ± {(v.actions.ci_high - v.actions.mean):.1f}",
-                v.actions_to_solve.mean,
-                v.ticks.mean,
-                v.score.mean,
-                f"{v.extras.get('invalid_action_rate', 0.0):.2%}",
-            ]
-        )
+        a = v.actions
+        rows.append([
+            v.variant or "base",
+            f"{v.runs} × {v.attempts}",
+            _pct1(v.success_rate),
+            f"{_pct1(v.success_ci[0])} – {_pct1(v.success_ci[1])}",
+            *[_pct1(v.pass_at[k]) if k in v.pass_at else "–" for k in ks],
+            f"{_num(a.mean)} ± {_num(a.ci_high - a.mean)}",
+            _num(v.actions_to_solve.mean),
+            _num(v.ticks.mean),
+            _num(v.score.mean, 2),
+            _pct1(v.extras.get("invalid_action_rate", 0.0)),
+        ])
     return headers, rows
+
+
+#: the comparison metrics: name in the report, and how a difference is written
+_METRICS: dict[str, tuple[str, Any]] = {
+    "success_rate": ("success rate", lambda x: "–" if math.isnan(x) else f"{100 * x:+.1f} pp"),
+    "actions": ("actions per task", lambda x: "–" if math.isnan(x) else f"{x:+.1f}"),
+    "ticks": ("ticks", lambda x: "–" if math.isnan(x) else f"{x:+.1f}"),
+    "score": ("score", lambda x: "–" if math.isnan(x) else f"{x:+.2f}"),
+}
+
+
+def _source(report: EvalReport) -> str:
+    from swarmlearn.core.scenario import builtin_scenario
+
+    if builtin_scenario(report.path) is not None or not report.path:
+        return f"built-in scenario {report.scenario}"
+    return f"scenario file {report.path}"
 
 
 def eval_html(report: EvalReport) -> HtmlReport:
     """The evaluation report: table, success with intervals, distributions, outcomes."""
     page = HtmlReport(f"Evaluation — {report.scenario}")
-    page.text(f"scenario file: {report.path or '(built-in)'} · task seeds from {report.seed}")
+    page.text(f"{_source(report)} · task seeds from {report.seed}")
     page.heading("Summary")
     page.table(*_variant_table(report))
-    labels = [v.label for v in report.variants]
+    page.figure(variant_figure(report),
+                "Success rate, actions per episode and outcome mix per variant.")
+    page.figure(_seed_figure(report), "Actions per task, by task seed.")
+    if report.comparisons:
+        page.heading(f"Compared with {report.comparisons[0]['baseline'] or 'base'}")
+        rows = []
+        for c in report.comparisons:
+            for metric, (name, show) in _METRICS.items():
+                m = c[metric]
+                rows.append([c["variant"] or "base", name, show(m["diff"]),
+                             f"{show(m['ci_low'])} to {show(m['ci_high'])}"])
+        page.table(["variant", "metric", "difference", "95% CI"], rows)
+    return page
 
-    fig = new_figure(10, 3.4)
+
+def variant_figure(report: EvalReport) -> Figure:
+    """Success (with intervals), actions per episode and the outcome mix, one bar per variant."""
+    from matplotlib.ticker import PercentFormatter
+
+    labels = [v.variant or "base" for v in report.variants]
+    fig = new_figure(10, 3.8)
     ax1, ax2, ax3 = fig.subplots(1, 3)
     rates = [v.success_rate for v in report.variants]
     err = [
@@ -168,47 +207,41 @@ def eval_html(report: EvalReport) -> HtmlReport:
     ax1.bar(labels, rates, yerr=err, capsize=4, color="#4c78a8")
     ax1.set_ylim(0, 1)
     ax1.set_title("success rate (95% Wilson CI)")
-    data = [[e["actions"] for e in v.episodes] for v in report.variants]
-    ax2.boxplot(data, tick_labels=labels)
+    ax2.boxplot([[e["actions"] for e in v.episodes] for v in report.variants],
+                tick_labels=labels)
     ax2.set_title("actions per episode")
-    kinds = ["success", "failure", "timeout", "unknown"]
-    colors = {
-        "success": "#54a24b",
-        "failure": "#e45756",
-        "timeout": "#f58518",
-        "unknown": "#bab0ac",
-    }
+    colors = {"success": "#54a24b", "failure": "#e45756", "timeout": "#f58518",
+              "unknown": "#bab0ac"}
     bottom = [0.0] * len(labels)
-    for kind in kinds:
+    for kind, color in colors.items():
         vals = [v.outcomes.get(kind, 0) / max(1, v.runs * v.attempts) for v in report.variants]
-        ax3.bar(labels, vals, bottom=bottom, label=kind, color=colors[kind])
+        ax3.bar(labels, vals, bottom=bottom, label=kind, color=color)
         bottom = [b + x for b, x in zip(bottom, vals, strict=True)]
+    ax3.set_ylim(0, 1)
     ax3.set_title("outcomes")
-    ax3.legend(fontsize=8)
-    for ax in (ax1, ax2, ax3):
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    page.figure(fig, "Success rate, actions per episode and outcome mix per variant.")
+    ax3.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for ax in (ax1, ax3):
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    for ax in (ax1, ax2, ax3):  # slanted, anchored at their tick: long names do not collide
+        ax.tick_params(axis="x", labelsize=8)
+        for label in ax.get_xticklabels():
+            label.set(rotation=35, ha="right", rotation_mode="anchor")
+    return fig
+
+
+def _seed_figure(report: EvalReport) -> Figure:
+    from matplotlib.ticker import MaxNLocator
 
     fig = new_figure(10, 3.0)
     ax = fig.subplots()
     for v in report.variants:
-        xs = [e["task_seed"] for e in v.episodes]
-        ys = [e["actions"] for e in v.episodes]
-        ax.scatter(xs, ys, s=12, alpha=0.7, label=v.label)
+        ax.scatter([e["task_seed"] for e in v.episodes], [e["actions"] for e in v.episodes],
+                   s=12, alpha=0.7, label=v.variant or "base")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # task seeds are whole numbers
     ax.set_xlabel("task seed")
     ax.set_ylabel("actions")
-    ax.legend(fontsize=8)
-    page.figure(fig, "Actions per task, by task seed.")
-
-    if report.comparisons:
-        page.heading(f"Compared with {report.comparisons[0]['baseline']}")
-        rows = []
-        for c in report.comparisons:
-            for metric in ("success_rate", "actions", "ticks", "score"):
-                m = c[metric]
-                rows.append([c["variant"], metric, m["diff"], m["ci_low"], m["ci_high"]])
-        page.table(["variant", "metric", "difference", "95% CI low", "95% CI high"], rows)
-    return page
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
 
 
 def learning_html(report: LearningReport | LearningProof) -> HtmlReport:
@@ -286,6 +319,8 @@ def _ci(iv: Interval, runs: int, *, pct: bool = False) -> str:
 
 
 def _learning_curves(proof: LearningProof) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
     fig = new_figure(10, 3.6)
     ax1, ax2 = fig.subplots(1, 2)
     colors = {"on": "#4c78a8", "off": "#e45756"}
@@ -308,6 +343,7 @@ def _learning_curves(proof: LearningProof) -> Figure:
     ax2.set_title("actions per solved task per session")
     for ax in (ax1, ax2):
         ax.set_xlabel("session")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no session 2.5
         ax.legend(fontsize=8)
     return fig
 
