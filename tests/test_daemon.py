@@ -134,6 +134,23 @@ def test_a_pass_trains_gates_and_promotes_a_snapshot(tmp_path: Path, url: str) -
         daemon.close()
 
 
+def test_the_daemon_on_sqlite_and_postgresql(tmp_path: Path, store_url: str) -> None:
+    record(store_url, 1)
+    cfg = config(tmp_path, {"fake": {"kind": FAKE, "quality": 0.9, "trigger": "count >= 5"}})
+    daemon = LearningDaemon(cfg, store_url)
+    try:
+        assert daemon.run_once() == 1
+        st = daemon.store
+        assert st is not None
+        assert Lifecycle(st, "fake_kind", "troubleshooting[heldout]").champion() is not None
+        t0 = time.monotonic()
+        daemon._wait(0.3)  # PostgreSQL: LISTEN; SQLite: a sleep
+        assert time.monotonic() - t0 < 2.0
+        assert_consistent(st)
+    finally:
+        daemon.close()
+
+
 def test_a_failing_level_is_recorded_backs_off_and_spares_the_others(
         tmp_path: Path, url: str) -> None:
     record(url, 2)

@@ -232,13 +232,31 @@ class LearningDaemon:
                     logger.warning("store unreachable, retrying in %.0f s: %s", wait, exc)
                     self._write_status("store unreachable", error=str(exc), retry_s=wait)
                     self._drop_store()
-                self.stop_event.wait(wait)
+                self._wait(wait)
         finally:
             self._write_status("stopped")
             self.close()
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _wait(self, seconds: float) -> None:
+        """Until the next pass: on PostgreSQL woken by new episodes (LISTEN/NOTIFY), in
+        slices so that a stop is seen within half a second."""
+        end = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            store = self.store
+            if store is None or store.dialect != "postgresql":
+                self.stop_event.wait(min(left, 0.5))
+                continue
+            try:
+                if store.wait_for_episodes(min(left, 0.5)):
+                    return
+            except StoreError:
+                return  # the next pass finds out and backs off
 
     def _drop_store(self) -> None:
         if self.store is not None:

@@ -181,3 +181,33 @@ def test_episode_filters(store: SqlStore) -> None:
     assert store.count_episodes(scenario="t", since=101.5) == 3
     eps = store.episodes(scenario="t", variant="heldout", exclude_kinds=["gate"], since=101.0)
     assert [e.session for e in eps] == [s1, s1]
+
+
+def test_followers_wake_on_new_episodes(store: SqlStore) -> None:
+    import threading
+    import time
+
+    from swarmlearn.core.events import EpisodeEnded
+    from swarmlearn.types import Success
+
+    sid = store.open_session(scenario="t")
+    if store.dialect != "postgresql":
+        t0 = time.monotonic()
+        assert store.wait_for_episodes(0.2) is False  # SQLite: the follower polls
+        assert time.monotonic() - t0 >= 0.19
+        return
+    assert store.wait_for_episodes(0.1) is False  # listening, nothing yet
+    writer = SqlStore(store.engine.url.render_as_string(hide_password=False))
+
+    def write() -> None:
+        time.sleep(0.3)
+        writer.write([EpisodeEnded((sid << 32) | 1, sid, "t:1", "", 0, 1, Success(1.0), 1, 1,
+                                   0.1, 0, 0, {}, time.time())])
+
+    thread = threading.Thread(target=write)
+    t0 = time.monotonic()
+    thread.start()
+    assert store.wait_for_episodes(10.0) is True
+    assert time.monotonic() - t0 < 5.0
+    thread.join()
+    writer.close()

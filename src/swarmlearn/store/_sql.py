@@ -72,6 +72,8 @@ __all__ = ["DEFAULT_URL", "SqlStore", "resolve_url"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///.swarmlearn/swarmlearn.db"
+#: PostgreSQL: every write with episodes sends ``NOTIFY`` on this channel
+EPISODES_CHANNEL = "swarmlearn_episodes"
 _HINT = "expected sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB"
 
 
@@ -251,7 +253,38 @@ class SqlStore:
             return schema.read_version(conn)
 
     def close(self) -> None:
+        listener: Any = getattr(self, "_listener", None)
+        if listener is not None:
+            self._listener = None
+            with contextlib.suppress(Exception):
+                listener.close()
         self.engine.dispose()
+
+    def wait_for_episodes(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for new episodes; True if some were written.
+
+        PostgreSQL: ``LISTEN`` on the channel every episode write notifies (on a
+        connection of its own), so a follower wakes at once. SQLite has no such
+        signal: this sleeps and returns False, and the follower polls.
+        """
+        if self.dialect != "postgresql":
+            time.sleep(max(0.0, timeout))
+            return False
+        try:
+            listener: Any = getattr(self, "_listener", None)
+            if listener is None:
+                import psycopg
+
+                conninfo = self._url.set(drivername="postgresql").render_as_string(
+                    hide_password=False)
+                listener = psycopg.connect(conninfo, autocommit=True)
+                listener.execute(f"LISTEN {EPISODES_CHANNEL}")
+                self._listener = listener
+            got = list(listener.notifies(timeout=max(0.0, timeout), stop_after=1))
+        except self._dbapi_error as exc:
+            self._listener = None
+            raise StoreError(f"listening for episodes in {self.url} failed: {exc}") from exc
+        return bool(got)
 
     def __enter__(self) -> SqlStore:
         return self
@@ -368,6 +401,8 @@ class SqlStore:
                     self._bulk_insert(conn, table, rows)
             if note_rows:
                 conn.execute(schema.notes.insert(), note_rows)
+            if ep_rows and self.dialect == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {EPISODES_CHANNEL}")  # delivered at commit
 
     def _bulk_insert(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
         cols = [c.name for c in table.columns]
