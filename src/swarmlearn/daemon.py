@@ -379,7 +379,9 @@ class LearningDaemon:
         except Exception as exc:  # the daemon's boundary: one level's failure is data
             why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmlearnError) \
                 else str(exc)
-            life.note("run-failed", why, {**data, "seconds": time.perf_counter() - t0})
+            stopped = self.stop_event.is_set()  # the daemon stops: not the level's fault
+            life.note("run-failed", why, {**data, "seconds": time.perf_counter() - t0,
+                                          **({"interrupted": True} if stopped else {})})
             self._emit("run-failed", level, False, why)
             logger.warning("level %s failed: %s", name, why)
             return

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario, load_scenario
+from swarmlearn.errors import ArtifactError
 from swarmlearn.learn.kinds import (
     LiveChampions,
     OfflineModelKind,
@@ -22,7 +24,9 @@ from swarmlearn.lifecycle import (
     ArtifactKind,
     ArtifactState,
     Lifecycle,
+    Lineage,
     ProduceContext,
+    Produced,
     run_gate,
 )
 from swarmlearn.session import run_session
@@ -61,9 +65,14 @@ def test_replay_rebuilds_what_the_bus_fed(st: SqlStore, scenario: Scenario) -> N
 
     run = run_session(scenario, store=st, seeds=list(range(10_000, 10_005)), policies=policies,
                       subscribers=[attach])
-    again, episodes = replay_stats(st, [run.session])
-    assert len(episodes) == 5
+    again, episodes, covered = replay_stats(st, [run.session])
+    assert len(episodes) == 5 and covered == {run.session: episodes[-1].id}
     assert again.to_dict() == live.to_dict()
+    # incremental: after the first 2 episodes, only the other 3 are fed
+    rest, fed, part = replay_stats(st, [run.session], after={run.session: episodes[1].id})
+    assert len(fed) == 3 and part == covered and 0 < rest.events_seen < live.events_seen
+    head, _, _ = replay_stats(st, [])
+    assert head.events_seen == 0
 
 
 def test_snapshot_gate_promotes_learned_over_baseline(st: SqlStore, scenario: Scenario) -> None:
@@ -72,17 +81,24 @@ def test_snapshot_gate_promotes_learned_over_baseline(st: SqlStore, scenario: Sc
     life = Lifecycle(st, kind.name, kind.scope)
     v = life.register(kind.produce(ProduceContext(store=st, scope=kind.scope, champion=None)))
     assert v.lineage.inputs["episodes"] == 30 and len(v.lineage.inputs["sessions"]) == 3
+    assert v.lineage.config["practice_sessions"] == 10
     run = run_gate(life, kind, v, tasks=30)
     assert run.decision.promote, run.decision.reason
     assert run.version.state is ArtifactState.PROMOTED
     assert run.decision.challenger.success_rate > run.decision.champion.success_rate
     live = champions(st, scenario)
     assert live.stats is not None and live.snapshot_id == v.id
-    # an equal challenger (the same data again) is rejected and kept with its numbers
-    same = life.register(kind.produce(ProduceContext(store=st, scope=kind.scope,
-                                                     champion=life.champion())))
+    # the next version starts from the champion and covers only what was recorded since
+    with pytest.raises(ArtifactError, match="no episodes recorded since"):
+        kind.produce(ProduceContext(store=st, scope=kind.scope, champion=life.champion()))
+    record(st, scenario, 1, first=20_000)
+    v2 = kind.produce(ProduceContext(store=st, scope=kind.scope, champion=life.champion()))
+    assert v2.lineage.metrics["new_episodes"] == 10 and v2.lineage.parent == v.id
+    # an equal challenger (the champion itself, registered again) is rejected, kept with numbers
+    same = life.register(Produced(payload=v.payload, summary={}, lineage=Lineage()))
     again = run_gate(life, kind, same, tasks=30)
     assert not again.decision.promote and again.version.state is ArtifactState.REJECTED
+    assert again.decision.ties == 30
     assert again.version.gate is not None and life.champion().id == v.id  # type: ignore[union-attr]
 
 
@@ -106,15 +122,15 @@ def test_live_session_picks_up_a_new_champion_at_the_next_episode(
     policies = champion_policies(st, scenario)  # no champion yet: empty statistics
     assert policies.state.stats.events_seen == 0
     live = LiveChampions(st, scenario, policies, poll_s=0.0)
-    promoted_at: list[int] = []
 
-    def promote_after_first(ended):  # type: ignore[no-untyped-def]
-        if ended.episode == 0:
-            life.promote(life.register(produced), reason="test")
-            promoted_at.append(ended.episode)
+    def promote_after_first(bus):  # type: ignore[no-untyped-def]
+        def observe(batch):  # type: ignore[no-untyped-def]
+            if any(isinstance(e, EpisodeEnded) and e.episode == 0 for e in batch):
+                life.promote(life.register(produced), reason="test")  # another process's work
+        bus.subscribe(observe, name="promoter", inline=True)
 
     run_session(scenario, store=st, seeds=[20_000, 20_001, 20_002], policies=policies,
-                subscribers=[live], on_episode=promote_after_first)
+                subscribers=[live, promote_after_first])
     assert live.applied == 1
     notes = st.notes(kind="champion_applied")
     assert len(notes) == 1 and notes[0].data["version"] == 1

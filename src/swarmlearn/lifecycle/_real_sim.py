@@ -30,7 +30,7 @@ def real_false_promotion(scenario: str, variant: str, config: GateConfig, *, tas
         ids = [run_session(sc, store=store, seeds=list(range(10_000 + 10 * i, 10_010 + 10 * i)),
                            policies=policies_from(None, None, strategy)).session
                for i in range(learn_sessions)]
-        stats, _ = replay_stats(store, ids)
+        stats, _, _ = replay_stats(store, ids)
     promoted = 0
     for t in range(trials):
         first = 900_000 + (seed * trials + t) * tasks
