@@ -101,3 +101,56 @@ def test_unsubscribe_and_close() -> None:
     bus.close()
     bus.publish([3])
     assert bus.stats() == []
+
+
+def test_a_blocking_subscriber_holds_at_most_maxsize_counting_its_handlers_batch() -> None:
+    bus: EventBus[int] = EventBus()
+    gate = threading.Event()
+    got: list[int] = []
+
+    def stuck(batch: Sequence[int]) -> None:
+        gate.wait(10)
+        got.extend(batch)
+
+    bus.subscribe(stuck, name="rec", maxsize=8, batch_size=4, overflow=Overflow.BLOCK)
+    published = [0]
+
+    def publisher() -> None:
+        for i in range(100):
+            bus.publish([i])
+            published[0] += 1
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while published[0] < 8 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # room for a ninth event, if the subscriber wrongly had any
+    assert published[0] == 8 and thread.is_alive()  # queued + in the handler == maxsize
+    gate.set()
+    thread.join(10)
+    assert bus.flush(10) and got == list(range(100))
+    bus.close()
+
+
+def test_a_batch_is_handed_over_when_full_or_max_delay_after_its_first_event() -> None:
+    bus: EventBus[int] = EventBus()
+    batches: list[list[int]] = []
+    bus.subscribe(lambda b: batches.append(list(b)), batch_size=10, max_delay=0.3)
+    bus.publish([1, 2, 3])
+    time.sleep(0.05)
+    assert batches == []  # not full, not due yet
+    deadline = time.monotonic() + 5
+    while not batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert batches == [[1, 2, 3]]  # due: handed over without more events coming
+    slow: list[list[int]] = []
+    bus.subscribe(lambda b: slow.append(list(b)), batch_size=10, max_delay=60)
+    bus.publish(list(range(10)))
+    deadline = time.monotonic() + 5
+    while not slow and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert slow == [list(range(10))]  # full: handed over long before max_delay
+    bus.publish([10, 11])
+    assert bus.flush(5) and slow[-1] == [10, 11]  # a flush does not wait out max_delay
+    bus.close()

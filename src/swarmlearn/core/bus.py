@@ -7,10 +7,13 @@ Two kinds of subscriber:
   statistics that the next decision reads). An inline handler that raises is
   logged and counted; it never breaks the swarm.
 * **queued** — each has its own bounded queue drained by its own thread in
-  batches. A slow queued subscriber never stalls the swarm: when its queue is
-  full the event is *dropped and counted* (``Overflow.DROP``), or — for a
-  subscriber that must not lose anything, such as the store recorder — the
-  publisher waits for room (``Overflow.BLOCK``) and the wait is counted.
+  batches, handed over when a batch is full or ``max_delay`` after its oldest
+  event came in. ``maxsize`` bounds what the subscriber *holds*: its queue
+  plus the batch in its handler. A slow queued subscriber never stalls the
+  swarm: when it holds ``maxsize`` the event is *dropped and counted*
+  (``Overflow.DROP``), or — for a subscriber that must not lose anything and
+  must not trail far behind, such as the store recorder — the publisher waits
+  for room (``Overflow.BLOCK``) and the wait is counted.
 
 ``stats()`` reports delivered, dropped, failed and blocked counts per
 subscriber; the swarm puts them into every episode's summary, so nothing is
@@ -52,7 +55,15 @@ class SubscriberStats:
 
 
 class Subscription(Generic[E]):
-    """One subscriber: inline (``maxsize == 0``) or with its own queue and thread."""
+    """One subscriber: inline (``maxsize == 0``) or with its own queue and thread.
+
+    A queued subscriber *holds* at most ``maxsize`` events: the ones in its
+    queue plus the batch its handler is working on. Its thread hands the
+    handler up to ``batch_size`` events at a time, as soon as ``batch_size``
+    are queued, or ``max_delay`` seconds after the oldest queued event came in
+    (0: at once), or when someone waits for it (a blocked publisher,
+    :meth:`flush`, :meth:`close`).
+    """
 
     def __init__(
         self,
@@ -62,17 +73,21 @@ class Subscription(Generic[E]):
         maxsize: int,
         overflow: Overflow,
         batch_size: int,
+        max_delay: float = 0.0,
     ) -> None:
         self.name = name
         self.handler = handler
         self.maxsize = maxsize
         self.overflow = overflow
-        self.batch_size = batch_size
+        self.batch_size = max(1, batch_size)
+        self.max_delay = max_delay
         self.stats = SubscriberStats(name)
         self._queue: deque[E] = deque()
+        self._inflight = 0  # events the handler is working on
+        self._since = 0.0  # monotonic time the oldest queued event came in
+        self._waiters = 0  # publishers waiting for room, flushes waiting for the handler
         self._cond = threading.Condition()
         self._closed = False
-        self._busy = False
         self._thread: threading.Thread | None = None
         if maxsize > 0:
             self._thread = threading.Thread(target=self._drain, name=f"bus-{name}", daemon=True)
@@ -87,29 +102,44 @@ class Subscription(Generic[E]):
             self._call(events)
             return
         with self._cond:
-            room = self.maxsize - len(self._queue)
-            if len(events) > room and self.overflow is Overflow.BLOCK:
-                start = time.perf_counter()
-                for event in events:
-                    while len(self._queue) >= self.maxsize and not self._closed:
-                        self._cond.notify_all()
-                        self._cond.wait(0.05)
-                    self._queue.append(event)
-                self.stats.blocked_seconds += time.perf_counter() - start
-            elif len(events) > room:
-                keep = max(room, 0)
-                self._queue.extend(events[:keep])
-                lost = len(events) - keep
-                if self.stats.dropped == 0:
-                    logger.warning(
-                        "subscriber %r is too slow: dropping events (queue %d full)",
-                        self.name,
-                        self.maxsize,
-                    )
-                self.stats.dropped += lost
+            queue = self._queue
+            was_empty = not queue
+            if was_empty:
+                self._since = time.monotonic()
+            room = self.maxsize - len(queue) - self._inflight
+            if len(events) <= room:
+                queue.extend(events)
+            elif self.overflow is Overflow.BLOCK:
+                self._wait_for_room(events)
             else:
-                self._queue.extend(events)
-            self._cond.notify_all()
+                self._drop(events, room)
+            if was_empty or len(queue) >= self.batch_size:
+                self._cond.notify_all()
+
+    def _wait_for_room(self, events: Sequence[E]) -> None:
+        """Append ``events`` one by one, waiting while the subscriber holds ``maxsize``."""
+        start = time.perf_counter()
+        self._waiters += 1
+        try:
+            for event in events:
+                while len(self._queue) + self._inflight >= self.maxsize and not self._closed:
+                    self._cond.notify_all()
+                    self._cond.wait(0.05)
+                self._queue.append(event)
+        finally:
+            self._waiters -= 1
+        self.stats.blocked_seconds += time.perf_counter() - start
+
+    def _drop(self, events: Sequence[E], room: int) -> None:
+        keep = max(room, 0)
+        self._queue.extend(events[:keep])
+        if self.stats.dropped == 0:
+            logger.warning(
+                "subscriber %r is too slow: dropping events (holds %d already)",
+                self.name,
+                self.maxsize,
+            )
+        self.stats.dropped += len(events) - keep
 
     def _call(self, batch: Sequence[E]) -> None:
         try:
@@ -119,33 +149,56 @@ class Subscription(Generic[E]):
             self.stats.failed += len(batch)
             logger.exception("subscriber %r failed on a batch of %d events", self.name, len(batch))
 
+    def _next_batch(self) -> list[E] | None:
+        """Wait (holding the lock) until a batch is due; None once closed and empty."""
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+                continue
+            if len(queue) >= self.batch_size or self._waiters or self._closed:
+                break
+            wait = self._since + self.max_delay - time.monotonic()
+            if wait <= 0:
+                break
+            self._cond.wait(wait)
+        if len(queue) <= self.batch_size:
+            batch = list(queue)
+            queue.clear()
+        else:  # the rest came in after the oldest: due no later than it was
+            batch = [queue.popleft() for _ in range(self.batch_size)]
+        return batch
+
     def _drain(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait()
-                if not self._queue and self._closed:
+                batch = self._next_batch()
+                if batch is None:
                     return
-                n = min(len(self._queue), self.batch_size)
-                batch = [self._queue.popleft() for _ in range(n)]
-                self._busy = True
-                self._cond.notify_all()
+                self._inflight = len(batch)
             self._call(batch)
             with self._cond:
-                self._busy = False
+                self._inflight = 0
                 self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until the queue is empty and no batch is in flight; False on timeout."""
+        """Hand over everything queued now and wait until the handler is done; False on timeout."""
         if self._thread is None:
             return True
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._queue or self._busy:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+            self._waiters += 1
+            try:
+                self._cond.notify_all()
+                while self._queue or self._inflight:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._cond.wait(remaining)
+            finally:
+                self._waiters -= 1
         return True
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -178,15 +231,22 @@ class EventBus(Generic[E]):
         maxsize: int = 65_536,
         overflow: Overflow = Overflow.DROP,
         batch_size: int = 1_024,
+        max_delay: float = 0.0,
         inline: bool = False,
     ) -> Subscription[E]:
-        """Add a subscriber; ``handler`` receives a batch (a sequence) of events."""
+        """Add a subscriber; ``handler`` receives a batch (a sequence) of events.
+
+        ``maxsize`` bounds the events a queued subscriber holds (queued or in
+        its handler); ``batch_size`` and ``max_delay`` say when its thread
+        hands them over (see :class:`Subscription`).
+        """
         sub = Subscription(
             name or str(getattr(handler, "__qualname__", "subscriber")),
             handler,
             maxsize=0 if inline else max(1, maxsize),
             overflow=overflow,
             batch_size=batch_size,
+            max_delay=max_delay,
         )
         self._subs.append(sub)
         self._refresh()
