@@ -186,6 +186,16 @@ def check_output_path(path: str | Path, field: str) -> Path:
     exist (it is not created) and be writable, and the path must not be a folder.
     """
     p = Path(path).expanduser()
+    try:
+        _check_writable(p, field)
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte …
+        reason = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{field}: cannot write {str(p)!r}: {reason}", field=field,
+                          value=str(p)) from exc
+    return p
+
+
+def _check_writable(p: Path, field: str) -> None:
     folder = p.parent
     if p.is_dir():
         raise ConfigError(f"{field}: {str(p)!r} is a directory, expected a file path",
@@ -199,4 +209,3 @@ def check_output_path(path: str | Path, field: str) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise ConfigError(f"{field}: cannot write {str(p)!r} (permission denied)", field=field,
                           value=str(p))
-    return p

@@ -100,6 +100,8 @@ def resolve_url(url: str | None) -> URL:
 
 def _sqlite_file(path: str, *, read_only: bool) -> Path:
     """The database file of a SQLite store, checked; its folder made unless ``read_only``."""
+    if "\x00" in path:
+        raise StoreError(f"bad store path {path!r}: it contains a NUL byte")
     try:
         p = Path(path)
         if p.is_dir():
