@@ -7,6 +7,7 @@ exit code tells the error class (see :data:`swarmlearn.errors.EXIT_CODES`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -746,18 +747,39 @@ def _reflow(paragraph: str) -> str:
     return " ".join(lines)
 
 
-def main() -> None:
-    """Entry point: run the app; a swarmlearn error becomes one line and an exit code."""
+@functools.cache
+def _command() -> Any:
+    """The click command of the app, built once (typer takes ~0.1 s to build it)."""
     command = typer.main.get_command(app)
     _tidy_help(command)
+    return command
+
+
+def main() -> None:
+    """Entry point: run the app; any error becomes one line and an exit code.
+
+    A usage error (a missing argument, a value of the wrong type) exits 2; a
+    swarmlearn error exits with the code of its class.
+    """
     try:
-        command()  # typer handles usage errors itself (exit code 2)
-    except KeyboardInterrupt:
+        code = _command().main(prog_name="swarmlearn", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
+    except typer.TyperException as exc:  # click's usage errors
+        if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            _error(" ".join(exc.format_message().split()) + hint)
+        sys.exit(getattr(exc, "exit_code", 2))
     except SwarmlearnError as exc:
-        err_console.print(f"[red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         sys.exit(exit_code_for(exc))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str) -> None:
+    err_console.print(f"[red]error[/]: {escape(message)}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
