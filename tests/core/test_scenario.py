@@ -10,7 +10,10 @@ from swarmlearn.core.manager import GuidanceSchedule
 from swarmlearn.core.scenario import POLICIES, WorkerKind, load_scenario, parse_scenario
 from swarmlearn.errors import ConfigError, ScenarioError
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+EXAMPLES = [  # the scenario files (examples/ also holds the daemon's config)
+    p for p in sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+    if "[environment]" in p.read_text(encoding="utf-8")
+]
 
 GOOD = """
 name = "t"
