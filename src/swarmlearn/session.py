@@ -9,6 +9,7 @@ when a scenario asks for them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import time
@@ -257,7 +258,9 @@ def run_session(
     With a store, a session is opened (or ``resume``\\ d, continuing its ids)
     and every event is recorded; the session is closed as completed, failed
     or interrupted. ``subscribers`` are called with the bus before the first
-    episode (learners attach there).
+    episode (learners attach there). With a store, ``on_episode`` is called
+    once the episode's events are committed (a crash never loses an episode
+    that was reported as ended), in order, in this thread.
     """
     base = scenario.seeds.base if seed is None else seed
     task_seeds = list(seeds) if seeds is not None else [base + i for i in range(episodes)]
@@ -287,8 +290,12 @@ def run_session(
                 task=f"{scenario.label}:{task_seed}",
             )
             done.append(ended)
-            if on_episode is not None:
+            if on_episode is None:
+                continue
+            if recorder is None:
                 on_episode(ended)
+            else:  # an episode is reported as ended once its events are committed
+                recorder.when_durable(ended.id, functools.partial(on_episode, ended))
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -299,4 +306,6 @@ def run_session(
             close()
         result = SessionResult(sid, scenario.label, done, time.perf_counter() - t0, [], status)
         _finish(store, recorder, bus, result)
+        if recorder is not None:
+            recorder.deliver()  # everything is committed now
     return result
