@@ -12,6 +12,7 @@
     timeout_s = 600            # a trainer's time budget (each level may override)
     backoff_s = 30             # after a failure; doubles per failure, at most backoff_max_s
     history = 5                # previous champions kept for rollback
+    nice = 19                  # niceness of the daemon and its trainers (the swarm goes first)
 
     [daemon.gate]              # swarmlearn.lifecycle.GateConfig
     alpha = 0.05
@@ -135,6 +136,7 @@ class DaemonConfig:
     backoff_max_s: float = 3600.0
     history: int = 5
     live_window: int = 50  # live episodes the quality trigger looks at
+    nice: int = 19  # the daemon (and its trainers) run at this niceness: the swarm goes first
     run_dir: str = ".swarmlearn/daemon"
     gate: GateConfig = field(default_factory=GateConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
@@ -150,6 +152,7 @@ class DaemonConfig:
         check_range("backoff_max_s", self.backoff_max_s, lo=0.0)
         check_range("history", self.history, lo=1)
         check_range("live_window", self.live_window, lo=1)
+        check_range("nice", self.nice, lo=0, hi=19)
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise ConfigError(f"levels: duplicate level names in {names}", field="levels")

@@ -58,7 +58,7 @@ from swarmlearn.lifecycle import (
     run_gate,
     watch,
 )
-from swarmlearn.lifecycle._triggers import Trigger, TriggerState
+from swarmlearn.lifecycle._triggers import All, AnyOf, Quality, Trigger, TriggerState
 from swarmlearn.store import LogRecord, SqlStore, open_store
 from swarmlearn.types import OutcomeKind
 
@@ -78,6 +78,8 @@ class _Level:
     trigger: Trigger
     watched: tuple[int, int] = (0, -1)  # (champion id, live episodes) last watched
     applied: int | None = None  # the champion id last applied (None: the baseline)
+    outcomes: dict[int, tuple[float, bool]] = field(default_factory=dict)  # watched episodes
+    needs_quality: bool = False  # the trigger looks at the live success rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,23 @@ def _count(store: SqlStore, sc: Scenario, since: float | None = None) -> int:
                                 exclude_kinds=[DAEMON_SESSION_KIND])
 
 
+def _lower_priority(nice: int) -> None:
+    """Learning is background work: the swarm goes first. ``os.nice`` alone does not
+    do it where the kernel groups processes by session (autogroup: a daemon started in
+    a session of its own would get a whole share), so the session's group is niced too."""
+    os.nice(nice)
+    try:
+        Path("/proc/self/autogroup").write_text(f"{nice}\n")
+    except OSError:
+        pass  # no autogroup here, or not allowed: os.nice is what there is
+
+
+def _uses_quality(trigger: Trigger) -> bool:
+    if isinstance(trigger, Quality):
+        return True
+    return isinstance(trigger, All | AnyOf) and any(_uses_quality(t) for t in trigger.parts)
+
+
 def _backoff(config: DaemonConfig, failures: Sequence[LogRecord]) -> float | None:
     """When the level may run again after ``failures`` (None: now)."""
     if not failures:
@@ -166,8 +185,9 @@ class LearningDaemon:
                     raise ConfigError(f"levels {other.config.name} and {lv.name} both train "
                                       f"{kind.name}/{kind.scope}: one level per lineage",
                                       field=f"levels.{lv.name}")
+            trigger = lv.parsed_trigger
             levels.append(_Level(lv, kind, Lifecycle(store, kind.name, kind.scope, life_cfg),
-                                 lv.parsed_trigger))
+                                 trigger, needs_quality=_uses_quality(trigger)))
         self.store, self.levels = store, levels
         self._session = store.open_session(scenario="daemon", variant=self.scenario.label,
                                            kind=DAEMON_SESSION_KIND,
@@ -220,6 +240,8 @@ class LearningDaemon:
     def run(self, *, passes: int | None = None) -> None:
         """Pass after pass every ``poll_s`` until :meth:`stop` (or ``passes`` passes)."""
         wait = self.config.poll_s
+        if self.config.nice:
+            _lower_priority(self.config.nice)
         self._write_status("starting")
         try:
             while not self.stop_event.is_set() and (passes is None or self.passes < passes):
@@ -307,11 +329,17 @@ class LearningDaemon:
         n = _count(store, self.scenario, since)
         if level.watched == (champion.id, n) or n == 0:
             return
+        if level.watched[0] != champion.id:
+            level.outcomes = {}
         level.watched = (champion.id, n)
-        episodes = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
-                                  since=since, exclude_kinds=[DAEMON_SESSION_KIND])
-        verdict = watch((e.outcome.kind is OutcomeKind.SUCCESS for e in episodes),
-                        champion.gated_rate, self.config.watch)
+        # read only what came in since the last look (a margin for late writers), by id
+        newest = max((ts for ts, _ in level.outcomes.values()), default=since)
+        for e in store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
+                                since=max(since, newest - 30.0),
+                                exclude_kinds=[DAEMON_SESSION_KIND]):
+            level.outcomes[e.id] = (e.ts, e.outcome.kind is OutcomeKind.SUCCESS)
+        ordered = sorted(level.outcomes.values())
+        verdict = watch((ok for _, ok in ordered), champion.gated_rate, self.config.watch)
         if not verdict.drop:
             return
         back = life.rollback(verdict.reason, automatic=True)
@@ -329,11 +357,13 @@ class LearningDaemon:
         since = base.ts if base is not None else now
         counted = int(base.data.get("episodes", 0)) if base is not None else 0
         total = _count(store, self.scenario)
-        recent = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
-                                since=since, exclude_kinds=[DAEMON_SESSION_KIND])
-        recent = recent[-self.config.live_window:]
-        rate = (sum(e.outcome.kind is OutcomeKind.SUCCESS for e in recent) / len(recent)
-                if recent else None)
+        rate, recent = None, []
+        if level.needs_quality:
+            recent = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
+                                    since=since, exclude_kinds=[DAEMON_SESSION_KIND])
+            recent = recent[-self.config.live_window:]
+            rate = (sum(e.outcome.kind is OutcomeKind.SUCCESS for e in recent) / len(recent)
+                    if recent else None)
         return TriggerState(now=now, since=since, new_episodes=max(0, total - counted),
                             live_rate=rate, live_episodes=len(recent),
                             requested=runs.pending_request is not None)
