@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from swarmlearn._config import check_output_path, check_range
-from swarmlearn._daemon_cli import daemon_app
+from swarmlearn._daemon_cli import artifacts_app, daemon_app
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import (
     POLICIES,
@@ -64,6 +64,7 @@ app.add_typer(snapshot_app, name="snapshot")
 app.add_typer(rl_app, name="rl")
 app.add_typer(serve_app, name="serve")
 app.add_typer(daemon_app, name="daemon")
+app.add_typer(artifacts_app, name="artifacts")
 
 console = terminal_console()
 err_console = terminal_console(stderr=True)
