@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -264,12 +265,21 @@ def daemon_status(config: ConfigOpt = None, scenario: ScenarioOpt = None,
         _print_status(cfg, st)
 
 
+def _reading(store: str | None) -> SqlStore:
+    """The store opened read-only: a listing creates nothing (``exists`` says if it is there)."""
+    return SqlStore(store, read_only=True)
+
+
 @daemon_app.command("log")
 def daemon_log(limit: Annotated[int, typer.Option("-n", help="How many entries.")] = 30,
                kind: Annotated[str | None, typer.Option(help="Only this kind.")] = None,
                store: StoreOpt = None) -> None:
     """The learning log: every lifecycle move and daemon step, newest last."""
-    with open_store(store) as st:
+    st = _reading(store)
+    if not st.exists:
+        console.print(f"no learning log yet: no store at {st.url}")
+        return
+    with closing(st):
         rows = st.learning_log(kind=kind, limit=limit, newest_first=True)[::-1]
     for r in rows:
         v = r.data.get("version")
@@ -331,7 +341,11 @@ def artifacts_list(kind: Annotated[str | None, typer.Option(help="Only this kind
                    limit: Annotated[int, typer.Option("-n", help="How many.")] = 30,
                    store: StoreOpt = None) -> None:
     """Versions newest first, with state, alias and gate numbers."""
-    with open_store(store) as st:
+    st = _reading(store)
+    if not st.exists:
+        console.print(f"no artifacts yet: no store at {st.url}")
+        return
+    with closing(st):
         records = st.artifacts(kind, scope, latest=limit, payload=False)
         aliases = {a.artifact_id: a.alias for a in st.aliases(kind, scope)}
     if not records:
@@ -355,7 +369,7 @@ def artifacts_show(kind: KindArg, scope: ScopeArg,
                    version: Annotated[int | None, typer.Argument(help="Default: latest.")] = None,
                    store: StoreOpt = None) -> None:
     """One version: state, lineage, gate numbers, and its log."""
-    with open_store(store) as st:
+    with closing(_reading(store)) as st:
         life = _life(st, kind, scope)
         v = ArtifactVersion(st.get_artifact(kind, scope, version))
         log = st.learning_log(artifact_id=v.id)
@@ -411,7 +425,7 @@ def artifacts_diff(kind: KindArg, scope: ScopeArg,
                    b: Annotated[int, typer.Argument(help="The other version.")],
                    store: StoreOpt = None) -> None:
     """What differs between two versions' metadata, lineage and gate numbers."""
-    with open_store(store) as st:
+    with closing(_reading(store)) as st:
         life = _life(st, kind, scope)
         va, vb = life.get(a), life.get(b)
     fa = _flat({k: v for k, v in va.meta.items() if k != "gate_results"})
