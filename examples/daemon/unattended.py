@@ -1,8 +1,8 @@
 """Unattended improvement: the learning daemon makes a swarm better with no command.
 
-    .venv/bin/python examples/daemon_unattended.py [--sessions 30] [--episodes 10]
+    .venv/bin/python examples/daemon/unattended.py [--sessions 30] [--episodes 10]
 
-1. starts ``swarmlearn daemon run --config examples/daemon.toml`` as a separate
+1. starts ``swarmlearn daemon run --config examples/daemon/daemon.toml`` as a separate
    process on an empty store (a temporary folder, or ``--store``);
 2. in this process, runs swarm sessions of the held-out troubleshooting variant
    one after another (new task seeds each session, from 10,000, as
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _side(points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def main() -> None:
     store = SqlStore(url)  # creates the empty store before the daemon follows it
     daemon = subprocess.Popen(
         [sys.executable, "-c", "from swarmlearn.cli import main; main()", "daemon", "run",
-         "--config", "examples/daemon.toml", "--store", url, "--run-dir", str(work / "daemon")],
+         "--config", "examples/daemon/daemon.toml", "--store", url, "--run-dir", str(work / "daemon")],
         stdout=(work / "daemon.log").open("wb"), stderr=subprocess.STDOUT)
     print(f"store {url}; daemon pid {daemon.pid}, log {work / 'daemon.log'}")
     sc = load_scenario("examples/troubleshooting.toml", variant="heldout").override(
