@@ -91,7 +91,8 @@ def main() -> None:
     store = SqlStore(url)  # creates the empty store before the daemon follows it
     daemon = subprocess.Popen(
         [sys.executable, "-c", "from swarmlearn.cli import main; main()", "daemon", "run",
-         "--config", "examples/daemon/daemon.toml", "--store", url, "--run-dir", str(work / "daemon")],
+         "--config", "examples/daemon/daemon.toml", "--store", url,
+         "--run-dir", str(work / "daemon")],
         stdout=(work / "daemon.log").open("wb"), stderr=subprocess.STDOUT)
     print(f"store {url}; daemon pid {daemon.pid}, log {work / 'daemon.log'}")
     sc = load_scenario("examples/troubleshooting.toml", variant="heldout").override(
