@@ -131,6 +131,7 @@ def _parse() -> argparse.Namespace:
         help="SB3 trains with torch.set_flush_denormal(True) (not SB3's default; see docs/rl.md)",
     )
     p.add_argument("--json", type=Path, default=Path("runs/bench/dqn.json"))
+    p.add_argument("--report", type=Path, help="print the tables of a results JSON, run nothing")
     p.add_argument("--ablation", action="store_true", help="ours only, each part on/off")
     p.add_argument("--variants", nargs="+", help="ablation variants (default: a standard set)")
     args = p.parse_args()
@@ -426,11 +427,16 @@ def _side_cells(r: Run | None) -> str:
     )
 
 
+def _median_sustained(runs: list[Run]) -> str:
+    """Median steps to sustained; a seed that never got there counts as beyond the budget."""
+    med = statistics.median(math.inf if r.sustained is None else r.sustained for r in runs)
+    return "never" if med == math.inf else f"{med:,.0f}"
+
+
 def _median_steps(runs: list[Run]) -> str:
-    steps = [r.sustained for r in runs]
-    if any(s is None for s in steps):
-        return f"median n/a ({sum(s is None for s in steps)} never)"
-    return f"median {statistics.median(s for s in steps if s is not None):,.0f}"
+    never = sum(r.sustained is None for r in runs)
+    note = f" ({never} 'never' counted as beyond the budget)" if never else ""
+    return f"median steps {_median_sustained(runs)}{note}"
 
 
 def print_case(case: Case, rows: list[tuple[Run, Run | None]]) -> dict[str, Any]:
@@ -463,7 +469,7 @@ def print_case(case: Case, rows: list[tuple[Run, Run | None]]) -> dict[str, Any]
             "median_wall": statistics.median(r.wall for r in runs),
         }
         print(
-            f"{side:4s}: sustained on {reached}/{len(runs)} seeds ({_median_steps(runs)} steps), "
+            f"{side:4s}: sustained on {reached}/{len(runs)} seeds, {_median_steps(runs)}, "
             f"held at end {held}/{len(runs)}, median train wall "
             f"{summary[side]['median_wall']:.1f}s"
         )
@@ -552,6 +558,29 @@ def compare() -> None:
     print(f"\nresults: {ARGS.json}")
 
 
+def report(path: Path) -> None:
+    """The tables of a finished (or partial) ``compare`` run, from its JSON."""
+    data = json.loads(path.read_text())
+    print(f"{path}: {' '.join(data['argv'])} (started {data['started']}), {data['versions']}")
+    for name, raw in data["cases"].items():
+        fields = {k: v for k, v in raw.items() if k != "env_steps"}
+        case = Case(**{**fields, "hidden": tuple(fields["hidden"])})
+        by_key: dict[tuple[int, str], list[Run]] = {}
+        for rec in data["runs"]:
+            if rec["case"] == name:
+                keep = {k: v for k, v in rec.items() if k in Run.__dataclass_fields__}
+                run = Run(**{**keep, "curve": [tuple(c) for c in keep["curve"]]})
+                by_key.setdefault((run.seed, run.side), []).append(run)
+        seeds = sorted({seed for seed, side in by_key if side == "ours"})
+        rows = [
+            (_median_wall(by_key[seed, "ours"]), _median_wall(by_key[seed, "sb3"]))
+            if (seed, "sb3") in by_key
+            else (_median_wall(by_key[seed, "ours"]), None)
+            for seed in seeds
+        ]
+        print_case(case, rows)
+
+
 ABLATION = [
     "vanilla",
     "double",
@@ -589,7 +618,7 @@ def ablation() -> None:
             runs.append(run_ours(case, seed, _parts(spec), f"{spec} seed {seed}"))
             results.add(runs[-1], variant=spec)
         done = [r.sustained for r in runs if r.sustained is not None]
-        med = f"{statistics.median(done):,.0f}" if len(done) == len(runs) else "n/a"
+        med = _median_sustained(runs)
         line = (
             f"{spec:26} | {len(done):>4}/{len(runs):<4} | {med:>7} | "
             f"{sum(r.held_at_end for r in runs):>4} | "
@@ -611,7 +640,9 @@ if __name__ == "__main__":
         f"python {sys.version.split()[0]}, numpy {np.__version__}, torch {torch.__version__}, "
         f"stable-baselines3 {_sb3_version()}"
     )
-    if ARGS.ablation:
+    if ARGS.report:
+        report(ARGS.report)
+    elif ARGS.ablation:
         ablation()
     else:
         compare()
