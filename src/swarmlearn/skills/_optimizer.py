@@ -1,0 +1,345 @@
+"""The skill optimizer: rollout → reflect → merge → select → apply → gate, step by step,
+with a checkpoint after every step.
+
+Everything a step does is a pure function of the step number, the seed and the
+checkpointed state (the batch, the minibatches, the edit budget, the pool's
+parent), so a run killed at any moment and resumed from its run directory
+ends with the same skill, history and counters as a run never interrupted —
+given the same (deterministic) clients. Validation results are cached by the
+skill's hash, in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarmlearn._config import check_range, from_mapping, to_mapping
+from swarmlearn.errors import BackendError, ConfigError
+from swarmlearn.lifecycle import GateConfig, gate
+from swarmlearn.llm import LLMClient
+from swarmlearn.skills._checkpoint import read_state, write_state
+from swarmlearn.skills._edits import EditStatus, apply_edits, skill_hash
+from swarmlearn.skills._env import SkillEnv, Split, Trajectory
+from swarmlearn.skills._merge import merge
+from swarmlearn.skills._meter import Budget, BudgetExhausted, Meter, Usage
+from swarmlearn.skills._pool import on_front, pick_parent
+from swarmlearn.skills._records import Failure, FailureKind
+from swarmlearn.skills._reflect import reflect
+from swarmlearn.skills._rollout import rollout
+from swarmlearn.skills._schedule import Schedule, edit_budget
+from swarmlearn.skills._select import select
+
+__all__ = ["SkillOptConfig", "SkillOptimizer", "SkillRun"]
+
+logger = logging.getLogger(__name__)
+
+_RESUMABLE = ("max_calls", "max_tokens", "concurrency", "retries", "retry_pause_s")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SkillOptConfig:
+    """How a skill is optimized. ``edit_budget`` decays to ``min_edit_budget`` by
+    ``schedule``; the gate is the lifecycle's paired rule (``gate_alpha``,
+    ``gate_min_tasks``); ``pool`` keeps a Pareto pool of candidates."""
+
+    epochs: int = 2
+    batch_size: int = 8
+    minibatch_size: int = 4
+    merge_fan_in: int = 4
+    edit_budget: int = 4
+    min_edit_budget: int = 1
+    schedule: Schedule = Schedule.COSINE
+    include_successes: bool = True
+    concurrency: int = 4
+    retries: int = 2
+    retry_pause_s: float = 0.5
+    seed: int = 0
+    gate_alpha: float = 0.05
+    gate_min_tasks: int = 10
+    pool: bool = False
+    memory_shown: int = 20
+    max_calls: int = 0
+    max_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "minibatch_size", "edit_budget",
+                     "min_edit_budget", "concurrency", "gate_min_tasks"):
+            check_range(name, getattr(self, name), lo=1)
+        check_range("merge_fan_in", self.merge_fan_in, lo=2)
+        if self.min_edit_budget > self.edit_budget:
+            raise ConfigError(f"min_edit_budget ({self.min_edit_budget}) > edit_budget "
+                              f"({self.edit_budget})", field="min_edit_budget")
+        check_range("retries", self.retries, lo=0)
+        check_range("retry_pause_s", self.retry_pause_s, lo=0.0)
+        check_range("memory_shown", self.memory_shown, lo=0)
+        Budget(max_calls=self.max_calls, max_tokens=self.max_tokens)
+        GateConfig(alpha=self.gate_alpha, min_tasks=self.gate_min_tasks)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SkillOptConfig:
+        return from_mapping(cls, data, where="optimize")
+
+
+def _results(val: Sequence[Trajectory]) -> dict[int, float]:
+    return {t.task: t.score for t in val}
+
+
+def _mean(val: Sequence[Trajectory]) -> float:
+    return sum(t.score for t in val) / len(val) if val else 0.0
+
+
+@dataclass(slots=True)
+class SkillRun:
+    """The checkpointed state of a run (``state.json``)."""
+
+    config: SkillOptConfig
+    initial: str
+    current: str
+    best: str
+    best_step: int = 0
+    step: int = 0  # steps completed
+    total_steps: int = 0
+    status: str = "running"  # running | done | budget | outage
+    history: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # edits the gate rejected
+    val_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    pool: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    failures: list[dict[str, Any]] = field(default_factory=list)  # run-level stops
+    test: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": to_mapping(self.config), "initial": self.initial,
+                "current": self.current, "best": self.best, "best_step": self.best_step,
+                "step": self.step, "total_steps": self.total_steps, "status": self.status,
+                "history": self.history, "rejected": self.rejected,
+                "val_cache": self.val_cache, "pool": self.pool,
+                "usage": self.usage.to_dict(), "failures": self.failures, "test": self.test}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SkillRun:
+        return cls(SkillOptConfig.from_mapping(d["config"]), d["initial"], d["current"],
+                   d["best"], int(d["best_step"]), int(d["step"]), int(d["total_steps"]),
+                   str(d["status"]), list(d["history"]), list(d["rejected"]),
+                   dict(d["val_cache"]), list(d["pool"]), Usage.from_dict(d["usage"]),
+                   list(d["failures"]), dict(d["test"]))
+
+    def val_of(self, skill: str) -> list[Trajectory] | None:
+        got = self.val_cache.get(skill_hash(skill))
+        return None if got is None else [Trajectory.from_dict(t) for t in got]
+
+    @property
+    def rejected_keys(self) -> set[str]:
+        return {r["key"] for r in self.rejected}
+
+
+class SkillOptimizer:
+    """Optimize the skill document of ``env`` with a frozen ``target`` and ``optimizer``.
+
+    ``run_dir`` holds ``state.json``; :meth:`train` starts a run or, when the
+    directory has one, resumes it. ``on_step`` is called after each checkpoint
+    with the run (a progress bar, or a test that stops the run).
+    """
+
+    def __init__(self, env: SkillEnv, *, target: LLMClient, optimizer: LLMClient,
+                 run_dir: str | Path, config: SkillOptConfig | None = None,
+                 initial_skill: str = "",
+                 on_step: Callable[[SkillRun], None] | None = None) -> None:
+        self.env = env
+        self.run_dir = Path(run_dir)
+        self._target, self._optimizer = target, optimizer
+        self._on_step = on_step
+        if (self.run_dir / "state.json").exists():
+            self.run = self._resume(config)
+        else:
+            cfg = config or SkillOptConfig()
+            self.run = SkillRun(cfg, initial_skill, initial_skill, initial_skill,
+                                pool=[initial_skill])
+        cfg = self.run.config
+        self.meter = Meter.over(target, Budget(max_calls=cfg.max_calls,
+                                               max_tokens=cfg.max_tokens), self.run.usage)
+        self._opt_meter = Meter(optimizer, self.meter.usage, self.meter.budget,
+                                self.meter._lock)
+        train = list(env.tasks(Split.TRAIN))
+        self._steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
+        self.run.total_steps = self._steps_per_epoch * cfg.epochs
+
+    def _resume(self, config: SkillOptConfig | None) -> SkillRun:
+        run = SkillRun.from_dict(read_state(self.run_dir))
+        if config is not None:
+            old, new = to_mapping(run.config), to_mapping(config)
+            changed = [k for k in new if new[k] != old[k] and k not in _RESUMABLE]
+            if changed:
+                raise ConfigError(f"{self.run_dir}: cannot resume with a different "
+                                  f"{', '.join(changed)} (only {', '.join(_RESUMABLE)} may "
+                                  "change)", field=changed[0])
+            run.config = config
+        if run.status in ("budget", "outage"):
+            run.status = "running"
+        return run
+
+    # -- the stages, each with its own counters ----------------------------------------
+    def _target_for(self, stage: str) -> Meter:
+        return self.meter.for_stage(stage)
+
+    def _rollout(self, tasks: Sequence[int], skill: str, stage: str) -> list[Trajectory]:
+        cfg = self.run.config
+        return rollout(self.env, tasks, skill, self._target_for(stage),
+                       concurrency=cfg.concurrency, retries=cfg.retries,
+                       pause_s=cfg.retry_pause_s)
+
+    def _validate(self, skill: str) -> list[Trajectory]:
+        cached = self.run.val_of(skill)
+        if cached is not None:
+            return cached
+        val = self._rollout(self.env.tasks(Split.VAL), skill, "validate")
+        self.run.val_cache[skill_hash(skill)] = [t.to_dict() for t in val]
+        return val
+
+    def _batch(self, step: int) -> list[int]:
+        cfg = self.run.config
+        epoch, k = divmod(step - 1, self._steps_per_epoch)
+        train = list(self.env.tasks(Split.TRAIN))
+        random.Random(cfg.seed * 7919 + epoch).shuffle(train)
+        return train[k * cfg.batch_size:(k + 1) * cfg.batch_size] or train[:cfg.batch_size]
+
+    def _parent(self, step: int) -> str:
+        run = self.run
+        if not run.config.pool or len(run.pool) == 1:
+            return run.current
+        scores = [_results(self._validate(s)) for s in run.pool]
+        return run.pool[pick_parent(scores, run.config.seed * 104729 + step)]
+
+    # -- one step -----------------------------------------------------------------------
+    def _step(self, step: int) -> dict[str, Any]:
+        run, cfg = self.run, self.run.config
+        parent = self._parent(step)
+        rec: dict[str, Any] = {"step": step, "parent": skill_hash(parent)}
+        batch = self._rollout(self._batch(step), parent, "rollout")
+        rec["rollout"] = {"tasks": len(batch), "solved": sum(t.solved for t in batch)}
+        budget = edit_budget(cfg.schedule, step, run.total_steps, high=cfg.edit_budget,
+                             low=cfg.min_edit_budget)
+        shown = [f"{r['op']} anchor={r['anchor'][:80]!r} content={r['content'][:160]!r}"
+                 for r in run.rejected[-cfg.memory_shown:]] if cfg.memory_shown else []
+        refl = reflect(self._opt_meter.for_stage("reflect"), parent, batch,
+                       minibatch_size=cfg.minibatch_size, budget=cfg.edit_budget,
+                       seed=cfg.seed * 31 + step, rejected=shown, concurrency=cfg.concurrency,
+                       include_successes=cfg.include_successes)
+        failures = list(refl.failures)
+        known = run.rejected_keys
+        proposals = []
+        for p in refl.proposals:
+            again = [e for e in p if e.key in known]
+            failures += [Failure(FailureKind.REPEATED_REJECTED, "reflect",
+                                 f"{e.op.value} {e.anchor[:60]!r} {e.content[:80]!r}")
+                         for e in again]
+            proposals.append([e for e in p if e.key not in known])
+        merged = merge(proposals, fan_in=cfg.merge_fan_in)
+        chosen = select(self._opt_meter.for_stage("rank"), parent, merged, budget)
+        failures += chosen.failures
+        candidate, report = apply_edits(parent, chosen.edits)
+        failures += [Failure(FailureKind.MISSING_ANCHOR, "apply",
+                             f"edit {o.index}: {o.edit.op.value} anchor "
+                             f"{o.edit.anchor[:80]!r} not in the skill")
+                     for o in report if o.status is EditStatus.MISSING_ANCHOR]
+        rec.update(proposed=len(refl.edits), merged=len(merged), budget=budget,
+                   ranked_by=chosen.ranked_by, apply=[o.to_dict() for o in report],
+                   candidate=skill_hash(candidate))
+        if candidate == parent:
+            rec["action"] = "no_change"
+        else:
+            rec.update(self._gate(step, parent, candidate, report))
+        rec["failures"] = [f.to_dict() for f in failures]
+        run.history.append(rec)
+        return rec
+
+    def _gate(self, step: int, parent: str, candidate: str,
+              report: Sequence[Any]) -> dict[str, Any]:
+        run, cfg = self.run, self.run.config
+        base, cand = self._validate(parent), self._validate(candidate)
+        decision = gate([t.result() for t in base], [t.result() for t in cand],
+                        GateConfig(alpha=cfg.gate_alpha, min_tasks=cfg.gate_min_tasks))
+        out: dict[str, Any] = {"gate": decision.to_dict(), "val_score": _mean(cand),
+                               "parent_val_score": _mean(base)}
+        added = cfg.pool and on_front(_results(cand), [_results(self._validate(s))
+                                                       for s in run.pool])
+        if decision.promote:
+            run.current = candidate
+            out["action"] = "accept"
+        else:
+            out["action"] = "pool" if added else "reject"
+            seen = run.rejected_keys
+            for o in report:
+                if o.status is EditStatus.APPLIED and o.edit.key not in seen:
+                    run.rejected.append({"key": o.edit.key, "step": step, **o.edit.to_dict()})
+        if (decision.promote or added) and candidate not in run.pool:
+            run.pool.append(candidate)
+        best_val = self._validate(run.best)
+        if decision.promote and _mean(cand) > _mean(best_val):
+            run.best, run.best_step = candidate, step
+            out["new_best"] = True
+        return out
+
+    def _save(self) -> None:
+        write_state(self.run_dir, self.run.to_dict())
+
+    def _final_test(self) -> None:
+        run = self.run
+        tasks = self.env.tasks(Split.TEST)
+        if not tasks:
+            run.test = {"skipped": "the test split is empty"}
+            return
+        init = self._rollout(tasks, run.initial, "test")
+        best = init if run.best == run.initial else self._rollout(tasks, run.best, "test")
+        d = gate([t.result() for t in init], [t.result() for t in best],
+                 GateConfig(alpha=run.config.gate_alpha, min_tasks=1))
+        run.test = {"initial": {"exact": sum(t.solved for t in init) / len(init),
+                                "f1": _mean(init)},
+                    "best": {"exact": sum(t.solved for t in best) / len(best),
+                             "f1": _mean(best)},
+                    "tasks": len(tasks), "paired": d.to_dict()}
+
+    def train(self) -> SkillRun:
+        """Run (or resume) to the end; the run. BackendError after an outage (checkpointed)."""
+        run = self.run
+        try:
+            if run.step == 0 and not run.history:
+                self._validate(run.initial)
+                self._save()
+            while run.step < run.total_steps:
+                why = self.meter.exhausted()
+                if why:
+                    raise BudgetExhausted(why)
+                self._step(run.step + 1)
+                run.step += 1
+                self._save()
+                if self._on_step is not None:
+                    self._on_step(run)
+            if not run.test:
+                self._final_test()
+            run.status = "done"
+        except BudgetExhausted as exc:
+            self._stop("budget", FailureKind.BUDGET, exc)
+            return run
+        except BackendError as exc:
+            self._stop("outage", FailureKind.OUTAGE, exc)
+            raise
+        self._save()
+        return run
+
+    def _stop(self, status: str, kind: FailureKind, exc: Exception) -> None:
+        """Record a run-level stop; the step in progress is dropped (redone on resume)."""
+        run = self.run
+        if len(run.history) > run.step:
+            del run.history[run.step:]
+        run.status = status
+        run.failures.append({"at_step": run.step + 1,
+                             **Failure(kind, "run", f"{type(exc).__name__}: {exc}").to_dict()})
+        logger.warning("skill run stopped at step %d: %s", run.step + 1, exc)
+        self._save()

@@ -1,0 +1,124 @@
+"""Stage 2, reflect: the optimizer reads failed and solved trajectories, separately, in
+minibatches, and proposes anchored edits with support counts.
+
+Each minibatch is one optimizer call. The reply must be JSON
+``{"edits": [{"op", "anchor", "content", "support", "rationale"}]}``; it is
+parsed strictly, then repaired with json-repair; a reply that is still not
+usable is a recorded :class:`Failure` (``unparsable``), and an edit that lacks
+a field is one too (``invalid_edit``) — never a silent "no edits". The prompt
+lists the edits the gate rejected before (the run's memory), so the optimizer
+does not propose them again.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from swarmlearn.errors import BadResponse
+from swarmlearn.llm import CompletionRequest, JsonReplyParser, LLMClient, Message
+from swarmlearn.skills._edits import Edit, Source
+from swarmlearn.skills._env import Trajectory
+from swarmlearn.skills._records import Failure, FailureKind
+
+__all__ = ["ReflectResult", "minibatches", "reflect"]
+
+REFLECT_SYSTEM = {
+    Source.FAILURE: (
+        "You improve a skill document that an AI agent reads before it works on a task. "
+        "Below are tasks the agent FAILED with the current skill. Find what the skill "
+        "should say so that such tasks are solved, and propose edits to the skill."),
+    Source.SUCCESS: (
+        "You improve a skill document that an AI agent reads before it works on a task. "
+        "Below are tasks the agent SOLVED with the current skill. Find what made them work "
+        "and propose edits that make the skill state it clearly (or remove what did not help)."),
+}
+REPLY_FORMAT = (
+    'Reply with JSON only: {"edits": [{"op": "append|insert_after|replace|delete", '
+    '"anchor": "exact text of the skill (not for append)", "content": "new text (not for '
+    'delete)", "support": <how many of the tasks back this edit>, "rationale": "why"}]}')
+
+
+@dataclass(frozen=True, slots=True)
+class ReflectResult:
+    proposals: tuple[tuple[Edit, ...], ...]  # one per minibatch (the merge's leaves)
+    failures: tuple[Failure, ...]
+
+    @property
+    def edits(self) -> tuple[Edit, ...]:
+        return tuple(e for p in self.proposals for e in p)
+
+
+def minibatches(items: Sequence[Trajectory], size: int, seed: int) -> list[list[Trajectory]]:
+    """``items`` shuffled by ``seed`` and cut into minibatches of at most ``size``."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _prompt(source: Source, skill: str, batch: Sequence[Trajectory], budget: int,
+            rejected: Sequence[str]) -> CompletionRequest:
+    parts = [f"## Current skill\n{skill.strip() or '(empty)'}",
+             f"## Edit budget\nAt most {budget} edits; fewer is fine."]
+    if rejected:
+        parts.append("## Edits already tried and rejected by validation (do not propose "
+                     "them again)\n" + "\n".join(f"- {r}" for r in rejected))
+    label = "Failed" if source is Source.FAILURE else "Solved"
+    parts.append(f"## {label} tasks ({len(batch)})\n" + "\n\n---\n\n".join(
+        f"### Task {t.task}\n{t.text}" for t in batch))
+    parts.append(REPLY_FORMAT)
+    return CompletionRequest(messages=(Message.system(REFLECT_SYSTEM[source]),
+                                       Message.user("\n\n".join(parts))),
+                             max_tokens=1024, temperature=0.0, purpose=f"reflect-{source}")
+
+
+def parse_edits(text: str, source: Source, size: int, budget: int,
+                stage: str) -> tuple[list[Edit], list[Failure]]:
+    """The edits of a reply and a failure per unusable part (the whole reply, or an edit)."""
+    try:
+        value = JsonReplyParser().parse(text).value
+    except BadResponse as exc:
+        return [], [Failure(FailureKind.UNPARSABLE, stage, f"{exc}; reply {text[:160]!r}")]
+    raw = value.get("edits") if isinstance(value, dict) else value
+    if not isinstance(raw, list):
+        return [], [Failure(FailureKind.UNPARSABLE, stage,
+                            f"reply has no 'edits' list: {json.dumps(value)[:160]}")]
+    edits: list[Edit] = []
+    failures: list[Failure] = []
+    for i, d in enumerate(raw[:budget]):
+        try:
+            e = Edit.from_dict(d, source=source, support=size)
+        except BadResponse as exc:
+            failures.append(Failure(FailureKind.INVALID_EDIT, stage, f"edit {i}: {exc}"))
+            continue
+        edits.append(e.with_support(min(e.support, size)))
+    return edits, failures
+
+
+def reflect(client: LLMClient, skill: str, trajectories: Sequence[Trajectory], *,
+            minibatch_size: int, budget: int, seed: int, rejected: Sequence[str] = (),
+            concurrency: int = 4, include_successes: bool = True) -> ReflectResult:
+    """Edits proposed on the failed and (optionally) solved ``trajectories``.
+
+    A call that fails (BackendError after the client's retries) raises: an
+    outage stops the step; it is not an empty proposal.
+    """
+    jobs: list[tuple[Source, list[Trajectory]]] = []
+    failed = [t for t in trajectories if not t.solved]
+    jobs += [(Source.FAILURE, b) for b in minibatches(failed, minibatch_size, seed)]
+    if include_successes:
+        solved = [t for t in trajectories if t.solved]
+        jobs += [(Source.SUCCESS, b) for b in minibatches(solved, minibatch_size, seed + 1)]
+    requests = [_prompt(src, skill, b, budget, rejected) for src, b in jobs]
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs) or 1))) as pool:
+        replies = list(pool.map(client.complete, requests))
+    proposals: list[tuple[Edit, ...]] = []
+    failures: list[Failure] = []
+    for i, ((src, batch), reply) in enumerate(zip(jobs, replies, strict=True)):
+        got, bad = parse_edits(reply.text, src, len(batch), budget, f"reflect[{src}:{i}]")
+        proposals.append(tuple(got))
+        failures += bad
+    return ReflectResult(tuple(proposals), tuple(failures))
