@@ -1,0 +1,237 @@
+"""The skill optimizer against a scripted world: exact resume, outages, unparsable replies,
+budgets, the rejected-edit memory, tokens, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarmlearn.errors import BackendUnavailable, ConfigError
+from swarmlearn.llm import CompletionRequest, ScriptedLLMClient
+from swarmlearn.skills import (
+    Edit,
+    EditOp,
+    EditStatus,
+    FailureKind,
+    QAConfig,
+    QAEnv,
+    RolloutOutage,
+    Schedule,
+    SkillOptConfig,
+    SkillOptimizer,
+    SkillRun,
+    Source,
+    Split,
+    apply_edits,
+    edit_budget,
+    merge,
+)
+from swarmlearn.skills._checkpoint import read_state
+from swarmlearn.skills._fake import POISON, ScriptedWorld
+
+CFG = SkillOptConfig(epochs=2, batch_size=4, minibatch_size=2, edit_budget=3,
+                     gate_alpha=0.25, gate_min_tasks=5, concurrency=2, retry_pause_s=0.0)
+
+
+class Killed(BaseException):
+    """Stands for a kill -9: nothing after it runs."""
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[ScriptedWorld, QAEnv]:
+    w = ScriptedWorld(categories=6, per_category=6)
+    return w, QAEnv.from_config(QAConfig(path=str(w.write(tmp_path / "qa.jsonl"))))
+
+
+def _run(env: QAEnv, w: ScriptedWorld, run_dir: Path, cfg: SkillOptConfig = CFG,
+         target: Any = None, optimizer: Any = None) -> SkillOptimizer:
+    return SkillOptimizer(env, target=target or ScriptedLLMClient(default=w.target),
+                          optimizer=optimizer or ScriptedLLMClient(default=w.optimizer),
+                          run_dir=run_dir, config=cfg)
+
+
+def _comparable(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: state[k] for k in ("best", "current", "history", "rejected", "step", "pool",
+                                  "usage", "test", "status", "best_step")}
+
+
+def test_uninterrupted_run_learns(world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    run = _run(env, w, tmp_path / "a").train()
+    assert run.status == "done"
+    assert run.test["best"]["exact"] > run.test["initial"]["exact"]
+    assert "Rule" in run.best and POISON not in run.best
+
+
+@pytest.mark.parametrize("kill_at", [3, 17, 40, 71])
+def test_kill_mid_step_and_resume_gives_the_same_run(world: tuple[ScriptedWorld, QAEnv],
+                                                     tmp_path: Path, kill_at: int) -> None:
+    w, env = world
+    whole = _run(env, w, tmp_path / "whole").train()
+    calls = {"n": 0}
+
+    def dying(request: CompletionRequest) -> str:
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise Killed
+        return w.target(request)
+
+    with pytest.raises(Killed):
+        _run(env, w, tmp_path / "cut", target=ScriptedLLMClient(default=dying)).train()
+    resumed = _run(env, w, tmp_path / "cut").train()  # fresh clients, same directory
+    assert _comparable(resumed.to_dict()) == _comparable(whole.to_dict())
+
+
+def test_outage_is_an_error_never_a_zero_score(world: tuple[ScriptedWorld, QAEnv],
+                                               tmp_path: Path) -> None:
+    w, env = world
+    whole = _run(env, w, tmp_path / "whole").train()
+    down = {"on": False, "n": 0}
+
+    def flaky(request: CompletionRequest) -> str:
+        down["n"] += 1
+        if down["n"] > 40:
+            raise BackendUnavailable("connection refused")
+        return w.target(request)
+
+    with pytest.raises(RolloutOutage):
+        _run(env, w, tmp_path / "out", target=ScriptedLLMClient(default=flaky)).train()
+    stopped = SkillRun.from_dict(read_state(tmp_path / "out"))
+    assert stopped.status == "outage" and stopped.step >= 1
+    assert stopped.failures[-1]["kind"] == FailureKind.OUTAGE
+    assert len(stopped.history) == stopped.step  # the broken step left no record
+    for cached in stopped.val_cache.values():  # no task scored while the server was down
+        assert len(cached) == len(env.tasks(Split.VAL))
+    resumed = _run(env, w, tmp_path / "out").train()
+    assert resumed.best == whole.best and resumed.history == whole.history
+
+
+def test_unparsable_optimizer_reply_is_a_recorded_failure(
+        world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+
+    def sloppy(request: CompletionRequest) -> str:
+        if "## Failed tasks" in request.messages[-1].content:
+            return "I think the skill should be clearer about codes."
+        return w.optimizer(request)
+
+    run = _run(env, w, tmp_path / "u", optimizer=ScriptedLLMClient(default=sloppy),
+               cfg=SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2,
+                                  gate_min_tasks=5)).train()
+    kinds = [f["kind"] for h in run.history for f in h["failures"]]
+    assert FailureKind.UNPARSABLE in kinds
+
+
+def test_repaired_reply_is_used(world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+
+    def trailing_comma(request: CompletionRequest) -> str:
+        text = w.optimizer(request)
+        return text[:-2] + ",]}" if text.endswith("]}") and "edits" in text else text
+
+    run = _run(env, w, tmp_path / "r", optimizer=ScriptedLLMClient(default=trailing_comma),
+               cfg=SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2,
+                                  gate_alpha=0.25, gate_min_tasks=5)).train()
+    assert "Rule" in run.best
+    assert not [f for h in run.history for f in h["failures"] if f["kind"] == "unparsable"]
+
+
+def test_budget_stops_cleanly_and_resumes(world: tuple[ScriptedWorld, QAEnv],
+                                          tmp_path: Path) -> None:
+    w, env = world
+    whole = _run(env, w, tmp_path / "whole").train()
+    small = SkillOptConfig(**{**_fields(CFG), "max_calls": 60})
+    run = _run(env, w, tmp_path / "b", cfg=small).train()
+    assert run.status == "budget" and run.failures[-1]["kind"] == FailureKind.BUDGET
+    assert run.usage.calls <= 60 + CFG.batch_size  # stops before the next call
+    done = _run(env, w, tmp_path / "b", cfg=CFG).train()
+    assert done.status == "done" and done.best == whole.best
+
+
+def _fields(cfg: SkillOptConfig) -> dict[str, Any]:
+    from swarmlearn._config import to_mapping
+
+    out: dict[str, Any] = to_mapping(cfg)
+    out["schedule"] = Schedule(out["schedule"])
+    return out
+
+
+def test_resume_refuses_a_different_config(world: tuple[ScriptedWorld, QAEnv],
+                                           tmp_path: Path) -> None:
+    w, env = world
+    _run(env, w, tmp_path / "c", cfg=SkillOptConfig(**{**_fields(CFG), "max_calls": 10})).train()
+    with pytest.raises(ConfigError, match="seed"):
+        _run(env, w, tmp_path / "c", cfg=SkillOptConfig(**{**_fields(CFG), "seed": 3}))
+
+
+def test_rejected_edit_is_remembered_and_not_tried_again(
+        world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    opt = ScriptedLLMClient(default=w.optimizer)
+    run = _run(env, w, tmp_path / "m", optimizer=opt).train()
+    assert [r["content"] for r in run.rejected].count(POISON) == 1
+    again = [f for h in run.history for f in h["failures"]
+             if f["kind"] == FailureKind.REPEATED_REJECTED]
+    assert again  # the scripted optimizer ignores the memory; we filter it out
+    later = [r for r in opt.requests if "rejected by validation" in r.messages[-1].content]
+    assert later and POISON in later[-1].messages[-1].content
+    tried = [a for h in run.history for a in h["apply"] if a["edit"]["content"] == POISON]
+    assert len(tried) == 1  # the poison was applied and validated once
+
+
+def test_tokens_are_counted_per_stage(world: tuple[ScriptedWorld, QAEnv],
+                                      tmp_path: Path) -> None:
+    w, env = world
+    target, opt = ScriptedLLMClient(default=w.target), ScriptedLLMClient(default=w.optimizer)
+    run = _run(env, w, tmp_path / "t", target=target, optimizer=opt).train()
+    u = run.usage
+    assert u.calls == len(target.requests) + len(opt.requests)
+    assert set(u.stages) >= {"rollout", "validate", "reflect", "test"}
+    assert all(s.prompt_tokens > 0 for s in u.stages.values())
+
+
+def test_pool_option_runs(world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    run = _run(env, w, tmp_path / "p", cfg=SkillOptConfig(**{**_fields(CFG), "pool": True}))
+    assert run.train().status == "done"
+
+
+def test_bad_jsonl_line_names_the_line(tmp_path: Path) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"question": "q", "answers": ["a"]}\n{"question": "q2"}\n')
+    with pytest.raises(ConfigError, match=r"bad.jsonl:2: missing field 'answers'"):
+        QAEnv.from_config(QAConfig(path=str(p)))
+    p.write_text('{"question": "q", "answers": ["a"]}\nnot json\n')
+    with pytest.raises(ConfigError, match=r":2: not JSON"):
+        QAEnv.from_config(QAConfig(path=str(p)))
+
+
+def test_apply_reports_each_edit() -> None:
+    doc = "# Skill\nline one\nline two\n"
+    edits = [Edit(op=EditOp.INSERT_AFTER, anchor="line one", content="inserted"),
+             Edit(op=EditOp.REPLACE, anchor="line two", content="line 2"),
+             Edit(op=EditOp.DELETE, anchor="nowhere"),
+             Edit(op=EditOp.APPEND, content="the end")]
+    new, report = apply_edits(doc, edits)
+    assert new == "# Skill\nline one\ninserted\nline 2\nthe end\n"
+    assert [o.status for o in report] == [EditStatus.APPLIED, EditStatus.APPLIED,
+                                         EditStatus.MISSING_ANCHOR, EditStatus.APPLIED]
+
+
+def test_merge_sums_support_and_failure_wins_conflicts() -> None:
+    a = Edit(op=EditOp.REPLACE, anchor="x", content="y", support=1, source=Source.SUCCESS)
+    b = Edit(op=EditOp.REPLACE, anchor="x", content="z", support=1, source=Source.FAILURE)
+    c = Edit(op=EditOp.APPEND, content="Rule", support=2)
+    merged = merge([[a, c], [b], [c.with_support(3)]], fan_in=2)
+    assert b in merged and a not in merged
+    assert [e.support for e in merged if e.op is EditOp.APPEND] == [5]
+
+
+def test_edit_budget_schedules() -> None:
+    assert [edit_budget(Schedule.CONSTANT, s, 5, high=4, low=1) for s in range(1, 6)] == [4] * 5
+    lin = [edit_budget(Schedule.LINEAR, s, 5, high=4, low=1) for s in range(1, 6)]
+    cos = [edit_budget(Schedule.COSINE, s, 5, high=4, low=1) for s in range(1, 6)]
+    assert lin[0] == cos[0] == 4 and lin[-1] == cos[-1] == 1
+    assert lin == sorted(lin, reverse=True) and cos == sorted(cos, reverse=True)
