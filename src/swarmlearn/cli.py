@@ -42,6 +42,7 @@ from swarmlearn.learn._cli import profile_app, snapshot_app
 from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.rl._cli import rl_app
 from swarmlearn.serving._cli import serve_app
+from swarmlearn.skills._cli import skills_app
 from swarmlearn.store import EventQuery, SqlStore, open_store
 from swarmlearn.types import OutcomeKind
 
@@ -65,6 +66,7 @@ app.add_typer(rl_app, name="rl")
 app.add_typer(serve_app, name="serve")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(skills_app, name="skills")
 
 console = terminal_console()
 err_console = terminal_console(stderr=True)
