@@ -26,6 +26,7 @@ __all__ = [
     "EpisodeStarted",
     "Event",
     "EventIds",
+    "FeedbackEvent",
     "LLMCallEvent",
     "NoteEvent",
     "session_of",
@@ -149,4 +150,30 @@ class NoteEvent(NamedTuple):
     ts: float
 
 
-Event: TypeAlias = ActionEvent | LLMCallEvent | EpisodeStarted | EpisodeEnded | NoteEvent
+class FeedbackEvent(NamedTuple):
+    """A person's words about a finished task, classified, and the outcome they imply.
+
+    The episode's recorded outcome is never rewritten: this event is stored
+    beside it, and readers of the store see ``outcome`` in its place when
+    ``applied`` (the latest applied feedback of an episode wins). A prediction
+    below the reward mapping's confidence floor is recorded with
+    ``applied=False`` and ``outcome`` the one it would have set.
+    ``classifier`` is the version of the classifier that read ``text``.
+    """
+
+    session: SessionId
+    task: str
+    episode: EventId  # the id of the EpisodeEnded the words are about
+    text: str
+    label: str
+    confidence: float
+    classifier: str
+    applied: bool
+    outcome: Outcome
+    reward: float  # the value the outcome credits, in [0, 1]
+    ts: float
+
+
+Event: TypeAlias = (
+    ActionEvent | LLMCallEvent | EpisodeStarted | EpisodeEnded | NoteEvent | FeedbackEvent
+)

@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from swarmlearn.core.actions import ActionResult
-from swarmlearn.core.events import ActionEvent, EpisodeEnded, LLMCallEvent, NoteEvent
+from swarmlearn.core.events import (
+    ActionEvent,
+    EpisodeEnded,
+    FeedbackEvent,
+    LLMCallEvent,
+    NoteEvent,
+)
 from swarmlearn.store import _schema as schema
 from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord
 from swarmlearn.types import Outcome, OutcomeKind, outcome_from_dict
@@ -21,6 +27,8 @@ __all__ = [
     "event_from_row",
     "event_row",
     "event_select",
+    "feedback_from_row",
+    "feedback_row",
     "llm_from_row",
     "note_from_row",
     "note_row",
@@ -104,6 +112,17 @@ def _outcome_parts(outcome: Outcome) -> tuple[str, float, str]:
     return outcome.kind.value, float(outcome.value), reason
 
 
+def _outcome_from_parts(kind: str, score: float, reason: str) -> Outcome:
+    data: dict[str, Any] = {"kind": kind}
+    if kind == OutcomeKind.SUCCESS:
+        data["score"] = score
+    elif kind == OutcomeKind.TIMEOUT:
+        data["partial_score"] = score
+    elif kind == OutcomeKind.FAILURE:
+        data["reason"] = reason
+    return outcome_from_dict(data)
+
+
 def episode_row(e: EpisodeEnded) -> tuple[Any, ...]:
     kind, score, reason = _outcome_parts(e.outcome)
     return (
@@ -145,13 +164,6 @@ def episode_from_row(row: Any) -> EpisodeEnded:
         stats,
         ts,
     ) = row
-    data: dict[str, Any] = {"kind": kind}
-    if kind == OutcomeKind.SUCCESS:
-        data["score"] = score
-    elif kind == OutcomeKind.TIMEOUT:
-        data["partial_score"] = score
-    elif kind == OutcomeKind.FAILURE:
-        data["reason"] = reason
     return EpisodeEnded(
         int(id_),
         int(session),
@@ -159,7 +171,7 @@ def episode_from_row(row: Any) -> EpisodeEnded:
         grp,
         int(episode),
         int(seed),
-        outcome_from_dict(data),
+        _outcome_from_parts(kind, score, reason),
         int(ticks),
         int(actions),
         float(duration),
@@ -179,6 +191,22 @@ def note_from_row(row: Any) -> NoteEvent:
     m = row._mapping
     return NoteEvent(int(m["session"]), m["task"], int(m["worker"]), int(m["tick"]), m["kind"],
                      m["message"], json.loads(m["data"]), float(m["ts"]))
+
+
+def feedback_row(e: FeedbackEvent) -> dict[str, Any]:
+    kind, score, reason = _outcome_parts(e.outcome)
+    return {"session": e.session, "task": e.task, "episode": e.episode, "text": e.text,
+            "label": e.label, "confidence": e.confidence, "classifier": e.classifier,
+            "applied": e.applied, "outcome": kind, "score": score, "reason": reason,
+            "reward": e.reward, "ts": e.ts}
+
+
+def feedback_from_row(row: Any) -> FeedbackEvent:
+    m = row._mapping
+    return FeedbackEvent(int(m["session"]), m["task"], int(m["episode"]), m["text"], m["label"],
+                         float(m["confidence"]), m["classifier"], bool(m["applied"]),
+                         _outcome_from_parts(m["outcome"], float(m["score"]), m["reason"]),
+                         float(m["reward"]), float(m["ts"]))
 
 
 def llm_from_row(row: Any) -> LLMCallEvent:

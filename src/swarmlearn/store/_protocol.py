@@ -6,7 +6,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent, NoteEvent
+from swarmlearn.core.events import (
+    ActionEvent,
+    EpisodeEnded,
+    Event,
+    FeedbackEvent,
+    LLMCallEvent,
+    NoteEvent,
+)
 from swarmlearn.types import SessionId
 
 __all__ = [
@@ -166,7 +173,12 @@ class Store(Protocol):
         variant: str | None = None,
         since: float | None = None,
         exclude_kinds: Sequence[str] = (),
+        corrected: bool = True,
     ) -> list[EpisodeEnded]: ...
+
+    def feedback(
+        self, *, session: SessionId | None = None, episode: int | None = None,
+    ) -> list[FeedbackEvent]: ...
 
     def sessions(
         self, *, scenario: str | None = None, kind: str | None = None, limit: int | None = None

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from swarmlearn._config import check_range
 from swarmlearn.core.bus import EventBus, Overflow, Subscription
-from swarmlearn.core.events import Event, NoteEvent
+from swarmlearn.core.events import Event, FeedbackEvent, NoteEvent
 from swarmlearn.errors import StoreError
 from swarmlearn.store._protocol import Store
 from swarmlearn.types import EventId
@@ -89,8 +89,8 @@ class Recorder:
         self.written += len(batch)
         if self.errors:  # after a lost batch, nothing later counts as durable
             return
-        for e in reversed(batch):  # batches come in publish order; notes have no id
-            if not isinstance(e, NoteEvent):
+        for e in reversed(batch):  # batches come in publish order; notes and feedback have no id
+            if not isinstance(e, NoteEvent | FeedbackEvent):
                 self._committed = e.id
                 return
 

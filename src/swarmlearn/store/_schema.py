@@ -35,6 +35,7 @@ __all__ = [
     "artifacts",
     "episodes",
     "events",
+    "feedback",
     "learning_log",
     "llm_calls",
     "meta",
@@ -43,7 +44,7 @@ __all__ = [
     "sessions",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -204,6 +205,28 @@ learning_log = Table(
     sqlite_autoincrement=True,
 )
 
+#: people's words about finished tasks, classified; an applied row corrects its episode's outcome
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session", Integer, nullable=False),
+    Column("task", String(200), nullable=False),
+    Column("episode", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("classifier", String(200), nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reward", Float, nullable=False),
+    Column("ts", Float, nullable=False),
+    Index("ix_feedback_episode", "episode"),
+    sqlite_autoincrement=True,
+)
+
 
 _V1_TABLES = ("meta", "sessions", "events", "llm_calls", "episodes", "artifacts")
 
@@ -221,11 +244,16 @@ def _add_lifecycle_v3(conn: Connection) -> None:
     learning_log.create(conn, checkfirst=True)
 
 
+def _add_feedback_v4(conn: Connection) -> None:
+    feedback.create(conn, checkfirst=True)
+
+
 #: version n → the step that brings a database from n-1 to n
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     1: _create_v1,
     2: _add_notes_v2,
     3: _add_lifecycle_v3,
+    4: _add_feedback_v4,
 }
 
 

@@ -26,7 +26,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from swarmlearn.core.events import (
     ActionEvent,
     EpisodeEnded,
     Event,
+    FeedbackEvent,
     LLMCallEvent,
     NoteEvent,
 )
@@ -75,6 +76,13 @@ DEFAULT_URL = "sqlite:///.swarmlearn/swarmlearn.db"
 #: PostgreSQL: every write with episodes sends ``NOTIFY`` on this channel
 EPISODES_CHANNEL = "swarmlearn_episodes"
 _HINT = "expected sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB"
+
+
+#: events whose table numbers its own rows: the table and the row builder
+_KEYED_ROWS: dict[type, tuple[Table, Callable[[Any], dict[str, Any]]]] = {
+    NoteEvent: (schema.notes, codec.note_row),
+    FeedbackEvent: (schema.feedback, codec.feedback_row),
+}
 
 
 def resolve_url(url: str | None) -> URL:
@@ -380,7 +388,7 @@ class SqlStore:
         ev_rows: list[tuple[Any, ...]] = []
         llm_rows: list[tuple[Any, ...]] = []
         ep_rows: list[tuple[Any, ...]] = []
-        note_rows: list[dict[str, Any]] = []
+        dict_rows: dict[Table, list[dict[str, Any]]] = {}  # notes, feedback: own-keyed tables
         for e in batch:
             t = type(e)
             if t is ActionEvent:
@@ -389,9 +397,9 @@ class SqlStore:
                 ep_rows.append(codec.episode_row(e))  # type: ignore[arg-type]
             elif t is LLMCallEvent:
                 llm_rows.append(tuple(e))
-            elif t is NoteEvent:
-                note_rows.append(codec.note_row(e))  # type: ignore[arg-type]
-        if not (ev_rows or llm_rows or ep_rows or note_rows):
+            elif (keyed := _KEYED_ROWS.get(t)) is not None:
+                dict_rows.setdefault(keyed[0], []).append(keyed[1](e))
+        if not (ev_rows or llm_rows or ep_rows or dict_rows):
             return
         with self._tx(write=True, what=f"writing {len(batch)} events") as conn:
             for table, rows in (
@@ -401,8 +409,8 @@ class SqlStore:
             ):
                 if rows:
                     self._bulk_insert(conn, table, rows)
-            if note_rows:
-                conn.execute(schema.notes.insert(), note_rows)
+            for keyed_table, keyed_rows in dict_rows.items():
+                conn.execute(keyed_table.insert(), keyed_rows)
             if ep_rows and self.dialect == "postgresql":
                 conn.exec_driver_sql(f"NOTIFY {EPISODES_CHANNEL}")  # delivered at commit
 
@@ -479,9 +487,12 @@ class SqlStore:
         variant: str | None = None,
         since: float | None = None,
         exclude_kinds: Sequence[str] = (),
+        corrected: bool = True,
     ) -> list[EpisodeEnded]:
         """Episodes by id; ``scenario``/``variant``/``exclude_kinds`` filter by their
-        session, ``since`` by the episode's end time."""
+        session, ``since`` by the episode's end time. ``corrected``: an episode with
+        applied feedback has the latest such feedback's outcome in place of the
+        recorded one (which stays as written; ``corrected=False`` reads it)."""
         t = schema.episodes
         q = self._episode_filter(select(t).order_by(t.c.id), session=session, scenario=scenario,
                                  variant=variant, since=since, exclude_kinds=exclude_kinds)
@@ -489,7 +500,31 @@ class SqlStore:
             q = q.limit(limit)
         with self._tx(write=False, what="reading episodes") as conn:
             rows = conn.execute(q).all()
-        return [codec.episode_from_row(r) for r in rows]
+            episodes = [codec.episode_from_row(r) for r in rows]
+            if not (corrected and episodes):
+                return episodes
+            f = schema.feedback
+            fixes = conn.execute(
+                select(f).where(f.c.applied, f.c.episode >= episodes[0].id,
+                                f.c.episode <= episodes[-1].id).order_by(f.c.id)).all()
+        latest = {fb.episode: fb.outcome for fb in map(codec.feedback_from_row, fixes)}
+        if not latest:
+            return episodes
+        return [e._replace(outcome=latest[e.id]) if e.id in latest else e for e in episodes]
+
+    def feedback(
+        self, *, session: SessionId | None = None, episode: int | None = None,
+    ) -> list[FeedbackEvent]:
+        """Feedback events in the order they were recorded, applied or not."""
+        f = schema.feedback
+        q = select(f).order_by(f.c.id)
+        if session is not None:
+            q = q.where(f.c.session == session)
+        if episode is not None:
+            q = q.where(f.c.episode == episode)
+        with self._tx(write=False, what="reading feedback") as conn:
+            rows = conn.execute(q).all()
+        return [codec.feedback_from_row(r) for r in rows]
 
     def count_episodes(
         self, *, scenario: str | None = None, variant: str | None = None,
