@@ -24,7 +24,13 @@ Evaluation: the same code for both sides, greedy (argmax Q), every
 ``eval_every`` environment steps, ``eval_episodes`` episodes on the same seeds
 for both sides (round r, episode k: seed 1,000,000 + r * episodes + k), on the
 network as it is after that step's training phase.  Its time is measured and
-taken out of both wall times.
+taken out of both sides' training times.
+
+Times: "wall" is training wall time; "cpu" is the process's CPU time over
+the same stretch (both single-threaded with ``--threads 1``).  On a shared
+machine wall time includes waiting for a core, which changes with the
+neighbours' load during a run; CPU time does not, so the CPU ratio is the
+steadier figure of the two.
 
 Sustained criterion: with E_1, E_2, ... the evaluation means, a run *reaches*
 at evaluation r when mean(E_{r-2}, E_{r-1}, E_r) >= threshold and
@@ -34,8 +40,8 @@ E_r >= threshold; "steps to sustained" is the step of the first such r.
 "final50" is 50 greedy episodes after the last step (seeds 2,000,000 + k).
 
 The sides alternate which runs first from seed to seed, so background load
-on a shared machine hits both; the wall-time ratio is reported per seed and
-as the median.  Results go to ``--json`` after every run.
+on a shared machine hits both; the time ratios are reported per seed and as
+their median.  Results go to ``--json`` after every run.
 """
 
 from __future__ import annotations
@@ -185,6 +191,9 @@ class Run:
     env_steps: int
     curve: list[tuple[int, float]] = field(default_factory=list)
     final_mean: float = math.nan
+    cpu: float = math.nan
+    """Training CPU time of the process in seconds, evaluation excluded."""
+    eval_cpu: float = math.nan
 
     @property
     def first_single(self) -> int | None:
@@ -212,6 +221,42 @@ def first_sustained(curve: Sequence[tuple[int, float]], threshold: float) -> int
         if _window_ok(curve, r, threshold):
             return curve[r][0]
     return None
+
+
+class Clock:
+    """Wall and process CPU seconds since it was made, with the evaluations inside taken out.
+
+    CPU time is what a single-threaded run costs however busy the machine is;
+    wall time on a shared machine also holds the time spent waiting for a core.
+    """
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        self.eval_wall = self.eval_cpu = 0.0
+
+    def excluding(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` with its time counted as evaluation."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            w, c = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.eval_wall += time.perf_counter() - w
+                self.eval_cpu += time.process_time() - c
+
+        return timed
+
+    def times(self) -> dict[str, float]:
+        return {
+            "wall": time.perf_counter() - self.wall0 - self.eval_wall,
+            "cpu": time.process_time() - self.cpu0 - self.eval_cpu,
+            "eval_wall": self.eval_wall,
+            "eval_cpu": self.eval_cpu,
+        }
 
 
 def _evaluate(pool: EnvPool, greedy: Greedy, episodes: int, seed: int) -> float:
@@ -273,19 +318,19 @@ def run_ours(case: Case, seed: int, parts: frozenset[str] = frozenset(), label: 
         eval_every=ARGS.eval_every, eval_episodes=ARGS.eval_episodes, eval_seed=EVAL_SEED
     )
     beat = Heartbeat(label or f"{case.name} seed {seed} ours", case.env_steps)
-    out = GymLoop(session, envs, eval_pool, loop_config).run(
-        on_eval=lambda r: beat(r.step, r.mean_reward)
-    )
+    loop = GymLoop(session, envs, eval_pool, loop_config)
+    clock = Clock()
+    eval_pool.run_episodes = clock.excluding(eval_pool.run_episodes)  # type: ignore[method-assign]
+    out = loop.run(on_eval=lambda r: beat(r.step, r.mean_reward))
     run = Run(
-        case.name,
-        "ours",
-        seed,
-        case.threshold,
-        out.train_seconds,
-        out.eval_seconds,
-        agent.n_updates,
-        session.steps,
-        [(r.step, r.mean_reward) for r in out.evaluations],
+        case=case.name,
+        side="ours",
+        seed=seed,
+        threshold=case.threshold,
+        gradient_steps=agent.n_updates,
+        env_steps=session.steps,
+        curve=[(r.step, r.mean_reward) for r in out.evaluations],
+        **clock.times(),
     )
     run.final_mean = _evaluate(
         EnvPool.make(case.env_id, 10),
@@ -311,15 +356,14 @@ def run_sb3(case: Case, seed: int) -> Run:
     eval_pool = EnvPool.make(case.env_id, ARGS.eval_episodes)
     beat = Heartbeat(f"{case.name} seed {seed} sb3 ", case.env_steps)
     curve: list[tuple[int, float]] = []
-    timer = {"eval": 0.0}
+    clock = Clock()
 
+    @clock.excluding
     def evaluate(model: Any) -> None:
-        t0 = time.perf_counter()
         step = model.num_timesteps
         curve.append(
             (step, _evaluate(eval_pool, _sb3_greedy(model), ARGS.eval_episodes, _eval_seed(step)))
         )
-        timer["eval"] += time.perf_counter() - t0
         beat(*curve[-1])
 
     class Evaluated(SB3DQN):  # type: ignore[misc]
@@ -356,23 +400,21 @@ def run_sb3(case: Case, seed: int) -> Run:
         verbose=0,
         device="cpu",
     )
-    t0 = time.perf_counter()
+    clock.restart()  # the model's construction is not timed
     torch.set_flush_denormal(ARGS.sb3_flush_denormal)
     try:
         model.learn(case.total_steps)
     finally:
         torch.set_flush_denormal(False)
-    wall = time.perf_counter() - t0 - timer["eval"]
     run = Run(
-        case.name,
-        "sb3",
-        seed,
-        case.threshold,
-        wall,
-        timer["eval"],
-        model._n_updates,
-        model.num_timesteps,
-        curve,
+        case=case.name,
+        side="sb3",
+        seed=seed,
+        threshold=case.threshold,
+        gradient_steps=model._n_updates,
+        env_steps=model.num_timesteps,
+        curve=curve,
+        **clock.times(),
     )
     run.final_mean = _evaluate(
         EnvPool.make(case.env_id, 10), _sb3_greedy(model), ARGS.final_episodes, FINAL_SEED
@@ -388,14 +430,16 @@ def _fmt(step: int | None) -> str:
 
 
 def _median_wall(runs: list[Run]) -> Run:
+    """The first run, with the median wall and CPU time of the repeats."""
     first = runs[0]
     first.wall = statistics.median(r.wall for r in runs)
+    first.cpu = statistics.median(r.cpu for r in runs)
     return first
 
 
 def _run_line(r: Run) -> str:
     return (
-        f"  {r.case} seed {r.seed} {r.side:4s}: wall {r.wall:6.1f}s  first single "
+        f"  {r.case} seed {r.seed} {r.side:4s}: wall {r.wall:6.1f}s cpu {r.cpu:6.1f}s  first "
         f"{_fmt(r.first_single):>7}  sustained {_fmt(r.sustained):>7}  "
         f"held at end {'yes' if r.held_at_end else 'no ':3}  final50 {r.final_mean:7.1f}  "
         f"grad steps {r.gradient_steps:,}"
@@ -420,10 +464,10 @@ def run_seed(case: Case, seed: int, k: int, save: Callable[[Run], None]) -> tupl
 
 def _side_cells(r: Run | None) -> str:
     if r is None:
-        return f"{'-':>7} {'-':>9} {'-':>4} {'-':>7} {'-':>6}"
+        return f"{'-':>7} {'-':>7} {'-':>3} {'-':>7} {'-':>6} {'-':>6}"
     return (
-        f"{_fmt(r.first_single):>7} {_fmt(r.sustained):>9} "
-        f"{'yes' if r.held_at_end else 'no':>4} {r.final_mean:>7.1f} {r.wall:>6.1f}"
+        f"{_fmt(r.first_single):>7} {_fmt(r.sustained):>7} "
+        f"{'yes' if r.held_at_end else 'no':>3} {r.final_mean:>7.1f} {r.wall:>6.1f} {r.cpu:>6.1f}"
     )
 
 
@@ -441,46 +485,58 @@ def _median_steps(runs: list[Run]) -> str:
 
 def print_case(case: Case, rows: list[tuple[Run, Run | None]]) -> dict[str, Any]:
     """The per-seed table and the summary of one case; returns the summary."""
-    sub = "first   sust.  end final50 wall s"
+    sub = f"{'first':>7} {'sust.':>7} end final50 wall s  cpu s"
     print(
         f"\n{case.name}: {case.env_id}, {case.n_step}-step returns both sides, "
         f"{case.env_steps:,} env steps, threshold {case.threshold:g}"
     )
-    print(f"seed | ours: {sub} | sb3:  {sub} | wall ratio ours/sb3")
-    print("-" * 100)
-    ratios: list[float] = []
+    head = f"seed | ours: {sub} | sb3:  {sub} | ours/sb3 wall   cpu"
+    print(head)
+    print("-" * len(head))
+    wall_ratios: list[float] = []
+    cpu_ratios: list[float] = []
     for ours, sb3 in rows:
         ratio = ""
         if sb3 is not None:
-            ratios.append(ours.wall / sb3.wall)
-            ratio = f"{ratios[-1]:.2f}"
-        print(f"{ours.seed:>4} |       {_side_cells(ours)} |       {_side_cells(sb3)} | {ratio:>5}")
-    print("-" * 100)
+            wall_ratios.append(ours.wall / sb3.wall)
+            cpu_ratios.append(ours.cpu / sb3.cpu)
+            ratio = f"{wall_ratios[-1]:>13.2f} {cpu_ratios[-1]:>5.2f}"
+        print(f"{ours.seed:>4} |       {_side_cells(ours)} |       {_side_cells(sb3)} | {ratio}")
+    print("-" * len(head))
     summary: dict[str, Any] = {}
     for side, runs in (("ours", [o for o, _ in rows]), ("sb3", [s for _, s in rows if s])):
-        if not runs:
-            continue
-        reached = sum(r.sustained is not None for r in runs)
-        held = sum(r.held_at_end for r in runs)
-        summary[side] = {
-            "sustained": reached,
-            "held_at_end": held,
-            "seeds": len(runs),
-            "median_wall": statistics.median(r.wall for r in runs),
-        }
-        print(
-            f"{side:4s}: sustained on {reached}/{len(runs)} seeds, {_median_steps(runs)}, "
-            f"held at end {held}/{len(runs)}, median train wall "
-            f"{summary[side]['median_wall']:.1f}s"
-        )
-    if ratios:
-        summary["ratio_median"] = statistics.median(ratios)
-        summary["ratio_min"], summary["ratio_max"] = min(ratios), max(ratios)
-        print(
-            f"wall ratio ours/sb3: median of per-seed {summary['ratio_median']:.2f} "
-            f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
-        )
+        if runs:
+            summary[side] = _side_summary(side, runs)
+    for name, ratios in (("wall", wall_ratios), ("cpu", cpu_ratios)):
+        if ratios:
+            summary[f"{name}_ratio"] = {
+                "median": statistics.median(ratios),
+                "min": min(ratios),
+                "max": max(ratios),
+            }
+            print(
+                f"{name} ratio ours/sb3: median of per-seed {statistics.median(ratios):.2f} "
+                f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+            )
     return summary
+
+
+def _side_summary(side: str, runs: list[Run]) -> dict[str, Any]:
+    reached = sum(r.sustained is not None for r in runs)
+    held = sum(r.held_at_end for r in runs)
+    wall = statistics.median(r.wall for r in runs)
+    cpu = statistics.median(r.cpu for r in runs)
+    print(
+        f"{side:4s}: sustained on {reached}/{len(runs)} seeds, {_median_steps(runs)}, "
+        f"held at end {held}/{len(runs)}, median train wall {wall:.1f}s, cpu {cpu:.1f}s"
+    )
+    return {
+        "sustained": reached,
+        "held_at_end": held,
+        "seeds": len(runs),
+        "median_wall": wall,
+        "median_cpu": cpu,
+    }
 
 
 class Results:
@@ -609,7 +665,7 @@ def ablation() -> None:
     print(f"Ablation (ours only), {case.env_id}, threads={ARGS.threads}, seeds {ARGS.seeds}")
     head = (
         f"{'variant':26} | {'sustained':>9} | {'median':>7} | {'held':>4} | {'final50':>7} | "
-        f"{'wall':>5}   [sustained per seed] [final50 per seed]"
+        f"{'cpu s':>5}   [sustained per seed] [final50 per seed]"
     )
     lines = []
     for spec in ARGS.variants or ABLATION:
@@ -623,7 +679,7 @@ def ablation() -> None:
             f"{spec:26} | {len(done):>4}/{len(runs):<4} | {med:>7} | "
             f"{sum(r.held_at_end for r in runs):>4} | "
             f"{statistics.mean(r.final_mean for r in runs):>7.1f} | "
-            f"{statistics.median(r.wall for r in runs):>5.1f}   "
+            f"{statistics.median(r.cpu for r in runs):>5.1f}   "
             f"[{' '.join(_fmt(r.sustained) for r in runs)}] "
             f"[{' '.join(f'{r.final_mean:.0f}' for r in runs)}]"
         )
