@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from swarmlearn._config import check_range
 from swarmlearn.core.actions import Action, ActionSpec, Candidate
 from swarmlearn.core.environment import Environment, Observation
-from swarmlearn.core.events import ActionEvent, Event, EventIds
+from swarmlearn.core.events import ActionEvent, Event, EventIds, NoteEvent
 from swarmlearn.core.manager import Guidance, RuleManager, SwarmView
 from swarmlearn.core.workers import narrow
 from swarmlearn.errors import BackendError, BadResponse
@@ -128,7 +128,10 @@ class Planner:
 
     One planner serves all workers of a swarm: the first worker to ask in a
     task makes the plan (under a lock), the others reuse it; :meth:`reset`
-    (called at each episode end) forgets it.
+    (called at each episode end) forgets it. A plan that the environment alone
+    does not give (one the LLM or a learned graph made) is recorded as a
+    ``plan`` note (its order and source), so the prompts of a recorded episode
+    can be rebuilt (the LoRA trainer's data, :mod:`swarmlearn.training`).
     """
 
     def __init__(self, client: LLMClient | None, *, model: str = "",
@@ -140,11 +143,14 @@ class Planner:
         self.source = ""
         self._lock = threading.Lock()
         self._plan: list[str] | None = None
+        self._made: tuple[list[str], str] | None = None  # the plan to note at the next drain
 
     def get(self, env: Environment) -> list[str]:
         with self._lock:
             if self._plan is None:
                 self._plan = self.plan(env)
+                if self.source != "static":  # the static plan is rebuilt from the env
+                    self._made = (list(self._plan), self.source)
             return self._plan
 
     def reset(self) -> None:
@@ -152,7 +158,14 @@ class Planner:
             self._plan = None
 
     def drain_events(self, ids: EventIds, task: str, tick: int) -> list[Event]:
-        return self.calls.drain(ids, task, -1, tick)
+        events = self.calls.drain(ids, task, -1, tick)
+        with self._lock:
+            made, self._made = self._made, None
+        if made is not None:
+            order, source = made
+            events.append(NoteEvent(ids.session, task, -1, tick, "plan", source,
+                                    {"order": ",".join(order), "source": source}, time.time()))
+        return events
 
     def plan(self, env: Environment) -> list[str]:
         specs = env.action_specs()
