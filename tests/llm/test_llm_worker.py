@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
-from swarmlearn.core.actions import Action, Candidate
+from swarmlearn.core.actions import Action, ActionResult, Candidate
 from swarmlearn.core.bus import EventBus
-from swarmlearn.core.events import Event, EventIds, LLMCallEvent
+from swarmlearn.core.events import ActionEvent, Event, EventIds, LLMCallEvent
 from swarmlearn.core.manager import Guidance, SwarmView
 from swarmlearn.core.swarm import Swarm, SwarmConfig
 from swarmlearn.envs import make_env
 from swarmlearn.errors import BackendUnavailable, BadResponse
 from swarmlearn.llm import CompletionRequest, ScriptedLLMClient
 from swarmlearn.llm.prompt import (
+    REPLY_FORMAT,
     PromptInput,
     action_label,
     action_schema,
@@ -39,6 +41,34 @@ def test_prompt_and_reply_format_round_trip() -> None:
     assert schema["properties"]["action"]["enum"] == sorted(action_label(c.action) for c in CANDS)
     for c in CANDS:
         assert parse_action(format_reply(c.action), CANDS) == (c.action, "valid")
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return a[:n]
+
+
+def test_prompt_puts_what_stays_first_and_what_changes_last() -> None:
+    # llama.cpp reuses a cached prompt up to the first token that differs
+    state = "Task: fix it\nTargets:\n- api: unchecked\n- db: unchecked\nActions taken: 3"
+    tick = PromptInput(state=state, candidates=CANDS, guidance="Focus on api.",
+                       skill="Check first.", plan=["CheckStatus", "Restart"])
+    done = ActionEvent(1, 1, "t", "", 0, 0, 0, "CheckStatus", "api", (),
+                       ActionResult(True, "degraded"), 0.0, "unchecked", 0.0)
+    other_worker = replace(tick, candidates=CANDS[1:], history=(done,))
+    next_tick = replace(tick, state=state.replace("db: unchecked", "db: healthy"),
+                        guidance="Focus on db.")
+    system, user = build_messages(tick)
+    assert REPLY_FORMAT in system.content and "Check first." in system.content
+    assert REPLY_FORMAT not in user.content
+    assert user.content.startswith("Usual order of work: CheckStatus -> Restart\n\nTask: fix it")
+    # another worker in the same tick shares everything up to its own history and actions
+    shared = _common_prefix(user.content, build_messages(other_worker)[1].content)
+    assert shared.endswith("Manager: Focus on api.\n\n")
+    # the next tick shares the system text, the plan and the state up to the changed line
+    assert build_messages(next_tick)[0] == system
+    shared = _common_prefix(user.content, build_messages(next_tick)[1].content)
+    assert shared.endswith("- api: unchecked\n- db: ")
 
 
 @pytest.mark.parametrize(

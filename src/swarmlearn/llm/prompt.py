@@ -10,6 +10,17 @@ this tick (llama.cpp compiles the schema to a grammar), so even a small
 model can only name a real action. A reply that still fails validation is
 repaired with json-repair, matched leniently (case, spacing, a missing
 target) or rejected; the parser counts each outcome.
+
+Layout: what stays the same comes first, what changes last. llama.cpp reuses a
+slot's KV cache for the longest common prefix of the previous prompt and the
+next one, so every token before the first difference costs nothing::
+
+    system:  the role, the reply format, the skill       same for the whole run
+    user:    the usual order of work, the task            same for the whole task
+             the targets' state, the action count         changes by a line per action
+             the manager's guidance                       changes per tick
+             this worker's last actions                   changes per worker and tick
+             the available actions                        changes per worker and tick
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from swarmlearn.llm._types import Message
 
 __all__ = [
     "PROMPT_VERSION",
+    "REPLY_FORMAT",
     "PromptInput",
     "action_label",
     "action_schema",
@@ -38,13 +50,14 @@ __all__ = [
     "plan_schema",
 ]
 
-PROMPT_VERSION = 1
+PROMPT_VERSION = 2  # 2: stable parts first (prefix reuse); the reply format in the system text
 
 SYSTEM = (
     "You are a worker in a team solving a task step by step. Each turn you pick exactly one "
     "action from the list of available actions. Prefer actions that make progress on the "
     "task; avoid repeating actions that did nothing."
 )
+REPLY_FORMAT = 'Answer with JSON: {"action": "<one of the available actions>"}'
 
 
 def action_label(action: Action) -> str:
@@ -73,11 +86,14 @@ def _history_lines(history: Sequence[ActionEvent]) -> list[str]:
 
 
 def build_messages(p: PromptInput) -> tuple[Message, ...]:
-    """The chat messages of one decision."""
-    system = SYSTEM if not p.skill.strip() else f"{SYSTEM}\n\n# Skill\n{p.skill.strip()}"
-    parts = [p.state.strip()]
+    """The chat messages of one decision, stable parts first (see the module docstring)."""
+    system = f"{SYSTEM}\n{REPLY_FORMAT}"
+    if p.skill.strip():
+        system += f"\n\n# Skill\n{p.skill.strip()}"
+    parts = []
     if p.plan:
         parts.append("Usual order of work: " + " -> ".join(p.plan))
+    parts.append(p.state.strip())
     if p.guidance:
         parts.append(f"Manager: {p.guidance}")
     if p.history:
@@ -85,7 +101,6 @@ def build_messages(p: PromptInput) -> tuple[Message, ...]:
     parts.append("Available actions:\n" + "\n".join(
         f"- {action_label(c.action)}" + (f"  [{c.context}]" if c.context else "")
         for c in p.candidates))
-    parts.append('Answer with JSON: {"action": "<one of the available actions>"}')
     return (Message.system(system), Message.user("\n\n".join(parts)))
 
 

@@ -252,6 +252,7 @@ class LLMWorker:
             messages=build_messages(prompt), json_schema=action_schema(cands),
             max_tokens=self.config.max_tokens, temperature=self.config.temperature,
             seed=self.seed * 100_003 + self.id * 1_009 + self._step, purpose="decide",
+            cache_prompt=True,  # reuse the slot's prefix (the prompt's stable parts come first)
         )
         return request, cands
 
