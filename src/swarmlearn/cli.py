@@ -37,6 +37,7 @@ from swarmlearn.core.scenario import (
     load_scenario,
 )
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
+from swarmlearn.feedback import feedback_app
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
 from swarmlearn.ops.report import print_rows, terminal_console
@@ -66,6 +67,7 @@ app.add_typer(rl_app, name="rl")
 app.add_typer(serve_app, name="serve")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(feedback_app, name="feedback")
 app.add_typer(skills_app, name="skills")
 
 console = terminal_console()

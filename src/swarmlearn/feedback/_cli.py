@@ -1,0 +1,287 @@
+"""``swarmlearn feedback``: train, evaluate and use the feedback classifier.
+
+    swarmlearn feedback train [--data FILE] [--encoder DIR] [--mode full|frozen] [--out DIR]
+    swarmlearn feedback eval [--model DIR] [--data FILE] [--split test] [--report out.html]
+    swarmlearn feedback predict "great, that fixed it" "no, still down"
+    swarmlearn feedback attach SESSION TASK "took forever, but it works" [--rewards r.toml]
+    swarmlearn feedback list [--session N]
+
+Mounted by :mod:`swarmlearn.cli` as ``feedback``. Nothing heavy is imported
+until a command runs. Errors are :class:`~swarmlearn.errors.SwarmlearnError`\\ s;
+the main entry point prints one line and exits with the error's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swarmlearn._config import check_output_path
+from swarmlearn.errors import ConfigError
+from swarmlearn.feedback._data import (
+    Example,
+    bundled_dataset,
+    file_digest,
+    load_examples,
+    split_examples,
+)
+from swarmlearn.feedback._encoder import check_checkpoint_target
+
+if TYPE_CHECKING:
+    from swarmlearn.feedback._classifier import FeedbackClassifier
+    from swarmlearn.feedback._metrics import Evaluation
+    from swarmlearn.feedback._trainer import TrainProgress
+
+__all__ = ["DEFAULT_MODEL_DIR", "feedback_app"]
+
+DEFAULT_MODEL_DIR = Path(".swarmlearn/feedback/model")
+
+feedback_app = typer.Typer(no_args_is_help=True,
+                           help="Feedback → reward: train, evaluate and apply the emotion "
+                                "classifier that turns people's words into episode outcomes.")
+console = Console()
+err_console = Console(stderr=True)
+
+ModelOpt = Annotated[Path, typer.Option("--model", help="Checkpoint directory.")]
+DataOpt = Annotated[Path | None, typer.Option(
+    "--data", help="CSV or JSONL with text and label (default: the bundled set).")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=1, help="torch threads.")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Store URL or path (default: $SWARMLEARN_STORE or .swarmlearn/swarmlearn.db).")]
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _load(model: Path, threads: int) -> FeedbackClassifier:
+    if not (model / "feedback.json").is_file():
+        raise ConfigError(f"--model: no feedback classifier at {model} (feedback.json missing); "
+                          "train one with `swarmlearn feedback train`", field="model",
+                          value=str(model))
+    _threads(threads)
+    from swarmlearn.feedback._classifier import FeedbackClassifier
+
+    return FeedbackClassifier.load(model)
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Any]:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        yield bar
+
+
+def _figures_line(name: str, ev: Evaluation) -> str:
+    return (f"{name}: macro-F1 {ev.macro_f1} · accuracy {ev.accuracy} · {ev.n} examples "
+            "(95% bootstrap intervals)")
+
+
+@feedback_app.command("train")
+def train_cmd(
+    data: DataOpt = None,
+    encoder: Annotated[Path | None, typer.Option(
+        "--encoder", help="HF encoder directory (default: bundled all-MiniLM-L6-v2).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory.")] = DEFAULT_MODEL_DIR,
+    mode: Annotated[str, typer.Option(
+        help="full (encoder and head) | frozen (head only)")] = "full",
+    epochs: Annotated[int, typer.Option(min=1)] = 12,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    lr: Annotated[float, typer.Option(help="Encoder learning rate (full mode).")] = 8e-5,
+    head_lr: Annotated[float, typer.Option(help="Head learning rate.")] = 3e-3,
+    patience: Annotated[int, typer.Option(min=1, help="Early stopping patience (epochs).")] = 3,
+    seed: Annotated[int, typer.Option(help="Training and split seed.")] = 0,
+    val: Annotated[float, typer.Option(help="Validation share.")] = 0.2,
+    test: Annotated[float, typer.Option(help="Held-out test share.")] = 0.2,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Fine-tune the classifier (AdamW, linear warmup, early stopping on validation)."""
+    from swarmlearn._config import from_mapping
+
+    data_path = data or bundled_dataset()
+    examples = load_examples(data_path)
+    splits = split_examples(examples, seed=seed, val=val, test=test)
+    check_checkpoint_target(out, field="--out")
+    from swarmlearn.feedback._trainer import FeedbackTrainer, TrainConfig
+
+    cfg = from_mapping(TrainConfig, {
+        "encoder": str(encoder) if encoder else "", "mode": mode, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "head_lr": head_lr, "patience": patience,
+        "seed": seed, "threads": threads})
+    err_console.print(f"training on {len(splits.train)} examples, validating on "
+                      f"{len(splits.val)}, holding out {len(splits.test)} "
+                      f"({escape(str(data_path))}, split seed {seed}, mode {cfg.mode})")
+    with _progress_bar() as bar:
+        task = bar.add_task("training", total=None, info="")
+        best = [float("nan")]
+
+        def show(p: TrainProgress) -> None:
+            if p.val_macro_f1 is not None:
+                best[0] = p.val_macro_f1 if math.isnan(best[0]) else max(best[0], p.val_macro_f1)
+            info = f"epoch {p.epoch}/{p.epochs} · loss {p.loss:.3f}"
+            if not math.isnan(best[0]):
+                info += f" · best val macro-F1 {best[0]:.3f}"
+            bar.update(task, completed=p.step, total=p.total_steps, info=info)
+
+        result = FeedbackTrainer(cfg).train(splits.train, splits.val, progress=show)
+    clf = result.classifier
+    test_ev = clf.evaluate(splits.test) if splits.test else None
+    clf.meta["data"] = {"path": str(data_path), "sha256": file_digest(Path(data_path)),
+                        "split_seed": seed, "val": val, "test": test,
+                        "sizes": [len(splits.train), len(splits.val), len(splits.test)]}
+    clf.meta["metrics"] = {"test": test_ev.to_dict() if test_ev else None}
+    path = clf.save(out)
+    stop = " (stopped early)" if result.stopped_early else ""
+    console.print(f"best epoch {result.best_epoch} of {len(result.history)}{stop}, "
+                  f"{result.seconds:.0f} s; saved {escape(str(path))} version {clf.version}")
+    if test_ev is not None:
+        console.print(_figures_line("held-out test", test_ev))
+
+
+def _eval_examples(clf: FeedbackClassifier, data: Path | None,
+                   split: str) -> tuple[list[Example], str]:
+    trained_on: dict[str, Any] = clf.meta.get("data") or {}
+    path = data or (Path(trained_on["path"]) if trained_on.get("path")
+                    and Path(trained_on["path"]).is_file() else bundled_dataset())
+    examples = load_examples(path, labels=clf.labels)
+    if split == "all":
+        return examples, f"{path} (all)"
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"--split: expected train, val, test or all, got {split!r}",
+                          field="split", value=split)
+    same = trained_on.get("sha256") == file_digest(path)
+    if not same:
+        err_console.print(f"[yellow]{escape(str(path))} is not the data this model was trained "
+                          "on: its split may overlap the training examples (use --split all)")
+    parts = split_examples(examples, seed=int(trained_on.get("split_seed", 0)),
+                           val=float(trained_on.get("val", 0.2)),
+                           test=float(trained_on.get("test", 0.2)))
+    return list(getattr(parts, split)), f"{path} ({split} split, seed " \
+                                         f"{trained_on.get('split_seed', 0)})"
+
+
+@feedback_app.command("eval")
+def eval_cmd(
+    model: ModelOpt = DEFAULT_MODEL_DIR,
+    data: DataOpt = None,
+    split: Annotated[str, typer.Option(help="train | val | test | all")] = "test",
+    report: Annotated[Path | None, typer.Option("--report", help="Write an HTML report.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Accuracy, macro-F1 (bootstrap intervals), per-label F1 and the confusion matrix."""
+    if report is not None:
+        check_output_path(str(report), field="--report")
+    clf = _load(model, threads)
+    examples, what = _eval_examples(clf, data, split)
+    ev = clf.evaluate(examples)
+    if as_json:
+        console.print_json(json.dumps({"model": str(model), "version": clf.version,
+                                       "data": what, **ev.to_dict()}))
+    else:
+        console.print(_figures_line(f"{escape(what)}", ev))
+        table = Table("true \\ predicted", *ev.labels, "F1")
+        for label, row, f1 in zip(ev.labels, ev.confusion, ev.f1, strict=True):
+            table.add_row(label, *map(str, row), f"{f1:.3f}")
+        console.print(table)
+    if report is not None:
+        from swarmlearn.feedback._report import evaluation_html
+
+        about = {"model": str(model), "version": clf.version, "data": what,
+                 "encoder": (clf.meta.get("encoder") or {}).get("source", ""),
+                 "history": clf.meta.get("history") or []}
+        page = evaluation_html(ev, title="Feedback classifier", about=about)
+        console.print(f"report: {escape(str(page.write(report)))}")
+
+
+@feedback_app.command("predict")
+def predict_cmd(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.")] = None,
+    file: Annotated[Path | None, typer.Option(
+        "--file", help="CSV or JSONL with a text column (labels optional).")] = None,
+    model: ModelOpt = DEFAULT_MODEL_DIR,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Label and confidence of each text."""
+    items = list(texts or [])
+    if file is not None:
+        items += [e.text for e in load_examples(file, require_label=False)]
+    if not items or not all(t.strip() for t in items):
+        raise ConfigError("predict: give one or more non-empty texts (or --file)", field="texts")
+    clf = _load(model, threads)
+    preds = clf.predict(items)
+    if as_json:
+        for text, p in zip(items, preds, strict=True):
+            console.print_json(json.dumps({"text": text, "label": p.label,
+                                           "confidence": round(p.confidence, 4)}))
+        return
+    table = Table("text", "label", "confidence")
+    for text, p in zip(items, preds, strict=True):
+        table.add_row(escape(text), p.label, f"{p.confidence:.2f}")
+    console.print(table)
+
+
+@feedback_app.command("attach")
+def attach_cmd(
+    session: Annotated[int, typer.Argument(help="Session id.")],
+    task: Annotated[str, typer.Argument(help="Task name (e.g. troubleshooting:17) or episode.")],
+    text: Annotated[str, typer.Argument(help="What the person said about the task.")],
+    model: ModelOpt = DEFAULT_MODEL_DIR,
+    rewards: Annotated[Path | None, typer.Option(
+        "--rewards", help="Emotion → reward TOML (default: the bundled rewards.toml).")] = None,
+    store: StoreOpt = None,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Classify TEXT about TASK of SESSION and record it as a feedback event."""
+    from swarmlearn.feedback._attach import attach_feedback
+    from swarmlearn.feedback._reward import load_reward_mapping
+    from swarmlearn.store import open_store
+
+    mapping = load_reward_mapping(rewards)
+    clf = _load(model, threads)
+    mapping.check_covers(clf.labels)
+    with contextlib.closing(open_store(store)) as st:
+        ev = attach_feedback(st, session, task, text, classifier=clf, mapping=mapping)
+    verdict = "applied" if ev.applied else "recorded, not applied"
+    if not ev.applied and ev.confidence < mapping.min_confidence:
+        verdict += f" (confidence below {mapping.min_confidence:.2f})"
+    console.print(f"session {session} {escape(ev.task)}: {ev.label} ({ev.confidence:.2f}) → "
+                  f"{ev.outcome.kind.value} {ev.reward:.2f}, {verdict}; classifier {ev.classifier}")
+
+
+@feedback_app.command("list")
+def list_cmd(
+    session: Annotated[int | None, typer.Option(help="Only this session.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """The recorded feedback events, oldest first."""
+    from swarmlearn.store import SqlStore
+
+    with contextlib.closing(SqlStore(store, read_only=True)) as st:
+        if not st.exists:
+            console.print("no feedback yet: no store")
+            return
+        rows = st.feedback(session=session)
+    if not rows:
+        console.print("no feedback yet")
+        return
+    table = Table("session", "task", "label", "conf.", "outcome", "reward", "applied", "text")
+    for f in rows:
+        table.add_row(str(f.session), escape(f.task), f.label, f"{f.confidence:.2f}",
+                      f.outcome.kind.value, f"{f.reward:.2f}", "yes" if f.applied else "no",
+                      escape(f.text))
+    console.print(table)
