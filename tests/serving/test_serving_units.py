@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lora_files import write_adapter
 
 import swarmlearn.serving as serving
 from swarmlearn.errors import BackendUnavailable, BadResponse, ConfigError
@@ -22,6 +23,7 @@ from swarmlearn.serving import (
     LoraAdapter,
     ServerMetrics,
     check_gguf,
+    check_lora,
     default_model_path,
 )
 from swarmlearn.serving._server import _reason
@@ -70,6 +72,39 @@ def test_bad_model_paths_are_config_errors_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         LlamaServerConfig(loras=(tmp_path / "missing-lora.gguf",))
     assert info.value.field == "loras[0]"
+
+
+Q_A, Q_B = "blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b"
+
+
+def test_check_lora_names_what_llama_cpp_would_refuse(tmp_path: Path, tiny_lora: Path) -> None:
+    base = default_model_path()
+    assert check_lora(tiny_lora, base=base) == tiny_lora.resolve()
+    good = {Q_A: (8, 576), Q_B: (576, 8)}  # numpy shapes: GGUF [576, 8] and [8, 576]
+    assert check_lora(write_adapter(tmp_path / "ok.gguf", good), base=base).name == "ok.gguf"
+    data = tiny_lora.read_bytes()
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+    cases = [
+        (truncated, "truncated"),
+        (corrupt, "not a readable GGUF"),
+        (base, "is not a LoRA adapter"),
+        (write_adapter(tmp_path / "arch.gguf", good, arch="qwen2"), "adapter for 'qwen2'"),
+        (write_adapter(tmp_path / "wide.gguf", {Q_A: (8, 960), Q_B: (960, 8)}), "another base"),
+        (write_adapter(tmp_path / "rank.gguf", {Q_A: (8, 576), Q_B: (576, 4)}), "do not fit"),
+        (write_adapter(tmp_path / "half.gguf", {Q_A: (8, 576)}), f"has no {Q_B}"),
+        (write_adapter(tmp_path / "other.gguf", {"blk.99.attn_q.weight.lora_a": (8, 576),
+                                            "blk.99.attn_q.weight.lora_b": (576, 8)}),
+         "does not have"),
+        (write_adapter(tmp_path / "odd.gguf", {"blk.0.attn_q.weight": (576, 576)}), "neither"),
+        (write_adapter(tmp_path / "empty.gguf", {}), "no LoRA tensors"),
+    ]
+    for path, why in cases:
+        with pytest.raises(ConfigError, match=why) as info:
+            check_lora(path, base=base)
+        assert "\n" not in str(info.value) and path.name in str(info.value), str(info.value)
 
 
 def test_server_config_ranges(tiny_lora: Path) -> None:

@@ -14,6 +14,7 @@ package imports without it.
 
 from swarmlearn.serving._admin import LlamaAdmin
 from swarmlearn.serving._external import ExternalServer, ExternalServerConfig
+from swarmlearn.serving._lora import check_lora
 from swarmlearn.serving._model import check_gguf, default_model_path
 from swarmlearn.serving._records import (
     Health,
@@ -36,5 +37,6 @@ __all__ = [
     "ServerMetrics",
     "SupportsLora",
     "check_gguf",
+    "check_lora",
     "default_model_path",
 ]

@@ -12,6 +12,13 @@ The child keeps the same port across restarts, so clients keep their base URL:
 a call in flight when the child dies gets a connection error, and the
 client's retries reach the restarted server. The child's output (llama.cpp's
 log included) is appended to ``log_path``.
+
+LoRA adapters: the configured ones are loaded at scale 0; a scale changes over
+HTTP with no restart (:meth:`LlamaServer.set_lora_scales`); requests may name
+their own scales (``CompletionRequest.lora``). llama.cpp loads adapter files
+only at start, so :meth:`LlamaServer.load_lora` checks a new file against the
+model first and then restarts the child with it (same port, the other
+adapters keep their ids and scales).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from swarmlearn.errors import BackendError, BackendUnavailable, ConfigError, Mis
 from swarmlearn.llm import HttpLLMClient, LLMClientConfig, LoraScale
 from swarmlearn.serving._admin import LlamaAdmin
 from swarmlearn.serving._config import LlamaServerConfig
+from swarmlearn.serving._lora import check_lora
 from swarmlearn.serving._model import default_model_path
 from swarmlearn.serving._records import Health, LoraAdapter, ServerMetrics
 from swarmlearn.serving._spec import ChildSpec
@@ -98,7 +106,8 @@ class LlamaServer:
         self._supervisor: threading.Thread | None = None
         self._admin: LlamaAdmin | None = None
         self._scales_lock = threading.Lock()
-        self._scales: dict[int, float] = {i: 0.0 for i in range(len(self.config.loras))}
+        self._loras = self.config.loras  # the adapter files the child loads, in id order
+        self._scales: dict[int, float] = {i: 0.0 for i in range(len(self._loras))}
 
     # -- properties ----------------------------------------------------------------------
 
@@ -148,6 +157,8 @@ class LlamaServer:
                     "'xllamacpp' is not installed; it comes with the 'llm' extra: run "
                     "`scripts/install.sh llm` (or `pip install 'swarmlearn[llm]'`)"
                 )
+            for i, path in enumerate(self._loras):  # one line now, not a child that dies
+                check_lora(path, base=self._model, field=f"loras[{i}]")
             self._dir.mkdir(parents=True, exist_ok=True)
             if not self._port:
                 self._port = _free_port(self.config.host)
@@ -229,6 +240,35 @@ class LlamaServer:
         with self._scales_lock:
             self._scales = self.admin.set_lora_scales(scales, clear_cache=clear_cache)
 
+    def load_lora(self, path: Path | str) -> LoraAdapter:
+        """Add an adapter at scale 0; the child is restarted with it (llama.cpp loads at start).
+
+        The file is checked against the model first (:func:`check_lora`): a
+        corrupt, truncated, non-adapter or wrong-base file is a one-line
+        ConfigError and the server is not touched. If llama.cpp still refuses
+        it, the child is restarted with the adapters it had (their scales
+        restored) and ConfigError says why. The other adapters keep their ids
+        and scales; calls in flight during the restart are retried by the client.
+        """
+        checked = check_lora(path, base=self._model)
+        with self._lock:
+            if self._state.status != "running":
+                raise BackendUnavailable(
+                    f"cannot load a LoRA adapter: the llama.cpp server is {self._state.status}")
+            old = self._loras
+            self._loras = (*old, checked)
+            try:
+                self._restart_child(f"loading LoRA adapter {checked.name}")
+            except (ConfigError, BackendUnavailable) as exc:
+                self._loras = old
+                self._restart_child("back to its previous LoRA adapters")
+                raise ConfigError(
+                    f"LoRA adapter {str(checked)!r} was not loaded, the server runs with its "
+                    f"previous adapters: {exc}", field="lora", value=str(checked)) from exc
+            with self._scales_lock:
+                self._scales[len(old)] = 0.0
+        return self.lora_adapters()[len(old)]
+
     def client(self, config: LLMClientConfig | None = None, **kwargs: Any) -> HttpLLMClient:
         """An HttpLLMClient for this server that always sends the current adapter scales."""
         config = config or LLMClientConfig(base_url=self.base_url)
@@ -248,7 +288,7 @@ class LlamaServer:
             parallel=c.parallel,
             ctx_size=c.total_ctx,
             threads=c.effective_threads,
-            loras=tuple(str(p) for p in c.loras),
+            loras=tuple(str(p) for p in self._loras),
             metrics=c.metrics,
             slot_save_path=str(self._dir / "slots"),
             host_cache_mib=c.host_cache_mib,
@@ -274,6 +314,21 @@ class LlamaServer:
                 env=env,
                 start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
             )
+
+    def _restart_child(self, why: str) -> None:
+        """Replace a healthy child by a new one (same port) and restore the adapter scales."""
+        logger.info("restarting the llama.cpp server on %s: %s", self.base_url, why)
+        self._state.status = "restarting"
+        self._terminate()
+        try:
+            self._spawn_and_wait()
+            self._reapply_scales()
+        except BaseException:
+            self._terminate()
+            self._state.status = "failed"
+            raise
+        self._state.failures_in_a_row = 0
+        self._state.status = "running"
 
     def _spawn_and_wait(self) -> None:
         proc = self._spawn()
@@ -335,7 +390,7 @@ class LlamaServer:
             proc = self._state.proc
             code = proc.poll() if proc is not None else -1
             if code is not None:
-                self._recover(f"exited with code {code}")
+                self._recover(f"exited with code {code}", proc)
                 next_health = time.monotonic() + self.config.health_interval_s
             elif time.monotonic() >= next_health:
                 self._check_health()
@@ -344,14 +399,16 @@ class LlamaServer:
                 return
 
     def _check_health(self) -> None:
+        proc = self._state.proc
         health = self.admin.health(timeout_s=max(1.0, self.config.health_interval_s))
-        if health.ok or self._stopping.is_set():
+        # a child being (re)started by load_lora is still loading: not hung
+        if health.ok or self._stopping.is_set() or self._state.status != "running":
             self._state.failures_in_a_row = 0
             return
         self._state.failures_in_a_row += 1
         if self._state.failures_in_a_row >= self.config.unhealthy_after:
             why = f"unhealthy {self._state.failures_in_a_row} times ({health.detail})"
-            self._recover(why, graceful=False)
+            self._recover(why, proc, graceful=False)
 
     def _allowed_to_restart(self) -> bool:
         now = time.monotonic()
@@ -360,11 +417,18 @@ class LlamaServer:
             times.popleft()
         return len(times) < self.config.max_restarts
 
-    def _recover(self, why: str, *, graceful: bool = True) -> None:
-        """Restart a child that died or hangs (a hung one gets SIGKILL: it would not listen)."""
+    def _recover(self, why: str, seen: subprocess.Popen[bytes] | None, *,
+                 graceful: bool = True) -> None:
+        """Restart a child that died or hangs (a hung one gets SIGKILL: it would not listen).
+
+        ``seen`` is the child found dead or hung; if another has taken its place
+        meanwhile (:meth:`load_lora`), there is nothing to do.
+        """
         with self._lock:
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self._state.proc is not seen:
                 return
+            if not graceful and self.admin.health(timeout_s=1.0).ok:
+                return  # it was only busy (a restart by load_lora held the lock meanwhile)
             old = self._state.proc
             pid = old.pid if old is not None else None
             logger.warning("llama.cpp server (pid %s) %s; tail of %s:", pid, why, self.log_path)
