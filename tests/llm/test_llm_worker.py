@@ -168,3 +168,12 @@ def test_llm_manager_guides_and_falls_back() -> None:
     fallback = mgr.guide(view)
     assert mgr.failures == 1 and set(fallback.focus) == set(targets)
     assert len(mgr.drain_events(EventIds(1), "t", 0)) == 2
+
+
+def test_a_session_server_has_one_slot_the_workers_share() -> None:
+    from swarmlearn.core.scenario import load_scenario
+    from swarmlearn.llm.backend import server_config
+
+    scenario = load_scenario("troubleshooting").override(workers={"kind": "llm", "count": 5})
+    config = server_config(scenario)
+    assert config.parallel == 1 and config.threads is None and config.model is None

@@ -117,6 +117,16 @@ def test_server_config_ranges(tiny_lora: Path) -> None:
     assert LlamaServerConfig(parallel=4).total_ctx == 4 * 2048
 
 
+def test_default_threads_are_half_the_usable_cpus() -> None:
+    import os
+
+    from swarmlearn.serving._config import usable_cpus
+
+    assert usable_cpus() == len(os.sched_getaffinity(0))
+    assert LlamaServerConfig().effective_threads == max(1, usable_cpus() // 2)
+    assert LlamaServerConfig(threads=3).effective_threads == 3
+
+
 def test_reason_prefers_the_first_error_line() -> None:
     tail = [
         "0.00.0 I srv init: loading model",

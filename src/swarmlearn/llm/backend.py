@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmlearn.core.environment import Environment
 from swarmlearn.core.manager import Manager
@@ -23,8 +23,11 @@ from swarmlearn.llm._batch import LLMClient
 from swarmlearn.llm._client import HttpLLMClient, LLMClientConfig
 from swarmlearn.llm.worker import LLMManager, LLMWorker, LLMWorkerConfig, Planner
 
+if TYPE_CHECKING:
+    from swarmlearn.serving import LlamaServerConfig
+
 __all__ = ["Backend", "build_llm_manager", "build_llm_workers", "learned_dependencies",
-           "open_backend"]
+           "open_backend", "server_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,19 +49,38 @@ class Backend:
 
 def open_backend(scenario: Scenario) -> Backend:
     """A client on ``workers.url``, or on a llama.cpp server started for this session."""
-    from swarmlearn.serving import LlamaServer, LlamaServerConfig
+    from swarmlearn.serving import LlamaServer
 
     wcfg = scenario.workers
     if wcfg.url:
         client = HttpLLMClient(LLMClientConfig(base_url=wcfg.url))
         client.check()  # one clear line if the URL is unreachable
         return Backend(client, wcfg.url, wcfg.url, [client.close])
-    server = LlamaServer(LlamaServerConfig(model=Path(wcfg.model) if wcfg.model else None,
-                                           parallel=max(1, wcfg.count)))
+    server = LlamaServer(server_config(scenario))
     server.start()
-    client = server.client()  # sends the current adapter scales with every request
+    # sends the current adapter scales with every request; the workers' calls of a tick
+    # queue for the one slot, so a call may wait for all the others
+    timeout = max(120.0, 60.0 * wcfg.count)
+    client = server.client(LLMClientConfig(base_url=server.base_url, timeout_s=timeout))
     model = (wcfg.model and Path(wcfg.model).name) or "SmolLM2-135M-Instruct"
     return Backend(client, model, server.base_url, [server.stop, client.close])
+
+
+def server_config(scenario: Scenario) -> LlamaServerConfig:
+    """How a session runs its local llama.cpp server: one slot that the LLM workers share.
+
+    On a CPU, prompt processing is compute-bound: more slots only spread the
+    same work over the same threads, and each slot computes for itself the
+    prefix that the workers' prompts of one tick share (role, plan, state,
+    guidance). With one slot the workers' requests of a tick queue and each
+    one after the first reuses that prefix. Measured with three workers on 2
+    shared cores (``benchmarks/llm_worker.py``, docs/llm.md): 1 slot beat one
+    slot per worker. The threads are the server's default (half the CPUs).
+    """
+    from swarmlearn.serving import LlamaServerConfig
+
+    wcfg = scenario.workers
+    return LlamaServerConfig(model=Path(wcfg.model) if wcfg.model else None, parallel=1)
 
 
 def learned_dependencies(store: Any, scenario: Scenario) -> dict[str, list[str]]:

@@ -9,9 +9,17 @@ from pathlib import Path
 from swarmlearn.errors import ConfigError
 from swarmlearn.serving._model import check_gguf
 
-__all__ = ["DEFAULT_CTX_PER_SLOT", "LlamaServerConfig"]
+__all__ = ["DEFAULT_CTX_PER_SLOT", "LlamaServerConfig", "usable_cpus"]
 
 DEFAULT_CTX_PER_SLOT = 2048
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,16 +90,17 @@ class LlamaServerConfig:
 
     @property
     def effective_threads(self) -> int:
-        """``threads``, or half the CPUs (at least 1) when None.
+        """``threads``, or half the CPUs this process may run on (at least 1) when None.
 
         llama.cpp's threads wait for each other at every step: when another
         process holds one of the cores, a server using all of them slows down
-        several times over (measured on 2 shared cores: 8 tokens/s with 2
-        threads, 67 with 1). The swarm itself needs CPU too.
+        several times over. Measured on this 2-core machine under load
+        (``benchmarks/llm_worker.py``): 1 thread 41 prompt / 17 generated
+        tokens/s, 2 threads 38 / 2. The swarm (and a LoRA trainer) need CPU too.
         """
         if self.threads is not None:
             return self.threads
-        return max(1, (os.cpu_count() or 2) // 2)
+        return max(1, usable_cpus() // 2)
 
     @property
     def total_ctx(self) -> int:
