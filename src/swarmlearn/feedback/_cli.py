@@ -189,8 +189,8 @@ def eval_cmd(
     examples, what = _eval_examples(clf, data, split)
     ev = clf.evaluate(examples)
     if as_json:
-        console.print_json(json.dumps({"model": str(model), "version": clf.version,
-                                       "data": what, **ev.to_dict()}))
+        typer.echo(json.dumps({"model": str(model), "version": clf.version, "data": what,
+                               **ev.to_dict()}))
     else:
         console.print(_figures_line(f"{escape(what)}", ev))
         table = Table("true \\ predicted", *ev.labels, "F1")
@@ -226,8 +226,8 @@ def predict_cmd(
     preds = clf.predict(items)
     if as_json:
         for text, p in zip(items, preds, strict=True):
-            console.print_json(json.dumps({"text": text, "label": p.label,
-                                           "confidence": round(p.confidence, 4)}))
+            typer.echo(json.dumps({"text": text, "label": p.label,
+                                   "confidence": round(p.confidence, 4)}, ensure_ascii=False))
         return
     table = Table("text", "label", "confidence")
     for text, p in zip(items, preds, strict=True):
