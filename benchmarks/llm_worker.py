@@ -1,291 +1,284 @@
-"""LLM worker decisions against a real llama.cpp server: swarmlearn's client beside bare httpx.
+"""LLM worker decisions beside llama.cpp's own limit for the same token counts, in one run.
 
-For 1, 2 and 4 parallel slots, one server (xllamacpp, bundled SmolLM2-135M,
-127.0.0.1) answers the same worker-decision requests -- a short state text
-and a JSON schema for the action -- sent two ways, in alternating rounds:
+Measured in alternating rounds, on servers started here (xllamacpp, the
+bundled SmolLM2-135M, 127.0.0.1):
 
-* peer: bare ``httpx.Client.post`` from a thread pool of N threads, body built once;
-* swarmlearn: ``HttpLLMClient.complete_many(concurrency=N)`` with a call-record
-  hook and ``JsonReplyParser`` on every reply (what an LLM worker does).
+* ours: a real swarm episode -- the scenario's environment, its LLM workers
+  (``build_llm_workers``, what a session uses), the rule manager -- on a server
+  configured as a session configures it (``server_config``), and on any
+  ``--configs THREADSxSLOTS`` beside it. Seconds per decision = the episode's
+  wall time / its decisions: prompt building, HTTP, the JSON-schema grammar,
+  parsing and the environment included. The latency of one call is beside it
+  (the workers of a tick decide at the same time, so a call waits for others).
+* server alone, same reuse: the decision prompts of the default configuration,
+  rendered with the server's chat template (``/apply-template``), sent in the
+  same order by bare httpx to ``/completion`` on a 1-slot server with the same
+  threads, ``cache_prompt`` on, no grammar, ``n_predict`` = that decision's
+  reply length (``ignore_eos``). It does the token work of ours and nothing else.
+* server alone, rates: a sample of the prompts with ``cache_prompt: false`` at
+  1 and at 2 llama.cpp threads (prompt processing and generation tokens/s), and
+  at the faster count with the reply held to the schema (the grammar's cost).
+  "limit" = P/pp + R/tg per decision at the faster count (no prefix reuse);
+  "limit, same reuse" charges only the prompt tokens that ours did not take
+  from the cache.
 
-It prints decisions/s and tokens/s for both, their ratio, the server's own
-figures from ``/metrics`` (generated tokens/s over the run, all slots, and per
-busy slot), and the client's cost per decision measured two ways: the mean of
-(latency - the server's prompt+generation time) of ours minus the peer's, and
-the client alone against a canned reply (httpx MockTransport, no server).
+    .venv/bin/python benchmarks/llm_worker.py [--rounds 3] [--ticks 6] [--configs 1x3 2x3]
 
-    .venv/bin/python benchmarks/llm_worker.py [--decisions 12] [--rounds 6] [--slots 1 2 4]
-
-Timings on a shared machine are noisy: the rounds alternate which variant goes
-first, so that both meet the same contention. Read the ratio and "client +ms";
-the absolute rates depend on what else the machine is doing.
+The machine is shared: read the medians over rounds and the ratios, each taken
+within one round; the load average is printed with every round.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from swarmlearn.core.events import EventIds
+from swarmlearn.core.manager import RuleManager
+from swarmlearn.core.scenario import Scenario, load_scenario
+from swarmlearn.core.swarm import Swarm, SwarmConfig
 from swarmlearn.errors import BackendError
-from swarmlearn.llm import (
-    CallRecord,
-    Completion,
-    CompletionRequest,
-    HttpLLMClient,
-    JsonReplyParser,
-    LLMClientConfig,
-)
+from swarmlearn.llm import Completion, CompletionRequest, HttpLLMClient, LLMClient
+from swarmlearn.llm.backend import Backend, build_llm_workers, server_config
 from swarmlearn.serving import LlamaServer, LlamaServerConfig
 
-ACTIONS = ["check_logs", "restart", "rollback", "scale_up", "clear_cache", "escalate", "wait"]
-SERVICES = ["api", "db", "cache", "queue", "auth"]
-SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "action": {"type": "string", "enum": ACTIONS},
-        "target": {"type": "string", "enum": SERVICES},
-    },
-    "required": ["action", "target"],
-    "additionalProperties": False,
-}
-SYSTEM = (
-    "You are worker 3 in a swarm that diagnoses and repairs a web service.\n"
-    "Skill notes:\n"
-    "- Read the logs of a failing service before restarting it.\n"
-    "- Roll back only when a deploy happened recently.\n"
-    "- Escalate when two repairs of the same service failed.\n"
-    'Answer with one JSON object: {"action": ..., "target": ...}.'
-)
+med = statistics.median
 
 
-def decision_request(i: int) -> CompletionRequest:
-    """The i-th decision: the same task, a different tick and failing service."""
-    failing = SERVICES[i % len(SERVICES)]
-    status = ", ".join(f"{s}={'DOWN' if s == failing else 'ok'}" for s in SERVICES)
-    state = (
-        f"Tick {i}. Services: {status}. Last deploy: 12 minutes ago.\n"
-        f"Recent actions: check_logs({failing}) -> 'connection refused'.\n"
-        f"Manager guidance: focus on {failing}.\n"
-        f"Available actions: {', '.join(ACTIONS)}. Targets: {', '.join(SERVICES)}."
-    )
-    return CompletionRequest.chat(
-        state,
-        system=SYSTEM,
-        json_schema=SCHEMA,
-        max_tokens=48,
-        temperature=0.0,
-        seed=i,
-        purpose="decide",
-    )
+@dataclass(frozen=True, slots=True)
+class Decision:
+    request: CompletionRequest
+    prompt: int  # prompt tokens
+    cached: int  # of them, taken from the slot's cache
+    reply: int  # completion tokens
+    latency: float  # seconds, as the worker saw the call
+
+
+class Recording:
+    """An LLMClient that passes calls on and keeps every decision's request and token counts."""
+
+    def __init__(self, client: HttpLLMClient) -> None:
+        self.client = client
+        self.decisions: list[Decision] = []
+        self._lock = threading.Lock()
+
+    def complete(self, request: CompletionRequest) -> Completion:
+        c = self.client.complete(request)
+        if request.purpose == "decide":
+            with self._lock:
+                self.decisions.append(Decision(request, c.prompt_tokens, c.cached_tokens,
+                                               c.completion_tokens, c.latency))
+        return c
+
+    def complete_many(self, requests: Sequence[CompletionRequest], *,
+                      concurrency: int = 4) -> list[Completion | BackendError]:
+        return self.client.complete_many(requests, concurrency=concurrency)
 
 
 @dataclass(slots=True)
-class Call:
-    latency: float  # seconds, as the caller saw it
-    server: float  # seconds the server reports (prompt + generation) for this request
-    tokens: int
+class Alone:
+    """What one direct /completion loop measured."""
+
+    pp: float  # prompt tokens/s
+    tg: float  # generated tokens/s
+    seconds: float  # mean wall seconds per request
+    processed: float  # mean prompt tokens processed per request (not taken from the cache)
 
 
 @dataclass(slots=True)
-class Variant:
-    """Everything measured for one way of calling, summed over its rounds."""
+class Ours:
+    """One server configuration running the swarm, with its figures per round."""
 
-    seconds: float = 0.0
-    calls: list[Call] = field(default_factory=list)
-    server_tokens: float = 0.0  # Δ tokens_predicted_total from /metrics
-    server_gen_seconds: float = 0.0  # Δ tokens_predicted_seconds_total (summed over slots)
+    label: str
+    server: LlamaServer
+    client: HttpLLMClient
+    seconds: list[float] = field(default_factory=list)  # per decision
+    latency: list[float] = field(default_factory=list)  # median call latency
+    limits: list[float] = field(default_factory=list)  # server-alone limit, no reuse
+    limits_reuse: list[float] = field(default_factory=list)  # the same, with ours' reuse
+    tokens: list[tuple[float, float, float]] = field(default_factory=list)  # P, cached, R
+    last: list[Decision] = field(default_factory=list)
 
-    @property
-    def decisions_per_s(self) -> float:
-        return len(self.calls) / self.seconds
+    def run(self, scenario: Scenario, seed: int, ticks: int) -> None:
+        from swarmlearn.session import build_env
 
-    @property
-    def tokens_per_s(self) -> float:
-        return sum(c.tokens for c in self.calls) / self.seconds
+        env = build_env(scenario)
+        recording = Recording(self.client)
+        client: LLMClient = recording
+        backend = Backend(client, "SmolLM2-135M-Instruct", self.server.base_url)
+        workers = build_llm_workers(scenario, env, seed=seed, backend=backend)
+        config = SwarmConfig(max_ticks=ticks, timeout_s=3600)
+        with Swarm(env, workers, manager=RuleManager(), config=config) as swarm:
+            start = time.perf_counter()
+            swarm.run_episode(seed=seed, ids=EventIds(1))
+            wall = time.perf_counter() - start
+        got = self.last = recording.decisions
+        self.seconds.append(wall / len(got))
+        self.latency.append(med(d.latency for d in got))
+        self.tokens.append((statistics.fmean(d.prompt for d in got),
+                            statistics.fmean(d.cached for d in got),
+                            statistics.fmean(d.reply for d in got)))
 
-    @property
-    def server_tokens_per_s(self) -> float:
-        return self.server_tokens / self.seconds
-
-    @property
-    def server_slot_tokens_per_s(self) -> float:
-        return self.server_tokens / self.server_gen_seconds if self.server_gen_seconds else 0.0
-
-    @property
-    def mean_latency(self) -> float:
-        return statistics.fmean(c.latency for c in self.calls)
-
-    @property
-    def mean_outside_server(self) -> float:
-        """Mean seconds per call not spent in the server's prompt/generation work."""
-        return statistics.fmean(c.latency - c.server for c in self.calls)
-
-
-def _server_seconds(timings: Any) -> float:
-    if not isinstance(timings, dict):
-        return 0.0
-    return (float(timings.get("prompt_ms", 0)) + float(timings.get("predicted_ms", 0))) / 1000
+    def add_limits(self, rates: Alone) -> None:
+        self.limits.append(limit(self.last, rates, reuse=False))
+        self.limits_reuse.append(limit(self.last, rates, reuse=True))
 
 
-def run_into(variant: Variant, server: LlamaServer, work: Callable[[], list[Call]]) -> None:
-    before = server.metrics()
-    start = time.perf_counter()
-    calls = work()
-    variant.seconds += time.perf_counter() - start
-    after = server.metrics()
-    variant.calls.extend(calls)
-    variant.server_tokens += after.tokens_predicted_total - before.tokens_predicted_total
-    variant.server_gen_seconds += (
-        after.tokens_predicted_seconds_total - before.tokens_predicted_seconds_total
-    )
-
-
-def peer_work(
-    http: httpx.Client, url: str, bodies: Sequence[dict[str, Any]], n: int
-) -> Callable[[], list[Call]]:
-    def one(body: dict[str, Any]) -> Call:
+def direct_loop(http: httpx.Client, base_url: str, decisions: Sequence[Decision], *,
+                cache: bool = False, grammar: bool = False) -> Alone:
+    """The decisions' prompts sent one at a time to ``/completion`` by bare httpx."""
+    prompt_n = prompt_ms = pred_n = pred_ms = wall = 0.0
+    for d in decisions:
+        messages = [{"role": m.role.value, "content": m.content} for m in d.request.messages]
+        text = http.post(f"{base_url}/apply-template", json={"messages": messages}).json()
+        body: dict[str, Any] = {"prompt": text["prompt"], "n_predict": max(1, d.reply),
+                                "cache_prompt": cache, "temperature": 0.0}
+        if grammar:  # the reply ends where the grammar does
+            body.update(json_schema=d.request.json_schema, temperature=d.request.temperature,
+                        seed=d.request.seed)
+        else:
+            body["ignore_eos"] = True
         start = time.perf_counter()
-        response = http.post(url, json=body)
-        response.raise_for_status()
-        data = response.json()
-        latency = time.perf_counter() - start
-        tokens = int(data["usage"]["completion_tokens"])
-        return Call(latency, _server_seconds(data.get("timings")), tokens)
-
-    def work() -> list[Call]:
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            return list(pool.map(one, bodies))
-
-    return work
+        t = http.post(f"{base_url}/completion", json=body).json()["timings"]
+        wall += time.perf_counter() - start
+        prompt_n += t["prompt_n"]
+        prompt_ms += t["prompt_ms"]
+        pred_n += t["predicted_n"]
+        pred_ms += t["predicted_ms"]
+    n = len(decisions)
+    return Alone(1000 * prompt_n / prompt_ms, 1000 * pred_n / pred_ms, wall / n, prompt_n / n)
 
 
-def ours_work(
-    client: HttpLLMClient,
-    parser: JsonReplyParser,
-    requests: Sequence[CompletionRequest],
-    n: int,
-) -> Callable[[], list[Call]]:
-    def work() -> list[Call]:
-        calls = []
-        for r in client.complete_many(requests, concurrency=n):
-            if isinstance(r, BackendError):
-                raise r
-            parser.parse(r.text)
-            server = r.timings.total_ms / 1000 if r.timings else 0.0
-            calls.append(Call(r.latency, server, r.completion_tokens))
-        return calls
-
-    return work
+def limit(decisions: Sequence[Decision], rates: Alone, *, reuse: bool) -> float:
+    """Mean seconds per decision at the server-alone rates for these token counts."""
+    return statistics.fmean((d.prompt - (d.cached if reuse else 0)) / rates.pp
+                            + d.reply / rates.tg for d in decisions)
 
 
-def bench_slots(n: int, decisions: int, rounds: int, threads: int | None) -> dict[str, Any]:
-    requests = [decision_request(i) for i in range(decisions)]
-    bodies = [r.to_body("") for r in requests]
-    records: list[CallRecord] = []
-    parser = JsonReplyParser(SCHEMA)
-    peer, ours = Variant(), Variant()
-    with LlamaServer(LlamaServerConfig(parallel=n, threads=threads)) as server:
-        url = f"{server.base_url}/v1/chat/completions"
-        config = LLMClientConfig(base_url=server.base_url, timeout_s=300)
-        with (
-            httpx.Client(timeout=300) as http,
-            server.client(config, on_call=records.append) as client,
-        ):
-            # warm-up: load pages, build the grammar, fill the slots' prompt caches
-            client.complete_many(requests[: 2 * n], concurrency=n)
-            for i in range(rounds):  # alternate the order so both see the same contention
-                runs = [
-                    (peer, peer_work(http, url, bodies, n)),
-                    (ours, ours_work(client, parser, requests, n)),
-                ]
-                for variant, work in runs if i % 2 == 0 else runs[::-1]:
-                    run_into(variant, server, work)
-    return {"slots": n, "peer": peer, "ours": ours, "parser": parser.stats, "records": records}
+@dataclass(slots=True)
+class Peer:
+    """The server-alone figures of every round."""
+
+    servers: dict[int, LlamaServer]  # threads -> a 1-slot server
+    replay: list[Alone] = field(default_factory=list)  # same prompts, same order, cache on
+    rates: list[dict[int, Alone]] = field(default_factory=list)  # threads -> no reuse
+    grammar: list[Alone] = field(default_factory=list)  # the faster count, schema on
+    faster: list[int] = field(default_factory=list)
+
+    def run(self, http: httpx.Client, decisions: Sequence[Decision], threads: int,
+            sample: int) -> Alone:
+        """Measure one round; the rates of the faster thread count."""
+        self.replay.append(direct_loop(http, self.servers[threads].base_url, decisions,
+                                       cache=True))
+        some = decisions[:: max(1, len(decisions) // sample)][:sample]
+        rates = {t: direct_loop(http, s.base_url, some) for t, s in self.servers.items()}
+        faster = min(rates, key=lambda t: 1 / rates[t].pp + 1 / rates[t].tg)
+        self.rates.append(rates)
+        self.faster.append(faster)
+        self.grammar.append(direct_loop(http, self.servers[faster].base_url, some,
+                                        grammar=True))
+        return rates[faster]
 
 
-def client_only_overhead(calls: int) -> tuple[float, float]:
-    """Seconds per call of bare httpx and of HttpLLMClient+parser, against a canned reply."""
-    canned = {
-        "choices": [{"message": {"content": '{"action": "restart", "target": "db"}'}}],
-        "usage": {"prompt_tokens": 200, "completion_tokens": 20},
-        "timings": {"prompt_n": 20, "prompt_ms": 5, "predicted_n": 20, "predicted_ms": 200},
-    }
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=canned))
-    request = decision_request(0)
-    body = request.to_body("")
-    with httpx.Client(transport=transport) as http:
-        start = time.perf_counter()
-        for _ in range(calls):
-            http.post("http://bench.test/v1/chat/completions", json=body).json()
-        peer = (time.perf_counter() - start) / calls
-    records: list[CallRecord] = []
-    parser = JsonReplyParser(SCHEMA)
-    config = LLMClientConfig(base_url="http://bench.test")
-    with HttpLLMClient(config, transport=transport, on_call=records.append) as client:
-        start = time.perf_counter()
-        for _ in range(calls):
-            completion: Completion = client.complete(request)
-            parser.parse(completion.text)
-        ours = (time.perf_counter() - start) / calls
-    return peer, ours
+def bench(ours: list[Ours], peer: Peer, scenario: Scenario, args: argparse.Namespace) -> None:
+    threads = ours[0].server.config.effective_threads
+    with httpx.Client(timeout=600) as http:
+        for r in range(args.rounds):
+            for o in ours if r % 2 == 0 else ours[::-1]:  # alternate who meets which load
+                o.run(scenario, args.seed + r, args.ticks)
+            rates = peer.run(http, ours[0].last, threads, args.alone)
+            for o in ours:
+                o.add_limits(rates)
+            print(f"round {r}: load {os.getloadavg()[0]:.1f}; "
+                  + "; ".join(f"{o.label} {o.seconds[-1]:.2f} s/dec (limit {o.limits[-1]:.2f}, "
+                              f"same reuse {o.limits_reuse[-1]:.2f})" for o in ours)
+                  + f"; alone, same prompts in order {peer.replay[-1].seconds:.2f} s; "
+                  + ", ".join(f"{t}t pp {a.pp:.0f} tg {a.tg:.1f} tok/s"
+                              for t, a in peer.rates[-1].items())
+                  + f", schema tg {peer.grammar[-1].tg:.1f}", flush=True)
+
+
+def report(ours: list[Ours], peer: Peer) -> None:
+    print()
+    for t in peer.servers:
+        print(f"server alone, {t} thread(s), no reuse: prompt "
+              f"{med(r[t].pp for r in peer.rates):.0f} tok/s, generation "
+              f"{med(r[t].tg for r in peer.rates):.1f} tok/s")
+    print(f"  replies held to the schema, faster count: generation "
+          f"{med(g.tg for g in peer.grammar):.1f} tok/s; faster count per round: {peer.faster}")
+    header = (f"{'config (threads x slots)':>24} | {'prompt':>6} | {'cached':>6} | "
+              f"{'reply':>5} | {'limit s':>7} | {'same reuse':>10} | {'ours s/dec':>10} | "
+              f"{'dec/s':>5} | {'latency s':>9} | {'/ limit':>7} | {'/ same reuse':>12}")
+    print(header)
+    print("-" * len(header))
+    for o in ours:
+        p, c, rep = (med(t[i] for t in o.tokens) for i in range(3))
+        ratio = med(s / lim for s, lim in zip(o.seconds, o.limits, strict=True))
+        ratio_reuse = med(s / lim for s, lim in zip(o.seconds, o.limits_reuse, strict=True))
+        print(f"{o.label:>24} | {p:>6.0f} | {c:>6.0f} | {rep:>5.1f} | {med(o.limits):>7.2f} | "
+              f"{med(o.limits_reuse):>10.2f} | {med(o.seconds):>10.2f} | "
+              f"{1 / med(o.seconds):>5.2f} | {med(o.latency):>9.2f} | {ratio:>7.2f} | "
+              f"{ratio_reuse:>12.2f}")
+    first = ours[0]
+    replay = med(a.seconds for a in peer.replay)
+    ratio = med(s / a.seconds for s, a in zip(first.seconds, peer.replay, strict=True))
+    print(f"server alone, {first.label}'s prompts in the same order on one slot, cache on: "
+          f"{replay:.2f} s per decision ({1 / replay:.2f}/s), "
+          f"{med(a.processed for a in peer.replay):.0f} prompt tokens processed each; "
+          f"ours / that = {ratio:.2f}")
+    print("tokens: mean per decision; limit: P/pp + R/tg at the faster thread count; same "
+          "reuse: only the uncached prompt tokens charged; ours s/dec: episode wall time / "
+          "decisions; latency: median per call; medians over rounds, ratios within each round")
+
+
+def parse_config(text: str) -> LlamaServerConfig:
+    threads, _, slots = text.partition("x")
+    return LlamaServerConfig(threads=int(threads), parallel=int(slots))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--decisions", type=int, default=12, help="decisions per round")
-    ap.add_argument("--rounds", type=int, default=6, help="rounds; each runs both variants")
-    ap.add_argument("--slots", type=int, nargs="+", default=[1, 2, 4])
-    ap.add_argument(
-        "--threads", type=int, default=None, help="llama.cpp CPU threads (default: half the CPUs)"
-    )
+    ap.add_argument("--scenario", default="troubleshooting")
+    ap.add_argument("--variant", default="hard")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ticks", type=int, default=6, help="ticks per episode (one per round)")
+    ap.add_argument("--alone", type=int, default=4, help="prompts per no-reuse rate loop")
+    ap.add_argument("--configs", nargs="*", default=[],
+                    help="THREADSxSLOTS servers to run ours on beside the default, e.g. 1x3")
+    ap.add_argument("--seed", type=int, default=500)
     args = ap.parse_args()
 
-    threads = LlamaServerConfig(threads=args.threads).effective_threads
-    print(
-        f"{args.decisions} decisions x {args.rounds} rounds per variant, "
-        f"concurrency = slots, llama.cpp threads = {threads}"
-    )
-    print(json.dumps(decision_request(0).to_body(""))[:150] + " ...")
-    header = (
-        f"{'slots':>5} | {'peer dec/s':>10} | {'ours dec/s':>10} | {'ours/peer':>9} | "
-        f"{'peer tok/s':>10} | {'ours tok/s':>10} | {'server tok/s':>12} | "
-        f"{'srv tok/s/slot':>14} | {'latency ms':>10} | {'client +ms':>10} | {'valid':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for n in args.slots:
-        res = bench_slots(n, args.decisions, args.rounds, args.threads)
-        peer, ours = res["peer"], res["ours"]
-        stats = res["parser"]
-        extra_ms = (ours.mean_outside_server - peer.mean_outside_server) * 1000
-        print(
-            f"{n:>5} | {peer.decisions_per_s:>10.2f} | {ours.decisions_per_s:>10.2f} | "
-            f"{ours.decisions_per_s / peer.decisions_per_s:>9.3f} | "
-            f"{peer.tokens_per_s:>10.1f} | {ours.tokens_per_s:>10.1f} | "
-            f"{ours.server_tokens_per_s:>12.1f} | {ours.server_slot_tokens_per_s:>14.1f} | "
-            f"{ours.mean_latency * 1000:>10.0f} | {extra_ms:>+10.2f} | "
-            f"{stats.valid + stats.repaired:>3}/{stats.total:<3}"
-        )
-    print(
-        "server tok/s: generated tokens / wall time (all slots, from /metrics); "
-        "srv tok/s/slot: the server's own generation speed per busy slot; "
-        "client +ms: mean (latency - server prompt+generation time) of ours minus peer's"
-    )
-    peer_s, ours_s = client_only_overhead(2000)
-    print()
-    print("client alone against a canned reply (no server), per call:")
-    print(
-        f"  bare httpx {peer_s * 1e6:.0f} us; swarmlearn client + JSON parse {ours_s * 1e6:.0f} us"
-    )
-    print(f"  swarmlearn adds {(ours_s - peer_s) * 1e6:.0f} us per decision")
+    scenario = load_scenario(args.scenario)
+    if args.variant:
+        scenario = scenario.with_variant(args.variant)
+    configs = [("default", server_config(scenario))] + [(c, parse_config(c)) for c in args.configs]
+    print(f"{scenario.label}: {scenario.workers.count} LLM workers, {args.ticks} ticks x "
+          f"{args.rounds} rounds; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    servers: list[LlamaServer] = []
+    try:
+        ours = []
+        for label, cfg in configs:
+            servers.append(LlamaServer(cfg).start())
+            ours.append(Ours(f"{label} ({cfg.effective_threads}x{cfg.parallel})", servers[-1],
+                             servers[-1].client()))
+        counts = sorted({1, 2, configs[0][1].effective_threads})
+        alone = {t: LlamaServer(LlamaServerConfig(threads=t, parallel=1)) for t in counts}
+        for s in alone.values():
+            servers.append(s.start())
+        peer = Peer(alone)
+        bench(ours, peer, scenario, args)
+    finally:
+        for s in servers:
+            s.stop()
+    report(ours, peer)
 
 
 if __name__ == "__main__":
