@@ -1,7 +1,7 @@
 """Feedback classifier vs TF-IDF + logistic regression vs SetFit, in one run, same splits.
 
     .venv/bin/python benchmarks/feedback.py [--seeds 0] [--setfit-iterations 2] [--out r.json]
-    .venv/bin/python benchmarks/feedback.py --report r.json     # reprint a saved run
+    .venv/bin/python benchmarks/feedback.py --report r.json [r2.json …]  # reprint saved runs
 
 For each split seed the bundled set (docs/feedback.md) is split 60/20/20
 (stratified). Each method trains on the training split, uses the
@@ -184,10 +184,14 @@ def main() -> None:
     ap.add_argument("--setfit-iterations", type=int, default=2)
     ap.add_argument("--no-setfit", action="store_true")
     ap.add_argument("--out", type=Path, default=Path("feedback_bench.json"))
-    ap.add_argument("--report", type=Path, help="Reprint the table of a saved run.")
+    ap.add_argument("--report", type=Path, nargs="+",
+                    help="Reprint the table of saved runs (their splits pooled).")
     a = ap.parse_args()
     if a.report:
-        print_table(json.loads(a.report.read_text()))
+        runs = [json.loads(p.read_text()) for p in a.report]
+        merged = {**runs[0], "seeds": [x for r in runs for x in r["seeds"]],
+                  "splits": [sp for r in runs for sp in r["splits"]]}
+        print_table(merged)
         return
     import torch
 
