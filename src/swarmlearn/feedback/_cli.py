@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from swarmlearn._config import check_output_path
 from swarmlearn.errors import ConfigError
@@ -36,6 +34,7 @@ from swarmlearn.feedback._data import (
     split_examples,
 )
 from swarmlearn.feedback._encoder import check_checkpoint_target
+from swarmlearn.ops.report import print_rows, terminal_console
 
 if TYPE_CHECKING:
     from swarmlearn.feedback._classifier import FeedbackClassifier
@@ -49,8 +48,8 @@ DEFAULT_MODEL_DIR = Path(".swarmlearn/feedback/model")
 feedback_app = typer.Typer(no_args_is_help=True,
                            help="Feedback → reward: train, evaluate and apply the emotion "
                                 "classifier that turns people's words into episode outcomes.")
-console = Console()
-err_console = Console(stderr=True)
+console = terminal_console()
+err_console = terminal_console(stderr=True)
 
 ModelOpt = Annotated[Path, typer.Option("--model", help="Checkpoint directory.")]
 DataOpt = Annotated[Path | None, typer.Option(
@@ -192,11 +191,11 @@ def eval_cmd(
         typer.echo(json.dumps({"model": str(model), "version": clf.version, "data": what,
                                **ev.to_dict()}))
     else:
-        console.print(_figures_line(f"{escape(what)}", ev))
-        table = Table("true \\ predicted", *ev.labels, "F1")
-        for label, row, f1 in zip(ev.labels, ev.confusion, ev.f1, strict=True):
-            table.add_row(label, *map(str, row), f"{f1:.3f}")
-        console.print(table)
+        headers = ["true \\ predicted", *ev.labels, "F1"]
+        print_rows(console, _figures_line(what, ev), headers,
+                   [[label, *map(str, row), f"{f1:.3f}"]
+                    for label, row, f1 in zip(ev.labels, ev.confusion, ev.f1, strict=True)],
+                   keep=headers, right=headers[1:])
     if report is not None:
         from swarmlearn.feedback._report import evaluation_html
 
@@ -229,10 +228,10 @@ def predict_cmd(
             typer.echo(json.dumps({"text": text, "label": p.label,
                                    "confidence": round(p.confidence, 4)}, ensure_ascii=False))
         return
-    table = Table("text", "label", "confidence")
-    for text, p in zip(items, preds, strict=True):
-        table.add_row(escape(text), p.label, f"{p.confidence:.2f}")
-    console.print(table)
+    print_rows(console, None, ["text", "label", "confidence"],
+               [[text, p.label, f"{p.confidence:.2f}"]
+                for text, p in zip(items, preds, strict=True)],
+               keep=["label", "confidence"], right=["confidence"])
 
 
 @feedback_app.command("attach")
@@ -279,9 +278,8 @@ def list_cmd(
     if not rows:
         console.print("no feedback yet")
         return
-    table = Table("session", "task", "label", "conf.", "outcome", "reward", "applied", "text")
-    for f in rows:
-        table.add_row(str(f.session), escape(f.task), f.label, f"{f.confidence:.2f}",
-                      f.outcome.kind.value, f"{f.reward:.2f}", "yes" if f.applied else "no",
-                      escape(f.text))
-    console.print(table)
+    headers = ["session", "task", "label", "conf.", "outcome", "reward", "applied", "text"]
+    print_rows(console, None, headers,
+               [[str(f.session), f.task, f.label, f"{f.confidence:.2f}", f.outcome.kind.value,
+                 f"{f.reward:.2f}", "yes" if f.applied else "no", f.text] for f in rows],
+               keep=headers[:7], right=["session", "conf.", "reward"])
