@@ -11,6 +11,7 @@ from swarmlearn.feedback import (
     bootstrap,
     confusion_matrix,
     evaluate_predictions,
+    fit_temperature,
     macro_f1,
     paired_bootstrap,
 )
@@ -53,3 +54,20 @@ def test_evaluation_record() -> None:
     assert ev.confusion == ((1, 1), (0, 2)) and ev.accuracy.value == 0.75
     assert ev.f1 == pytest.approx((2 / 3, 0.8))
     assert ev.to_dict()["macro_f1"]["value"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_temperature_tempers_overconfident_logits() -> None:
+    rng = np.random.default_rng(1)
+    t = rng.integers(0, 3, 300)
+    right = rng.random(300) < 0.7  # 70 % right, but every logit says "certain"
+    pred = np.where(right, t, (t + 1) % 3)
+    logits = np.full((300, 3), -10.0)
+    logits[np.arange(300), pred] = 10.0
+    temp = fit_temperature(logits, t)
+    assert temp > 5
+    z = logits / temp
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    assert 0.6 < p.max(axis=1).mean() < 0.8  # confidence near the accuracy
+    calibrated = np.eye(3)[t] * 2.0  # confident and right: no softening wanted
+    assert fit_temperature(calibrated, t) <= 0.3

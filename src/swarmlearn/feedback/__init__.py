@@ -39,6 +39,7 @@ from swarmlearn.feedback._metrics import (
     bootstrap,
     confusion_matrix,
     evaluate_predictions,
+    fit_temperature,
     macro_f1,
     paired_bootstrap,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "evaluate_predictions",
     "feedback_app",
     "find_episode",
+    "fit_temperature",
     "load_examples",
     "load_reward_mapping",
     "macro_f1",

@@ -7,8 +7,9 @@ A checkpoint is a directory, never a pickle::
     model.safetensors    every weight (encoder.* and head.*)
     encoder/             the encoder's config.json and tokenizer files
 
-``version`` is ``sha256(model.safetensors + labels)[:12]``: two checkpoints
-with the same version classify alike. It is what a feedback event records.
+``version`` is ``sha256(model.safetensors + labels + temperature)[:12]``: two
+checkpoints with the same version classify alike, confidences included. It is what
+a feedback event records.
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 
 
-def _version(weights: Path, labels: Sequence[str]) -> str:
+def _version(weights: Path, labels: Sequence[str], temperature: float) -> str:
     h = hashlib.sha256()
     with weights.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    h.update(json.dumps(list(labels)).encode())
+    h.update(json.dumps([list(labels), temperature]).encode())
     return h.hexdigest()[:12]
 
 
@@ -53,13 +54,14 @@ class FeedbackClassifier:
 
     def __init__(self, model: EncoderClassifier, tokenizer: Any, labels: Sequence[str], *,
                  max_length: int = 64, meta: Mapping[str, Any] | None = None,
-                 version: str = "unsaved") -> None:
+                 version: str = "unsaved", temperature: float = 1.0) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.labels = tuple(labels)
         self.max_length = max_length
         self.meta: dict[str, Any] = dict(meta or {})
         self.version = version
+        self.temperature = temperature  # softmax(logits / T), T fitted on validation
 
     # -- prediction ---------------------------------------------------------------
     def probabilities(self, texts: Sequence[str], *, batch_size: int = 64) -> NDArray[np.float32]:
@@ -71,7 +73,7 @@ class FeedbackClassifier:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 batch = tokenize(self.tokenizer, [texts[i] for i in idx], self.max_length)
-                out[idx] = torch.softmax(self.model(batch), dim=-1).numpy()
+                out[idx] = torch.softmax(self.model(batch) / self.temperature, dim=-1).numpy()
         return out
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Prediction]:
@@ -109,10 +111,11 @@ class FeedbackClassifier:
             encoder: Any = self.model.encoder
             encoder.config.save_pretrained(str(tmp / "encoder"))
             self.tokenizer.save_pretrained(str(tmp / "encoder"))
-            version = _version(tmp / WEIGHTS_FILE, self.labels)
+            version = _version(tmp / WEIGHTS_FILE, self.labels, self.temperature)
             config = {**self.meta, "format_version": FORMAT_VERSION, "version": version,
                       "labels": list(self.labels), "max_length": self.max_length,
-                      "pooling": "mean", "created": time.time()}
+                      "pooling": "mean", "temperature": self.temperature,
+                      "created": time.time()}
             (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str) + "\n",
                                            encoding="utf-8")
             old = target.parent / f".{target.name}.old-{os.getpid()}"
@@ -162,5 +165,11 @@ class FeedbackClassifier:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ArtifactError(f"{p / WEIGHTS_FILE}: cannot load the weights: {first}") from exc
         meta = {k: v for k, v in config.items() if k not in ("labels", "max_length")}
+        temperature = config.get("temperature", 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not (
+                temperature > 0):
+            raise ArtifactError(f"{cfg_file}: 'temperature' must be a positive number, got "
+                                f"{temperature!r}")
         return cls(model, tokenizer, labels, max_length=int(config.get("max_length", 64)),
-                   meta=meta, version=str(config.get("version", "unknown")))
+                   meta=meta, version=str(config.get("version", "unknown")),
+                   temperature=float(temperature))

@@ -10,6 +10,7 @@ an interval of its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "bootstrap",
     "confusion_matrix",
     "evaluate_predictions",
+    "fit_temperature",
     "macro_f1",
     "paired_bootstrap",
     "per_class_f1",
@@ -112,6 +114,25 @@ def paired_bootstrap(y_true: Sequence[int], pred_a: Sequence[int], pred_b: Seque
                       for i in _resamples(t.size, rounds, seed)])
     lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     return Interval(value, float(lo), float(hi)), float((diffs <= 0).mean())
+
+
+def fit_temperature(logits: NDArray[np.floating[Any]], targets: NDArray[np.integer[Any]],
+                    ) -> float:
+    """The softmax temperature T that minimises the negative log-likelihood of ``targets``
+    under ``softmax(logits / T)`` (a grid over 0.25…40, log-spaced): confidences that
+    mean what they say on held-out data, the predicted label unchanged."""
+    z = np.asarray(logits, dtype=np.float64)
+    t = np.asarray(targets, dtype=np.int64)
+    if z.size == 0:
+        return 1.0
+    best_t, best_nll = 1.0, math.inf
+    for temp in np.geomspace(0.25, 40.0, 121):
+        s = z / temp
+        s = s - s.max(axis=1, keepdims=True)
+        nll = float(-(s[np.arange(len(t)), t] - np.log(np.exp(s).sum(axis=1))).mean())
+        if nll < best_nll - 1e-12:
+            best_t, best_nll = float(temp), nll
+    return best_t
 
 
 @dataclass(frozen=True, slots=True)

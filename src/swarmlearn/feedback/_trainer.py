@@ -30,7 +30,7 @@ from swarmlearn.errors import ConfigError, TrainingError
 from swarmlearn.feedback._classifier import FeedbackClassifier
 from swarmlearn.feedback._data import BUNDLED_LABELS, Example
 from swarmlearn.feedback._encoder import check_encoder, encoder_fingerprint
-from swarmlearn.feedback._metrics import macro_f1
+from swarmlearn.feedback._metrics import fit_temperature, macro_f1
 from swarmlearn.feedback._model import (
     Batch,
     EncoderClassifier,
@@ -177,7 +177,8 @@ class FeedbackTrainer:
                             "model_type": str(getattr(encoder.config, "model_type", ""))},
                 "train": cfg.to_dict(), "best_epoch": best.epoch,
                 "history": [r.to_dict() for r in history]}
-        clf = FeedbackClassifier(model, tokenizer, labels, max_length=cfg.max_length, meta=meta)
+        clf = FeedbackClassifier(model, tokenizer, labels, max_length=cfg.max_length, meta=meta,
+                                 temperature=run.temperature)
         return TrainResult(clf, history, best.epoch, len(history) < cfg.epochs,
                            run.step_losses, time.perf_counter() - started)
 
@@ -195,6 +196,7 @@ class _Run:
         self.step_losses: list[float] = []
         self.loss_fn = nn.CrossEntropyLoss()
         self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.temperature = 1.0  # set after training, on the validation split
 
     # -- inputs -------------------------------------------------------------------
     def _targets(self, examples: Sequence[Example]) -> torch.Tensor:
@@ -250,18 +252,20 @@ class _Run:
         logits: torch.Tensor = self.model(inputs)
         return logits
 
-    def _validate(self, val: Sequence[Example],
-                  features: torch.Tensor | None) -> tuple[float, float]:
+    def _val_logits(self, val: Sequence[Example], features: torch.Tensor | None) -> torch.Tensor:
         self.model.eval()
-        targets = self._targets(val)
         with torch.inference_mode():
             if features is not None:
-                logits = self.model.classify(features)
-            else:
-                logits = torch.cat([self.model(tokenize(
-                    self.tokenizer, [e.text for e in val[s:s + 64]], self.cfg.max_length))
-                    for s in range(0, len(val), 64)])
-            loss = float(self.loss_fn(logits, targets))
+                return self.model.classify(features)
+            return torch.cat([self.model(tokenize(
+                self.tokenizer, [e.text for e in val[s:s + 64]], self.cfg.max_length))
+                for s in range(0, len(val), 64)])
+
+    def _validate(self, val: Sequence[Example],
+                  features: torch.Tensor | None) -> tuple[float, float]:
+        targets = self._targets(val)
+        logits = self._val_logits(val, features)
+        loss = float(self.loss_fn(logits, targets))
         pred = logits.argmax(dim=1).numpy().astype(np.int64)
         return loss, macro_f1(targets.numpy().astype(np.int64), pred, len(self.labels))
 
@@ -321,4 +325,6 @@ class _Run:
                 break
         (self.model.head if self.frozen else self.model).load_state_dict(best_state)
         self.model.eval()
+        self.temperature = fit_temperature(self._val_logits(val, val_feats).numpy(),
+                                           self._targets(val).numpy())
         return history
