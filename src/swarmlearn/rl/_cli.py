@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from swarmlearn.errors import ConfigError
+from swarmlearn.ops.hooks import track_dqn
 from swarmlearn.rl._loop import LoopResult
 from swarmlearn.rl._loop import Progress as LoopProgress
 from swarmlearn.rl._records import EvalReport
@@ -106,17 +107,20 @@ def _run_with_progress(trainer: Trainer) -> LoopResult:
             sps="-",
         )
 
-        def on_progress(p: LoopProgress) -> None:
-            bar.update(
-                task,
-                completed=p.steps,
-                ret=_fmt(p.mean_return),
-                eval=_fmt(p.last_eval),
-                sps=_fmt(p.steps_per_sec),
-            )
+        with track_dqn(trainer) as tracked, _graceful_interrupt() as stop:
 
-        with _graceful_interrupt() as stop:
-            return trainer.run(on_progress=on_progress, should_stop=stop.is_set)
+            def on_progress(p: LoopProgress) -> None:
+                bar.update(
+                    task,
+                    completed=p.steps,
+                    ret=_fmt(p.mean_return),
+                    eval=_fmt(p.last_eval),
+                    sps=_fmt(p.steps_per_sec),
+                )
+                tracked.on_progress(p)
+
+            return trainer.run(on_progress=on_progress, on_eval=tracked.on_eval,
+                               should_stop=stop.is_set)
 
 
 def _summary(trainer: Trainer, result: LoopResult) -> None:

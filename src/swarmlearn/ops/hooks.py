@@ -1,0 +1,112 @@
+"""What each trainer and evaluation sends to MLflow (through :func:`.tracking.track`).
+
+The trainers stay as they are: each already reports progress through a
+callback (``on_progress``, ``on_eval``, ``on_step``, ``on_episode``), and
+the functions here turn those records into batched metrics, plus the
+params, artifacts and tags linking the run to the store (session ids,
+artifact ids) and to its files (run directory, adapter, report).
+
+Nothing here imports MLflow: with tracking off the run is a do-nothing run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from swarmlearn.ops.tracking import TrackedRun, track
+
+if TYPE_CHECKING:
+    from swarmlearn.core.events import EpisodeEnded
+    from swarmlearn.rl._loop import Progress
+    from swarmlearn.rl._records import EvalReport
+    from swarmlearn.rl._run import Trainer
+
+__all__ = ["DqnTracking", "episode_logger", "track_dqn", "tracked_command"]
+
+
+@dataclass(slots=True)
+class DqnTracking:
+    """The callbacks ``Trainer.run`` takes, feeding one MLflow run."""
+
+    run: TrackedRun
+    trainer: Trainer
+
+    def on_progress(self, p: Progress) -> None:
+        metrics = {"train/mean_return": p.mean_return, "train/steps_per_second": p.steps_per_sec,
+                   "train/episodes": float(p.episodes)}
+        metrics.update({f"train/{k}": v for k, v in self.trainer.agent.metrics().items()})
+        self.run.log_metrics(metrics, p.steps)
+
+    def on_eval(self, report: EvalReport) -> None:
+        self.run.log_metrics({"eval/mean_return": report.mean_reward,
+                              "eval/std_return": report.std_reward,
+                              "eval/mean_length": report.mean_length}, report.step)
+
+    def finish(self) -> None:
+        """The per-episode curves (one batch) and the run's files."""
+        from swarmlearn.rl._rundir import EpisodeLog
+
+        rd = self.trainer.run_dir
+        episodes = rd.read_episodes(EpisodeLog.TRAIN)
+        self.run.log_series("episode/return", [(e.step, e.total_reward) for e in episodes])
+        self.run.log_series("episode/length", [(e.step, float(e.length)) for e in episodes])
+        for key in ("loss", "q_mean", "epsilon"):
+            self.run.log_series(f"episode/{key}", [(e.step, e.extras[key]) for e in episodes
+                                                   if key in e.extras])
+        for name in ("config.json", "metadata.json", "learning_curve.png",
+                     "train_episodes.jsonl", "eval_episodes.jsonl"):
+            if (rd.path / name).exists():
+                self.run.log_artifact(rd.path / name)
+        best = rd.checkpoints_dir / "best"
+        if best.is_dir():
+            self.run.log_artifact(best, "checkpoints/best")
+
+
+@contextlib.contextmanager
+def track_dqn(trainer: Trainer, name: str = "rl.train") -> Iterator[DqnTracking]:
+    """An MLflow run around a DQN training (``swarmlearn rl train`` / ``resume``)."""
+    from swarmlearn._config import to_mapping
+
+    config = trainer.config
+    tags = {"swarmlearn.kind": "dqn", "swarmlearn.env_id": config.env_id,
+            "swarmlearn.run_dir": str(trainer.run_dir.path)}
+    with track(name, params=to_mapping(config), tags=tags) as run:
+        tracking = DqnTracking(run, trainer)
+        yield tracking
+        tracking.finish()
+
+
+def episode_logger(run: TrackedRun, prefix: str = "") -> Callable[[EpisodeEnded], None]:
+    """An ``on_episode`` callback: each finished task's outcome, actions and ticks, by
+    the number of tasks seen so far (and the session ids, as a tag at the end)."""
+    seen = [0]
+    sessions: set[int] = set()
+
+    def observe(e: EpisodeEnded) -> None:
+        seen[0] += 1
+        run.log_metrics({f"{prefix}episode/success": float(e.outcome.kind.value == "success"),
+                         f"{prefix}episode/value": e.outcome.value,
+                         f"{prefix}episode/actions": float(e.actions),
+                         f"{prefix}episode/ticks": float(e.ticks),
+                         f"{prefix}episode/seconds": e.duration}, seen[0])
+        if e.session not in sessions:
+            sessions.add(e.session)
+            run.set_tags({"swarmlearn.sessions": ",".join(map(str, sorted(sessions)))})
+    return observe
+
+
+@contextlib.contextmanager
+def tracked_command(name: str, *, params: Mapping[str, Any] | None = None,
+                    tags: Mapping[str, Any] | None = None,
+                    artifacts: Sequence[Path | None] = ()) -> Iterator[TrackedRun]:
+    """A tracked run around any command; ``artifacts`` (files it writes) are logged
+    at the end if they exist then."""
+    with track(name, params=params, tags=tags) as run:
+        yield run
+        for path in artifacts:
+            if path is not None and Path(path).exists():
+                run.log_artifact(path)
