@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarmlearn.ops.tracking import TrackedRun, track
+from swarmlearn.ops.tracking import TrackedRun, Tracker, track
 
 if TYPE_CHECKING:
     from swarmlearn.core.events import EpisodeEnded
@@ -67,14 +67,15 @@ class DqnTracking:
 
 
 @contextlib.contextmanager
-def track_dqn(trainer: Trainer, name: str = "rl.train") -> Iterator[DqnTracking]:
+def track_dqn(trainer: Trainer, name: str = "rl.train", *,
+              tracker: Tracker | None = None) -> Iterator[DqnTracking]:
     """An MLflow run around a DQN training (``swarmlearn rl train`` / ``resume``)."""
     from swarmlearn._config import to_mapping
 
     config = trainer.config
     tags = {"swarmlearn.kind": "dqn", "swarmlearn.env_id": config.env_id,
             "swarmlearn.run_dir": str(trainer.run_dir.path)}
-    with track(name, params=to_mapping(config), tags=tags) as run:
+    with track(name, params=to_mapping(config), tags=tags, tracker=tracker) as run:
         tracking = DqnTracking(run, trainer)
         yield tracking
         tracking.finish()

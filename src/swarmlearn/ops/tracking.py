@@ -190,6 +190,7 @@ class _Run:
     points: deque[tuple[str, float, int, int]] = field(default_factory=deque)
     ops: deque[tuple[str, Any]] = field(default_factory=deque)
     ended: bool = False
+    sent_end: bool = False
 
 
 class TrackedRun:
@@ -398,8 +399,8 @@ class Tracker:
             runs = list(self._runs)
         for run in runs:
             self._send(client, run)
-        with self._lock:  # forget finished runs
-            self._runs = [r for r in self._runs if r.run_id is None or r.points or r.ops]
+        with self._lock:  # forget runs that ended and have nothing left to send
+            self._runs = [r for r in self._runs if not r.sent_end or r.points or r.ops]
 
     def _send(self, client: Any, run: _Run) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -454,6 +455,7 @@ class Tracker:
             client.log_text(rid, *payload)
         elif kind == "end":
             client.set_terminated(rid, status=payload)
+            run.sent_end = True
 
     def _outage(self, exc: BaseException) -> None:
         with self._lock:
@@ -515,18 +517,22 @@ class _NullRun(TrackedRun):
 @contextlib.contextmanager
 def track(name: str, *, params: Mapping[str, Any] | None = None,
           tags: Mapping[str, Any] | None = None,
-          config: TrackingConfig | None = None) -> Iterator[TrackedRun]:
+          config: TrackingConfig | None = None,
+          tracker: Tracker | None = None) -> Iterator[TrackedRun]:
     """One tracked run around a command (a do-nothing run when tracking is off).
 
     The run ends FINISHED, FAILED on an exception or KILLED on Ctrl-C; the
     tracker then sends what is left (at most ``close_timeout``) and reports
-    an open gap once.
+    an open gap once. With ``tracker`` the run goes there and that tracker is
+    left open (its owner closes it).
     """
-    cfg = config if config is not None else TrackingConfig.from_env()
-    if cfg is None:
-        yield _NullRun()
-        return
-    tracker = Tracker(cfg)
+    owned = tracker is None
+    if tracker is None:
+        cfg = config if config is not None else TrackingConfig.from_env()
+        if cfg is None:
+            yield _NullRun()
+            return
+        tracker = Tracker(cfg)
     run = tracker.start_run(name, params=params,
                             tags={"swarmlearn.command": name, **(tags or {})})
     status = "FAILED"
@@ -538,4 +544,5 @@ def track(name: str, *, params: Mapping[str, Any] | None = None,
         raise
     finally:
         run.end(status)
-        tracker.close()
+        if owned:
+            tracker.close()
