@@ -13,17 +13,17 @@ writes, with the ``gguf`` package and no torch:
   rotary halves interleaved), so ``B·A`` lands on the rows it adapts. Only
   ``lora_b`` carries output rows, so only it is permuted.
 
-:func:`check_adapter` reads an adapter file and a base GGUF and says, in one
-line, why the pair cannot be served (not a GGUF, truncated, not a LoRA
-adapter, another architecture, a tensor the base does not have, a shape that
-does not fit): a live server is never handed an adapter that would fail.
+The written file is checked against a base GGUF with the server's own check
+(:func:`swarmlearn.serving.check_lora`: the architecture, every tensor's name
+and shape): an adapter trained on another base is refused at export, not by a
+live server. :func:`check_adapter` runs that check and reads the adapter's
+rank and alpha.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,12 +66,11 @@ def permute_rows(b: Any, n_head: int) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class BaseInfo:
-    """What the export and the checks need of the base model."""
+    """What the export needs of the base model: its architecture and head counts."""
 
     architecture: str
     n_head: int
     n_head_kv: int
-    shapes: Mapping[str, tuple[int, ...]]  # GGUF tensor name → ggml shape (ne0 = inputs)
 
 
 def _reader(path: Path, what: str) -> Any:
@@ -103,15 +102,14 @@ def base_info(base: Path | str) -> BaseInfo:
         if cfg.get("model_type") != "llama":
             raise ArtifactError(f"base: model_type {cfg.get('model_type')!r} is not llama")
         n_head = int(cfg["num_attention_heads"])
-        return BaseInfo("llama", n_head, int(cfg.get("num_key_value_heads", n_head)), {})
+        return BaseInfo("llama", n_head, int(cfg.get("num_key_value_heads", n_head)))
     r = _reader(p, "base")
     arch = str(_field(r, "general.architecture") or "")
     n_head = _field(r, f"{arch}.attention.head_count")
     if not arch or n_head is None:
         raise ArtifactError(f"base: {p} is not a model GGUF (no architecture / head count)")
     n_kv = _field(r, f"{arch}.attention.head_count_kv")
-    shapes = {t.name: tuple(int(x) for x in t.shape) for t in r.tensors}
-    return BaseInfo(arch, int(n_head), int(n_kv if n_kv is not None else n_head), shapes)
+    return BaseInfo(arch, int(n_head), int(n_kv if n_kv is not None else n_head))
 
 
 def _adapter_config(folder: Path) -> dict[str, Any]:
@@ -163,37 +161,31 @@ def export_gguf(adapter_dir: Path | str, base: Path | str, out: Path | str, *,
             b = permute_rows(b, info.n_head)
         elif permute and ".attn_k." in target:
             b = permute_rows(b, info.n_head_kv)
-        _check_shape(target, a.shape, b.shape, info, str(folder))
+        if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
+            raise ArtifactError(f"{folder}: {target}: lora_A {a.shape} and lora_B {b.shape} "
+                                f"do not pair")
         writer.add_tensor(f"{target}.lora_a", np.ascontiguousarray(a))
         writer.add_tensor(f"{target}.lora_b", np.ascontiguousarray(b))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    dest.with_name(dest.name + ".tmp").replace(dest)
+    tmp = dest.with_name(dest.name + ".tmp")
+    if not Path(base).is_dir():  # the server's own check, against the base GGUF
+        from swarmlearn.serving import check_lora
+
+        try:
+            check_lora(tmp, base=Path(base).resolve(), field="adapter")
+        except ConfigError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ArtifactError(f"{folder} does not fit the base {base}: {exc}") from exc
+    tmp.replace(dest)
     return dest
 
 
 def _order(name: str) -> tuple[int, str]:
     parts = name.split(".")
     return (int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1, name)
-
-
-def _check_shape(target: str, a: tuple[int, ...], b: tuple[int, ...], info: BaseInfo,
-                 where: str) -> None:
-    """A (r, in) and B (out, r) must fit the base tensor (ggml shape [in, out])."""
-    if len(a) != 2 or len(b) != 2 or a[0] != b[1]:
-        raise ArtifactError(f"{where}: {target}: lora_a {a} and lora_b {b} do not pair")
-    if not info.shapes:
-        return
-    shape = info.shapes.get(target)
-    if shape is None:
-        raise ArtifactError(f"{where}: the base model has no tensor {target}: the adapter "
-                            f"was made for another base model")
-    if (a[1], b[0]) != tuple(shape[:2]):
-        raise ArtifactError(f"{where}: {target} adapts a [{a[1]}, {b[0]}] weight, the base "
-                            f"model's is {list(shape)}: the adapter was made for another "
-                            f"base model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,32 +198,14 @@ class AdapterInfo:
 
 
 def check_adapter(adapter: Path | str, base: Path | str) -> AdapterInfo:
-    """Check a GGUF adapter against a base GGUF before serving it (module docstring)."""
-    p = Path(adapter)
-    if not p.is_file():
-        raise ArtifactError(f"adapter: no such file {str(p)!r}")
+    """Check a GGUF adapter against a base GGUF (:func:`swarmlearn.serving.check_lora`:
+    ConfigError in one line) and read its rank and alpha."""
+    from swarmlearn.serving import check_lora
+
+    p = check_lora(adapter, base=Path(base).resolve(), field="adapter")
     r = _reader(p, "adapter")
-    kind, lora = _field(r, "general.type"), _field(r, "adapter.type")
-    if kind != "adapter" or lora != "lora":
-        raise ArtifactError(f"adapter: {p} is not a LoRA adapter GGUF (general.type={kind!r}, "
-                            f"adapter.type={lora!r})")
-    info = base_info(base)
-    arch = str(_field(r, "general.architecture") or "")
-    if arch != info.architecture:
-        raise ArtifactError(f"adapter: {p} is for architecture {arch!r}, the base model is "
-                            f"{info.architecture!r}")
     alpha = _field(r, "adapter.lora.alpha")
-    shapes = {t.name: tuple(int(x) for x in t.shape) for t in r.tensors}
-    targets = {n.rsplit(".", 1)[0] for n in shapes}
-    if not targets:
-        raise ArtifactError(f"adapter: {p} has no tensors")
-    rank = 0
-    for target in sorted(targets):
-        a, b = shapes.get(f"{target}.lora_a"), shapes.get(f"{target}.lora_b")
-        if a is None or b is None:
-            raise ArtifactError(f"adapter: {p}: {target} lacks lora_a or lora_b")
-        # ggml shapes are reversed: lora_a [in, r], lora_b [r, out]
-        _check_shape(target, (a[1], a[0]), (b[1], b[0]), info, f"adapter {p}")
-        rank = a[1]
-    return AdapterInfo(p, arch, float(alpha) if alpha is not None else 0.0, rank,
-                       len(shapes))
+    ranks = {int(t.shape[1]) for t in r.tensors if t.name.endswith(".lora_a")}
+    return AdapterInfo(p, str(_field(r, "general.architecture")),
+                       float(alpha) if alpha is not None else 0.0, max(ranks, default=0),
+                       len(r.tensors))
