@@ -79,10 +79,14 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("val") and cfg.objective == "sft":
         val_data = _loop.tokenize_sft(tokenizer, load_jsonl(Path(spec["val"])),
                                       cfg.max_seq_len)[0][:cfg.val_batches * cfg.batch_size]
+    n_layers = int(model.config.num_hidden_layers)
+    if any(i >= n_layers for i in cfg.layers):
+        raise TrainingError(f"layers: the base model has {n_layers} layers, got "
+                            f"{list(cfg.layers)}")
     model = get_peft_model(model, PeftLoraConfig(
         r=cfg.rank, lora_alpha=cfg.alpha,  # type: ignore[arg-type]  # a float works
-        lora_dropout=cfg.dropout,
-        target_modules=list(cfg.target_modules), bias="none", task_type="CAUSAL_LM"))
+        lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
+        layers_to_transform=list(cfg.layers) or None, bias="none", task_type="CAUSAL_LM"))
     _send("start", {"examples": len(data), "dropped": dropped, "load_s": load_s})
     val_before = _loop.evaluate_loss(model, tokenizer, val_data, cfg.batch_size)
     result = _loop.run_loop(model, tokenizer, data, objective=cfg.objective, cfg=cfg,

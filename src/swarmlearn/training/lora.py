@@ -63,6 +63,9 @@ class LoraTrainConfig:
     alpha: float = 16.0
     dropout: float = 0.0
     target_modules: tuple[str, ...] = DEFAULT_TARGETS
+    #: adapt only these layers (empty: all); the top layers alone train ~2x faster (the
+    #: backward pass stops at the lowest adapted layer)
+    layers: tuple[int, ...] = ()
     objective: str = "sft"  # "sft" or "dpo"
     epochs: int = 1
     batch_size: int = 4
@@ -94,6 +97,9 @@ class LoraTrainConfig:
         check_range("dpo_beta", self.dpo_beta, lo=0.0, lo_open=True)
         check_range("val_batches", self.val_batches, lo=0)
         check_range("threads", self.threads, lo=1, hi=256)
+        if any(i < 0 for i in self.layers) or len(set(self.layers)) != len(self.layers):
+            raise ConfigError(f"layers: expected distinct layer numbers >= 0, got "
+                              f"{list(self.layers)}", field="layers", value=list(self.layers))
         if self.objective not in ("sft", "dpo"):
             raise ConfigError(f"objective: expected 'sft' or 'dpo', got {self.objective!r}",
                               field="objective", value=self.objective)
@@ -106,6 +112,7 @@ class LoraTrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        d["layers"] = list(self.layers)
         return d
 
 
