@@ -65,3 +65,38 @@ def teacher_store(tmp_path: Path) -> Iterator[SqlStore]:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny random Llama as an HF directory (with the bundled tokenizer) and as the base
+    GGUF llama.cpp serves (skipped without torch, gguf or the bundled model)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("gguf")
+    from tiny_llama import save_hf, tiny_model, write_base_gguf
+
+    from swarmlearn.errors import MissingExtraError
+    from swarmlearn.serving import default_model_path
+
+    try:
+        default_model_path()
+    except MissingExtraError:
+        pytest.skip("the bundled SmolLM2 (its tokenizer) is not installed")
+    folder = tmp_path_factory.mktemp("tiny-files")
+    model = tiny_model(seed=1)
+    return {"hf": save_hf(model, folder / "hf"),
+            "gguf": write_base_gguf(model, folder / "tiny-base.gguf")}
+
+
+def warm_base_cache(root: Path, tiny: dict[str, Path]) -> None:
+    """Put the tiny HF directory in ``root``'s base cache as the tiny GGUF's dequantized
+    copy (what the trainer would make itself in ~40 s: the tokenizer is read from GGUF)."""
+    import shutil
+
+    from swarmlearn.training._base import check_base
+
+    base = check_base(tiny["gguf"])
+    dest = root / "base-cache" / f"{base.path.stem}-{base.fingerprint()[:16]}"
+    if not dest.exists():
+        shutil.copytree(tiny["hf"], dest)
+        (dest / ".complete").write_text("ok")

@@ -33,18 +33,9 @@ FAST = dict(rank=4, alpha=8.0, batch_size=4, learning_rate=2e-2, warmup_steps=0,
 
 
 @pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_base(tiny_files: dict[str, Path]) -> Path:
     """A tiny random Llama with the bundled tokenizer, as an HF directory."""
-    from tiny_llama import save_hf, tiny_model
-
-    from swarmlearn.errors import MissingExtraError
-    from swarmlearn.serving import default_model_path
-
-    try:
-        default_model_path()
-    except MissingExtraError:
-        pytest.skip("the bundled SmolLM2 (its tokenizer) is not installed")
-    return save_hf(tiny_model(seed=1), tmp_path_factory.mktemp("tiny-base"))
+    return tiny_files["hf"]
 
 
 @pytest.fixture(scope="module")
