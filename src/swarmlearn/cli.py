@@ -45,6 +45,7 @@ from swarmlearn.rl._cli import rl_app
 from swarmlearn.serving._cli import serve_app
 from swarmlearn.skills._cli import skills_app
 from swarmlearn.store import EventQuery, SqlStore, open_store
+from swarmlearn.training._cli import lora_app
 from swarmlearn.types import OutcomeKind
 
 __all__ = ["app", "main"]
@@ -67,6 +68,7 @@ app.add_typer(rl_app, name="rl")
 app.add_typer(serve_app, name="serve")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(lora_app, name="lora")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(skills_app, name="skills")
 
@@ -250,6 +252,9 @@ def eval_cmd(
     ] = None,
     llm_url: LLMUrlOpt = None,
     llm_model: LLMModelOpt = None,
+    adapter: Annotated[str | None, typer.Option(
+        help="LLM workers: a LoRA adapter GGUF, or a version of the scenario's (3, v3, "
+             "champion; see `swarmlearn lora list`).")] = None,
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Write the JSON report.")
     ] = None,
@@ -293,6 +298,11 @@ def eval_cmd(
     sc = _scenario(scenario, workers=workers, policy=policy, llm_url=llm_url,
                    llm_model=llm_model)
     names = [("" if v == "base" else v) for v in (variant or [""])]
+    if adapter:
+        from swarmlearn.training._cli import adapter_path
+
+        sc = sc.override(workers={"adapter": adapter_path(adapter, scenario, names[0], store)})
+        check_workers(sc.workers, sc.manager)
     if all_variants:
         names = ["", *sc.variants]
     for name in names:

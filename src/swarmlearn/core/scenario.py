@@ -106,6 +106,7 @@ class WorkersConfig:
     policy_params: Mapping[str, Scalar] = field(default_factory=dict)
     model: str = ""  # LLM workers: a GGUF path, or empty for the bundled model
     url: str = ""  # LLM workers: an OpenAI-compatible base URL instead of a local server
+    adapter: str = ""  # LLM workers: a LoRA adapter GGUF at scale 1 ("none": the base model)
     policy_path: str = ""  # RL workers: a run directory or checkpoint
 
     def __post_init__(self) -> None:
@@ -282,6 +283,10 @@ def check_workers(workers: WorkersConfig, manager: ManagerConfig) -> None:
             from swarmlearn.serving import check_gguf
 
             check_gguf(workers.model, field="workers.model")
+        if workers.adapter and workers.adapter != "none":
+            from swarmlearn.serving import check_gguf
+
+            check_gguf(workers.adapter, field="workers.adapter")
     if workers.kind is WorkerKind.RL:
         _check_run_dir(workers.policy_path)
 

@@ -19,8 +19,10 @@ from swarmlearn.core.environment import Environment
 from swarmlearn.core.manager import Manager
 from swarmlearn.core.scenario import Scenario
 from swarmlearn.core.workers import Worker
+from swarmlearn.errors import ConfigError
 from swarmlearn.llm._batch import LLMClient
 from swarmlearn.llm._client import HttpLLMClient, LLMClientConfig
+from swarmlearn.llm._types import LoraScale
 from swarmlearn.llm.worker import LLMManager, LLMWorker, LLMWorkerConfig, Planner
 
 if TYPE_CHECKING:
@@ -53,11 +55,15 @@ def open_backend(scenario: Scenario) -> Backend:
 
     wcfg = scenario.workers
     if wcfg.url:
-        client = HttpLLMClient(LLMClientConfig(base_url=wcfg.url))
+        scales = _adapter_scales(wcfg.url, wcfg.adapter) if wcfg.adapter else None
+        client = HttpLLMClient(LLMClientConfig(base_url=wcfg.url),
+                               default_lora=(lambda: scales) if scales is not None else None)
         client.check()  # one clear line if the URL is unreachable
         return Backend(client, wcfg.url, wcfg.url, [client.close])
     server = LlamaServer(server_config(scenario))
     server.start()
+    if server.config.loras:  # workers.adapter: the session's own server runs it at scale 1
+        server.set_lora_scales({0: 1.0})
     # sends the current adapter scales with every request; the workers' calls of a tick
     # queue for the one slot, so a call may wait for all the others
     timeout = max(120.0, 60.0 * wcfg.count)
@@ -80,7 +86,28 @@ def server_config(scenario: Scenario) -> LlamaServerConfig:
     from swarmlearn.serving import LlamaServerConfig
 
     wcfg = scenario.workers
-    return LlamaServerConfig(model=Path(wcfg.model) if wcfg.model else None, parallel=1)
+    loras = (Path(wcfg.adapter),) if wcfg.adapter and wcfg.adapter != "none" else ()
+    return LlamaServerConfig(model=Path(wcfg.model) if wcfg.model else None, parallel=1,
+                             loras=loras)
+
+
+def _adapter_scales(url: str, adapter: str) -> tuple[LoraScale, ...]:
+    """Per-request scales on a running server: ``adapter`` (a file it loaded) at 1, every
+    other at 0; ``"none"``: all at 0 (the base model, whatever the server's own scales)."""
+    from swarmlearn.serving import LlamaAdmin
+
+    admin = LlamaAdmin(url)
+    try:
+        loaded = admin.lora_adapters()
+    finally:
+        admin.close()
+    want = None if adapter == "none" else str(Path(adapter).resolve())
+    if want is not None and want not in {str(Path(a.path).resolve()) for a in loaded}:
+        raise ConfigError(f"workers.adapter: {want!r} is not loaded on the server at {url} "
+                          f"(loaded: {[a.path for a in loaded] or 'none'})",
+                          field="workers.adapter", value=adapter)
+    return tuple(LoraScale(a.id, 1.0 if str(Path(a.path).resolve()) == want else 0.0)
+                 for a in loaded)
 
 
 def learned_dependencies(store: Any, scenario: Scenario) -> dict[str, list[str]]:
