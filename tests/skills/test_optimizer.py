@@ -23,7 +23,6 @@ from swarmlearn.skills import (
     SkillOptimizer,
     SkillRun,
     Source,
-    Split,
     apply_edits,
     edit_budget,
     merge,
@@ -87,7 +86,8 @@ def test_kill_mid_step_and_resume_gives_the_same_run(world: tuple[ScriptedWorld,
 def test_outage_is_an_error_never_a_zero_score(world: tuple[ScriptedWorld, QAEnv],
                                                tmp_path: Path) -> None:
     w, env = world
-    whole = _run(env, w, tmp_path / "whole").train()
+    whole = _run(env, w, tmp_path / "whole")
+    whole.train()
     down = {"on": False, "n": 0}
 
     def flaky(request: CompletionRequest) -> str:
@@ -102,10 +102,16 @@ def test_outage_is_an_error_never_a_zero_score(world: tuple[ScriptedWorld, QAEnv
     assert stopped.status == "outage" and stopped.step >= 1
     assert stopped.failures[-1]["kind"] == FailureKind.OUTAGE
     assert len(stopped.history) == stopped.step  # the broken step left no record
-    for cached in stopped.val_cache.values():  # no task scored while the server was down
-        assert len(cached) == len(env.tasks(Split.VAL))
+    for h, cached in stopped.scores.items():  # no task scored while the server was down
+        for task, traj in cached.items():
+            assert whole.run.scores[h][task] == traj
     resumed = _run(env, w, tmp_path / "out").train()
-    assert resumed.best == whole.best and resumed.history == whole.history
+    assert resumed.best == whole.run.best
+    assert _steps(resumed.history) == _steps(whole.run.history)  # the calls spent differ
+
+
+def _steps(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in h.items() if k != "usage"} for h in history]
 
 
 def test_unparsable_optimizer_reply_is_a_recorded_failure(
@@ -113,15 +119,27 @@ def test_unparsable_optimizer_reply_is_a_recorded_failure(
     w, env = world
 
     def sloppy(request: CompletionRequest) -> str:
-        if "## Failed tasks" in request.messages[-1].content:
+        if "Failed tasks" in request.messages[-1].content:
             return "I think the skill should be clearer about codes."
         return w.optimizer(request)
 
-    run = _run(env, w, tmp_path / "u", optimizer=ScriptedLLMClient(default=sloppy),
+    def partial(request: CompletionRequest) -> str:  # a packed reply missing a minibatch
+        text = w.optimizer(request)
+        return text.replace('"F2"', '"F9"') if request.purpose == "reflect-packed" else text
+
+    for packed in (True, False):
+        run = _run(env, w, tmp_path / f"u{packed}", optimizer=ScriptedLLMClient(default=sloppy),
+                   cfg=SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2,
+                                      gate_min_tasks=5, pack_reflections=packed)).train()
+        fails = [f for h in run.history for f in h["failures"]]
+        assert fails and {f["kind"] for f in fails} == {FailureKind.UNPARSABLE}
+        assert "clearer about codes" in fails[0]["detail"]  # the reply is kept, not dropped
+        assert run.best == run.initial  # nothing applied from an unusable reply
+    run = _run(env, w, tmp_path / "p", optimizer=ScriptedLLMClient(default=partial),
                cfg=SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2,
                                   gate_min_tasks=5)).train()
-    kinds = [f["kind"] for h in run.history for f in h["failures"]]
-    assert FailureKind.UNPARSABLE in kinds
+    missing = [f for h in run.history for f in h["failures"] if "minibatch F2" in f["detail"]]
+    assert missing and missing[0]["kind"] == FailureKind.UNPARSABLE
 
 
 def test_repaired_reply_is_used(world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
@@ -177,8 +195,15 @@ def test_rejected_edit_is_remembered_and_not_tried_again(
     assert again  # the scripted optimizer ignores the memory; we filter it out
     later = [r for r in opt.requests if "rejected by validation" in r.messages[-1].content]
     assert later and POISON in later[-1].messages[-1].content
-    tried = [a for h in run.history for a in h["apply"] if a["edit"]["content"] == POISON]
-    assert len(tried) == 1  # the poison was applied and validated once
+    tried = [(h["step"], len(h["apply"])) for h in run.history for a in h["apply"]
+             if a["edit"]["content"] == POISON]
+    # once in a bundle (both edits suspects), once alone (rejected), never again
+    assert [n for _, n in tried] == [2, 1]
+    bundled = next(h for h in run.history if h["step"] == tried[0][0])
+    partner = next(a["edit"]["content"] for a in bundled["apply"]
+                   if a["edit"]["content"] != POISON)
+    assert bundled["action"] == "reject" and partner in run.best  # not lost with the poison
+    assert [r["content"] for r in run.rejected] == [POISON]
 
 
 def test_tokens_are_counted_per_stage(world: tuple[ScriptedWorld, QAEnv],

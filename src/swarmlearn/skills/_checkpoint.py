@@ -17,7 +17,7 @@ from swarmlearn.errors import ArtifactError
 
 __all__ = ["FORMAT_VERSION", "STATE_FILE", "read_state", "write_state"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STATE_FILE = "state.json"
 
 

@@ -1,6 +1,10 @@
 """A scripted world for tests and benchmarks: a QA set whose tasks a fake target solves
 only when the skill states the rule of the task's category, and a fake optimizer that
 reads failures and proposes those rules (and, on successes, a harmful edit).
+The optimizer also answers the calls a peer optimizer makes that ours does not
+(skillrl's LLM merge: the union of the patches, equal edits once, support
+summed; its ranking: ``selected_indices``), so a comparison gives every side an
+optimizer that does its job.
 
 Both are pure functions of the request, so any two runs given them are identical.
 """
@@ -18,6 +22,7 @@ __all__ = ["POISON", "ScriptedWorld"]
 
 POISON = "When unsure, answer unknown."
 _CAT = re.compile(r"Question: \[(\w+)\]")
+_MINIBATCH = re.compile(r"^## Minibatch (\w+): (Failed|Solved) tasks.*$", re.M)
 
 
 class ScriptedWorld:
@@ -46,10 +51,38 @@ class ScriptedWorld:
         user = request.messages[-1].content
         if request.purpose == "rank":
             n = user.count("\n[")
-            return json.dumps({"order": list(range(n))})
-        if "## Failed tasks" in user:
-            cats = sorted(set(_CAT.findall(user)))
-            edits = [{"op": "append", "content": f"Rule {c}: give the code of the item.",
-                      "support": user.count(f"[{c}]")} for c in cats]
-            return json.dumps({"edits": edits})
-        return json.dumps({"edits": [{"op": "append", "content": POISON, "support": 1}]})
+            return json.dumps({"order": list(range(n)), "selected_indices": list(range(n))})
+        if "Patches to merge" in user or "pre-merged patch groups" in user:
+            return json.dumps({"edits": _union(user)})
+        if request.purpose == "reflect-packed":
+            sections = _MINIBATCH.split(user)[1:]
+            return json.dumps({"minibatches": {
+                mb: _proposal(body, label == "Failed")
+                for mb, label, body in zip(sections[::3], sections[1::3], sections[2::3],
+                                           strict=True)}})
+        return json.dumps({"edits": _proposal(user, "## Failed tasks" in user)})
+
+
+def _proposal(text: str, failed: bool) -> list[dict[str, Any]]:
+    """On failures, each failed category's rule; on successes, the harmful edit."""
+    if not failed:
+        return [{"op": "append", "content": POISON, "support": 1}]
+    return [{"op": "append", "content": f"Rule {c}: give the code of the item.",
+             "support": text.count(f"[{c}]")} for c in sorted(set(_CAT.findall(text)))]
+
+
+def _union(user: str) -> list[dict[str, Any]]:
+    """The edits of the JSON list of patches in a merge prompt, equal ones once."""
+    head = "Patches to merge" if "Patches to merge" in user else "pre-merged patch groups"
+    start = user.index("\n[", user.index(head)) + 1
+    patches, _ = json.JSONDecoder().raw_decode(user[start:])
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for p in patches:
+        for e in p.get("edits", []):
+            key = (e.get("op", ""), e.get("target", ""), e.get("content", ""))
+            if key in out:
+                out[key]["support_count"] = (out[key].get("support_count") or 0) + (
+                    e.get("support_count") or 0)
+            else:
+                out[key] = dict(e)
+    return list(out.values())

@@ -5,12 +5,19 @@ Everything a step does is a pure function of the step number, the seed and the
 checkpointed state (the batch, the minibatches, the edit budget, the pool's
 parent), so a run killed at any moment and resumed from its run directory
 ends with the same skill, history and counters as a run never interrupted —
-given the same (deterministic) clients. Validation results are cached by the
-skill's hash, in the checkpoint.
+given the same (deterministic) clients.
+
+What a run does not spend: every trajectory is cached by (skill hash, task) in
+the checkpoint, so no skill runs the same task twice (the champion is never
+re-validated, an unchanged skill's training tasks are not rerun); a candidate's
+validation stops as soon as the gate can no longer promote it
+(:mod:`swarmlearn.skills._curtail`); the rejected-edit memory drops repeated
+edits before they cost a validation (:mod:`swarmlearn.skills._memory`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -21,13 +28,15 @@ from typing import Any
 
 from swarmlearn._config import check_range, from_mapping, to_mapping
 from swarmlearn.errors import BackendError, ConfigError
-from swarmlearn.lifecycle import GateConfig, gate
+from swarmlearn.lifecycle import GateConfig, GateDecision, gate
 from swarmlearn.llm import LLMClient
+from swarmlearn.skills import _memory as memory
 from swarmlearn.skills._checkpoint import read_state, write_state
+from swarmlearn.skills._curtail import Verdict, validation_order, verdict
 from swarmlearn.skills._edits import EditStatus, apply_edits, skill_hash
 from swarmlearn.skills._env import SkillEnv, Split, Trajectory
 from swarmlearn.skills._merge import merge
-from swarmlearn.skills._meter import Budget, BudgetExhausted, Meter, Usage
+from swarmlearn.skills._meter import Budget, BudgetExhausted, Meter, StageUsage, Usage
 from swarmlearn.skills._pool import on_front, pick_parent
 from swarmlearn.skills._records import Failure, FailureKind
 from swarmlearn.skills._reflect import reflect
@@ -39,6 +48,7 @@ __all__ = ["SkillOptConfig", "SkillOptimizer", "SkillRun"]
 
 logger = logging.getLogger(__name__)
 
+_NONE = StageUsage()
 _RESUMABLE = ("max_calls", "max_tokens", "concurrency", "retries", "retry_pause_s")
 
 
@@ -46,7 +56,11 @@ _RESUMABLE = ("max_calls", "max_tokens", "concurrency", "retries", "retry_pause_
 class SkillOptConfig:
     """How a skill is optimized. ``edit_budget`` decays to ``min_edit_budget`` by
     ``schedule``; the gate is the lifecycle's paired rule (``gate_alpha``,
-    ``gate_min_tasks``); ``pool`` keeps a Pareto pool of candidates."""
+    ``gate_min_tasks``); ``pool`` keeps a Pareto pool of candidates; ``pack_reflections``
+    asks for all of a step's minibatches in one optimizer call. ``curtail`` stops a
+    candidate's validation once it cannot be promoted (not with ``pool``, which needs
+    every score); ``reuse_rollouts`` reuses a training trajectory of the same skill on
+    the same task (with a sampling target, a re-run would be a new sample)."""
 
     epochs: int = 2
     batch_size: int = 8
@@ -63,6 +77,9 @@ class SkillOptConfig:
     gate_alpha: float = 0.05
     gate_min_tasks: int = 10
     pool: bool = False
+    curtail: bool = True
+    pack_reflections: bool = True
+    reuse_rollouts: bool = True
     memory_shown: int = 20
     max_calls: int = 0
     max_tokens: int = 0
@@ -107,8 +124,8 @@ class SkillRun:
     total_steps: int = 0
     status: str = "running"  # running | done | budget | outage
     history: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)  # edits the gate rejected
-    val_cache: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # the memory (_memory)
+    scores: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # hash→task
     pool: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     failures: list[dict[str, Any]] = field(default_factory=list)  # run-level stops
@@ -119,7 +136,7 @@ class SkillRun:
                 "current": self.current, "best": self.best, "best_step": self.best_step,
                 "step": self.step, "total_steps": self.total_steps, "status": self.status,
                 "history": self.history, "rejected": self.rejected,
-                "val_cache": self.val_cache, "pool": self.pool,
+                "scores": self.scores, "pool": self.pool,
                 "usage": self.usage.to_dict(), "failures": self.failures, "test": self.test}
 
     @classmethod
@@ -127,16 +144,8 @@ class SkillRun:
         return cls(SkillOptConfig.from_mapping(d["config"]), d["initial"], d["current"],
                    d["best"], int(d["best_step"]), int(d["step"]), int(d["total_steps"]),
                    str(d["status"]), list(d["history"]), list(d["rejected"]),
-                   dict(d["val_cache"]), list(d["pool"]), Usage.from_dict(d["usage"]),
+                   dict(d["scores"]), list(d["pool"]), Usage.from_dict(d["usage"]),
                    list(d["failures"]), dict(d["test"]))
-
-    def val_of(self, skill: str) -> list[Trajectory] | None:
-        got = self.val_cache.get(skill_hash(skill))
-        return None if got is None else [Trajectory.from_dict(t) for t in got]
-
-    @property
-    def rejected_keys(self) -> set[str]:
-        return {r["key"] for r in self.rejected}
 
 
 class SkillOptimizer:
@@ -155,7 +164,8 @@ class SkillOptimizer:
         self.run_dir = Path(run_dir)
         self._target, self._optimizer = target, optimizer
         self._on_step = on_step
-        if (self.run_dir / "state.json").exists():
+        self._saved = (self.run_dir / "state.json").exists()
+        if self._saved:
             self.run = self._resume(config)
         else:
             cfg = config or SkillOptConfig()
@@ -188,19 +198,21 @@ class SkillOptimizer:
     def _target_for(self, stage: str) -> Meter:
         return self.meter.for_stage(stage)
 
-    def _rollout(self, tasks: Sequence[int], skill: str, stage: str) -> list[Trajectory]:
+    def _rollout(self, tasks: Sequence[int], skill: str, stage: str,
+                 reuse: bool = True) -> list[Trajectory]:
+        """The trajectories of ``tasks`` with ``skill``; only those not cached are run."""
         cfg = self.run.config
-        return rollout(self.env, tasks, skill, self._target_for(stage),
-                       concurrency=cfg.concurrency, retries=cfg.retries,
-                       pause_s=cfg.retry_pause_s)
+        have = self.run.scores.setdefault(skill_hash(skill), {})
+        todo = [t for t in tasks if not reuse or str(t) not in have]
+        fresh = rollout(self.env, todo, skill, self._target_for(stage),
+                        concurrency=cfg.concurrency, retries=cfg.retries,
+                        pause_s=cfg.retry_pause_s)
+        for t in fresh:
+            have[str(t.task)] = t.to_dict()
+        return [Trajectory.from_dict(have[str(t)]) for t in tasks]
 
     def _validate(self, skill: str) -> list[Trajectory]:
-        cached = self.run.val_of(skill)
-        if cached is not None:
-            return cached
-        val = self._rollout(self.env.tasks(Split.VAL), skill, "validate")
-        self.run.val_cache[skill_hash(skill)] = [t.to_dict() for t in val]
-        return val
+        return self._rollout(self.env.tasks(Split.VAL), skill, "validate")
 
     def _batch(self, step: int) -> list[int]:
         cfg = self.run.config
@@ -221,18 +233,18 @@ class SkillOptimizer:
         run, cfg = self.run, self.run.config
         parent = self._parent(step)
         rec: dict[str, Any] = {"step": step, "parent": skill_hash(parent)}
-        batch = self._rollout(self._batch(step), parent, "rollout")
+        batch = self._rollout(self._batch(step), parent, "rollout", cfg.reuse_rollouts)
         rec["rollout"] = {"tasks": len(batch), "solved": sum(t.solved for t in batch)}
         budget = edit_budget(cfg.schedule, step, run.total_steps, high=cfg.edit_budget,
                              low=cfg.min_edit_budget)
-        shown = [f"{r['op']} anchor={r['anchor'][:80]!r} content={r['content'][:160]!r}"
-                 for r in run.rejected[-cfg.memory_shown:]] if cfg.memory_shown else []
+        shown = memory.shown(run.rejected, cfg.memory_shown)
         refl = reflect(self._opt_meter.for_stage("reflect"), parent, batch,
                        minibatch_size=cfg.minibatch_size, budget=cfg.edit_budget,
                        seed=cfg.seed * 31 + step, rejected=shown, concurrency=cfg.concurrency,
-                       include_successes=cfg.include_successes)
+                       include_successes=cfg.include_successes,
+                       packed=cfg.pack_reflections)
         failures = list(refl.failures)
-        known = run.rejected_keys
+        known = memory.rejected_keys(run.rejected)
         proposals = []
         for p in refl.proposals:
             again = [e for e in p if e.key in known]
@@ -241,14 +253,16 @@ class SkillOptimizer:
                          for e in again]
             proposals.append([e for e in p if e.key not in known])
         merged = merge(proposals, fan_in=cfg.merge_fan_in)
-        chosen = select(self._opt_meter.for_stage("rank"), parent, merged, budget)
+        kept, deferred = memory.isolate(merged, run.rejected)
+        chosen = select(self._opt_meter.for_stage("rank"), parent, kept, budget)
         failures += chosen.failures
         candidate, report = apply_edits(parent, chosen.edits)
         failures += [Failure(FailureKind.MISSING_ANCHOR, "apply",
                              f"edit {o.index}: {o.edit.op.value} anchor "
                              f"{o.edit.anchor[:80]!r} not in the skill")
                      for o in report if o.status is EditStatus.MISSING_ANCHOR]
-        rec.update(proposed=len(refl.edits), merged=len(merged), budget=budget,
+        rec.update(proposed=len(refl.edits), merged=len(merged), deferred=len(deferred),
+                   budget=budget,
                    ranked_by=chosen.ranked_by, apply=[o.to_dict() for o in report],
                    candidate=skill_hash(candidate))
         if candidate == parent:
@@ -256,38 +270,76 @@ class SkillOptimizer:
         else:
             rec.update(self._gate(step, parent, candidate, report))
         rec["failures"] = [f.to_dict() for f in failures]
+        rec["usage"] = {"calls": run.usage.calls, "tokens": run.usage.tokens,
+                        "validate_calls": run.usage.stages.get("validate", _NONE).calls}
         run.history.append(rec)
         return rec
+
+    def _paired(self, parent: str, candidate: str) -> tuple[list[Trajectory],
+                                                           list[Trajectory], GateDecision]:
+        """Both sides on the validation split, curtailed (``_curtail``), and the decision."""
+        cfg = self.run.config
+        gcfg = GateConfig(alpha=cfg.gate_alpha, min_tasks=cfg.gate_min_tasks)
+        tasks = list(self.env.tasks(Split.VAL))
+        if not cfg.curtail or cfg.pool:
+            base, cand = self._validate(parent), self._rollout(tasks, candidate, "validate")
+            return base, cand, gate([t.result() for t in base], [t.result() for t in cand],
+                                    gcfg)
+        known = self.run.scores.get(skill_hash(parent), {})
+        order = validation_order({int(k): Trajectory.from_dict(v).result()
+                                  for k, v in known.items()}, tasks)
+        base, cand = [], []
+        why, v = "", Verdict.OPEN
+        for i in range(0, len(order), cfg.concurrency):
+            chunk = order[i:i + cfg.concurrency]
+            base += self._rollout(chunk, parent, "validate")
+            cand += self._rollout(chunk, candidate, "validate")
+            rest = order[len(cand):]
+            if not rest:
+                break
+            champion = {int(k): Trajectory.from_dict(t).result()
+                        for k, t in self.run.scores[skill_hash(parent)].items()}
+            v, why = verdict(champion, {t.task: t.result() for t in cand}, rest, gcfg)
+            if v is not Verdict.OPEN:
+                break
+        d = gate([t.result() for t in base], [t.result() for t in cand],
+                 GateConfig(alpha=cfg.gate_alpha, min_tasks=1))
+        if v is Verdict.OPEN:
+            d = gate([t.result() for t in base], [t.result() for t in cand], gcfg)
+        else:
+            d = dataclasses.replace(d, promote=v is Verdict.PROMOTE,
+                                    reason=f"curtailed after {len(cand)} of {len(order)} "
+                                    f"tasks, {v.value} whatever is left ({why}); {d.reason}")
+        return base, cand, d
 
     def _gate(self, step: int, parent: str, candidate: str,
               report: Sequence[Any]) -> dict[str, Any]:
         run, cfg = self.run, self.run.config
-        base, cand = self._validate(parent), self._validate(candidate)
-        decision = gate([t.result() for t in base], [t.result() for t in cand],
-                        GateConfig(alpha=cfg.gate_alpha, min_tasks=cfg.gate_min_tasks))
+        base, cand, decision = self._paired(parent, candidate)
         out: dict[str, Any] = {"gate": decision.to_dict(), "val_score": _mean(cand),
-                               "parent_val_score": _mean(base)}
+                               "parent_val_score": _mean(base), "val_tasks": len(cand)}
         added = cfg.pool and on_front(_results(cand), [_results(self._validate(s))
                                                        for s in run.pool])
+        applied = [o.edit for o in report if o.status is EditStatus.APPLIED]
         if decision.promote:
             run.current = candidate
             out["action"] = "accept"
+            memory.clear(run.rejected, applied)
         else:
             out["action"] = "pool" if added else "reject"
-            seen = run.rejected_keys
-            for o in report:
-                if o.status is EditStatus.APPLIED and o.edit.key not in seen:
-                    run.rejected.append({"key": o.edit.key, "step": step, **o.edit.to_dict()})
+            memory.record_rejection(run.rejected, applied, step)
         if (decision.promote or added) and candidate not in run.pool:
             run.pool.append(candidate)
-        best_val = self._validate(run.best)
-        if decision.promote and _mean(cand) > _mean(best_val):
+        if decision.promote and (parent == run.best if not cfg.pool
+                                 else _mean(cand) > _mean(self._validate(run.best))):
+            # without the pool, the parent is the best and the candidate just beat it
             run.best, run.best_step = candidate, step
             out["new_best"] = True
         return out
 
     def _save(self) -> None:
         write_state(self.run_dir, self.run.to_dict())
+        self._saved = True
 
     def _final_test(self) -> None:
         run = self.run
@@ -296,7 +348,7 @@ class SkillOptimizer:
             run.test = {"skipped": "the test split is empty"}
             return
         init = self._rollout(tasks, run.initial, "test")
-        best = init if run.best == run.initial else self._rollout(tasks, run.best, "test")
+        best = self._rollout(tasks, run.best, "test")
         d = gate([t.result() for t in init], [t.result() for t in best],
                  GateConfig(alpha=run.config.gate_alpha, min_tasks=1))
         run.test = {"initial": {"exact": sum(t.solved for t in init) / len(init),
@@ -326,7 +378,7 @@ class SkillOptimizer:
             run.status = "done"
         except BudgetExhausted as exc:
             self._stop("budget", FailureKind.BUDGET, exc)
-            return run
+            return self.run
         except BackendError as exc:
             self._stop("outage", FailureKind.OUTAGE, exc)
             raise
@@ -334,10 +386,14 @@ class SkillOptimizer:
         return run
 
     def _stop(self, status: str, kind: FailureKind, exc: Exception) -> None:
-        """Record a run-level stop; the step in progress is dropped (redone on resume)."""
+        """Record a run-level stop. The step in progress is dropped — the state goes back
+        to the last checkpoint (what it cached would change the order a resumed step
+        validates in) — but its calls were spent and stay counted."""
+        if self._saved:
+            saved = SkillRun.from_dict(read_state(self.run_dir))
+            saved.config, saved.usage = self.run.config, self.run.usage
+            self.run = saved
         run = self.run
-        if len(run.history) > run.step:
-            del run.history[run.step:]
         run.status = status
         run.failures.append({"at_step": run.step + 1,
                              **Failure(kind, "run", f"{type(exc).__name__}: {exc}").to_dict()})

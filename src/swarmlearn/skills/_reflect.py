@@ -1,7 +1,9 @@
 """Stage 2, reflect: the optimizer reads failed and solved trajectories, separately, in
 minibatches, and proposes anchored edits with support counts.
 
-Each minibatch is one optimizer call. The reply must be JSON
+Each minibatch is one optimizer call, or (``packed``) all of a step's
+minibatches are one call whose reply holds one edit list per minibatch. The
+reply must be JSON
 ``{"edits": [{"op", "anchor", "content", "support", "rationale"}]}``; it is
 parsed strictly, then repaired with json-repair; a reply that is still not
 usable is a recorded :class:`Failure` (``unparsable``), and an edit that lacks
@@ -17,6 +19,7 @@ import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from swarmlearn.errors import BadResponse
 from swarmlearn.llm import CompletionRequest, JsonReplyParser, LLMClient, Message
@@ -36,6 +39,18 @@ REFLECT_SYSTEM = {
         "Below are tasks the agent SOLVED with the current skill. Find what made them work "
         "and propose edits that make the skill state it clearly (or remove what did not help)."),
 }
+PACKED_SYSTEM = (
+    "You improve a skill document that an AI agent reads before it works on a task. "
+    "Below are minibatches of tasks the agent FAILED or SOLVED with the current skill. "
+    "Analyse each minibatch on its own: for failed tasks, find what the skill should say so "
+    "that they are solved; for solved tasks, what made them work (or what did not help), "
+    "and propose edits to the skill for that minibatch.")
+PACKED_FORMAT = (
+    'Reply with JSON only: {"minibatches": {"<minibatch id, e.g. F1>": [{"op": '
+    '"append|insert_after|replace|delete", "anchor": "exact text of the skill (not for '
+    'append)", "content": "new text (not for delete)", "support": <how many of its tasks '
+    'back this edit>, "rationale": "why"}], ...}} with one entry per minibatch (an empty '
+    'list if it needs no edit).')
 REPLY_FORMAT = (
     'Reply with JSON only: {"edits": [{"op": "append|insert_after|replace|delete", '
     '"anchor": "exact text of the skill (not for append)", "content": "new text (not for '
@@ -59,20 +74,41 @@ def minibatches(items: Sequence[Trajectory], size: int, seed: int) -> list[list[
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
-def _prompt(source: Source, skill: str, batch: Sequence[Trajectory], budget: int,
-            rejected: Sequence[str]) -> CompletionRequest:
+def _header(skill: str, budget: int, rejected: Sequence[str]) -> list[str]:
     parts = [f"## Current skill\n{skill.strip() or '(empty)'}",
-             f"## Edit budget\nAt most {budget} edits; fewer is fine."]
+             f"## Edit budget\nAt most {budget} edits per minibatch; fewer is fine."]
     if rejected:
         parts.append("## Edits already tried and rejected by validation (do not propose "
                      "them again)\n" + "\n".join(f"- {r}" for r in rejected))
+    return parts
+
+
+def _tasks(batch: Sequence[Trajectory]) -> str:
+    return "\n\n---\n\n".join(f"### Task {t.task}\n{t.text}" for t in batch)
+
+
+def _prompt(source: Source, skill: str, batch: Sequence[Trajectory], budget: int,
+            rejected: Sequence[str]) -> CompletionRequest:
+    parts = _header(skill, budget, rejected)
     label = "Failed" if source is Source.FAILURE else "Solved"
-    parts.append(f"## {label} tasks ({len(batch)})\n" + "\n\n---\n\n".join(
-        f"### Task {t.task}\n{t.text}" for t in batch))
+    parts.append(f"## {label} tasks ({len(batch)})\n" + _tasks(batch))
     parts.append(REPLY_FORMAT)
     return CompletionRequest(messages=(Message.system(REFLECT_SYSTEM[source]),
                                        Message.user("\n\n".join(parts))),
                              max_tokens=1024, temperature=0.0, purpose=f"reflect-{source}")
+
+
+def _packed_prompt(jobs: Sequence[tuple[str, Source, Sequence[Trajectory]]], skill: str,
+                   budget: int, rejected: Sequence[str]) -> CompletionRequest:
+    parts = _header(skill, budget, rejected)
+    for mb, source, batch in jobs:
+        label = "Failed" if source is Source.FAILURE else "Solved"
+        parts.append(f"## Minibatch {mb}: {label} tasks ({len(batch)})\n" + _tasks(batch))
+    parts.append(PACKED_FORMAT)
+    return CompletionRequest(messages=(Message.system(PACKED_SYSTEM),
+                                       Message.user("\n\n".join(parts))),
+                             max_tokens=1024 * min(4, len(jobs)), temperature=0.0,
+                             purpose="reflect-packed")
 
 
 def parse_edits(text: str, source: Source, size: int, budget: int,
@@ -82,6 +118,11 @@ def parse_edits(text: str, source: Source, size: int, budget: int,
         value = JsonReplyParser().parse(text).value
     except BadResponse as exc:
         return [], [Failure(FailureKind.UNPARSABLE, stage, f"{exc}; reply {text[:160]!r}")]
+    return edits_of(value, source, size, budget, stage)
+
+
+def edits_of(value: Any, source: Source, size: int, budget: int,
+             stage: str) -> tuple[list[Edit], list[Failure]]:
     raw = value.get("edits") if isinstance(value, dict) else value
     if not isinstance(raw, list):
         return [], [Failure(FailureKind.UNPARSABLE, stage,
@@ -98,27 +139,68 @@ def parse_edits(text: str, source: Source, size: int, budget: int,
     return edits, failures
 
 
+def _parse_packed(text: str, jobs: Sequence[tuple[str, Source, Sequence[Trajectory]]],
+                  budget: int) -> tuple[list[tuple[Edit, ...]], list[Failure]]:
+    """One proposal per minibatch of a packed reply; a missing one is a recorded failure."""
+    try:
+        value = JsonReplyParser().parse(text).value
+    except BadResponse as exc:
+        return [()] * len(jobs), [Failure(FailureKind.UNPARSABLE, "reflect[packed]",
+                                          f"{exc}; reply {text[:160]!r}")]
+    got = value.get("minibatches") if isinstance(value, dict) else None
+    if not isinstance(got, dict):
+        return [()] * len(jobs), [Failure(
+            FailureKind.UNPARSABLE, "reflect[packed]",
+            f"reply has no 'minibatches' object: {json.dumps(value)[:160]}")]
+    proposals: list[tuple[Edit, ...]] = []
+    failures: list[Failure] = []
+    for mb, src, batch in jobs:
+        stage = f"reflect[{mb}]"
+        if mb not in got:
+            failures.append(Failure(FailureKind.UNPARSABLE, stage,
+                                    f"the reply has no entry for minibatch {mb}"))
+            proposals.append(())
+            continue
+        edits, bad = edits_of({"edits": got[mb]} if isinstance(got[mb], list) else got[mb],
+                              src, len(batch), budget, stage)
+        proposals.append(tuple(edits))
+        failures += bad
+    return proposals, failures
+
+
 def reflect(client: LLMClient, skill: str, trajectories: Sequence[Trajectory], *,
             minibatch_size: int, budget: int, seed: int, rejected: Sequence[str] = (),
-            concurrency: int = 4, include_successes: bool = True) -> ReflectResult:
+            concurrency: int = 4, include_successes: bool = True,
+            packed: bool = False) -> ReflectResult:
     """Edits proposed on the failed and (optionally) solved ``trajectories``.
 
-    A call that fails (BackendError after the client's retries) raises: an
-    outage stops the step; it is not an empty proposal.
+    One call per minibatch, or with ``packed`` one call for all of them (the
+    skill, the instructions and the memory sent once; one edit list per
+    minibatch back, so the proposals and their sources are the same). A call
+    that fails (BackendError after the client's retries) raises: an outage
+    stops the step; it is not an empty proposal.
     """
-    jobs: list[tuple[Source, list[Trajectory]]] = []
+    jobs: list[tuple[str, Source, list[Trajectory]]] = []
     failed = [t for t in trajectories if not t.solved]
-    jobs += [(Source.FAILURE, b) for b in minibatches(failed, minibatch_size, seed)]
+    jobs += [(f"F{i + 1}", Source.FAILURE, b)
+             for i, b in enumerate(minibatches(failed, minibatch_size, seed))]
     if include_successes:
         solved = [t for t in trajectories if t.solved]
-        jobs += [(Source.SUCCESS, b) for b in minibatches(solved, minibatch_size, seed + 1)]
-    requests = [_prompt(src, skill, b, budget, rejected) for src, b in jobs]
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs) or 1))) as pool:
+        jobs += [(f"S{i + 1}", Source.SUCCESS, b)
+                 for i, b in enumerate(minibatches(solved, minibatch_size, seed + 1))]
+    if not jobs:
+        return ReflectResult((), ())
+    if packed:
+        reply = client.complete(_packed_prompt(jobs, skill, budget, rejected))
+        props, fails = _parse_packed(reply.text, jobs, budget)
+        return ReflectResult(tuple(props), tuple(fails))
+    requests = [_prompt(src, skill, b, budget, rejected) for _, src, b in jobs]
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(jobs)))) as pool:
         replies = list(pool.map(client.complete, requests))
     proposals: list[tuple[Edit, ...]] = []
     failures: list[Failure] = []
-    for i, ((src, batch), reply) in enumerate(zip(jobs, replies, strict=True)):
-        got, bad = parse_edits(reply.text, src, len(batch), budget, f"reflect[{src}:{i}]")
+    for (mb, src, batch), reply in zip(jobs, replies, strict=True):
+        got, bad = parse_edits(reply.text, src, len(batch), budget, f"reflect[{mb}]")
         proposals.append(tuple(got))
         failures += bad
     return ReflectResult(tuple(proposals), tuple(failures))
