@@ -9,6 +9,8 @@ promote or reject → apply → watch → roll back.
 * :func:`run_gate` — gating a registered version: evaluate both sides on fresh
   held-out seeds, decide, apply.
 * :func:`watch` — the sequential test on live success after a promotion.
+* :func:`add_observer` — be told of every committed step (the MLflow registry
+  mirror and the Prometheus metrics of :mod:`swarmlearn.ops` use it).
 
 ``docs/lifecycle.md`` explains the rule, its measured false-promotion rate and
 how to add a kind.
@@ -27,7 +29,12 @@ from swarmlearn.lifecycle._gate import (
     sign_test_p,
     simulate_false_promotion,
 )
-from swarmlearn.lifecycle._lifecycle import Lifecycle, LifecycleConfig
+from swarmlearn.lifecycle._lifecycle import (
+    Lifecycle,
+    LifecycleConfig,
+    LifecycleObserver,
+    add_observer,
+)
 from swarmlearn.lifecycle._protocol import ArtifactKind, HeldOutTasks, ProduceContext
 from swarmlearn.lifecycle._records import (
     TRANSITIONS,
@@ -54,6 +61,7 @@ __all__ = [
     "HeldOutTasks",
     "Lifecycle",
     "LifecycleConfig",
+    "LifecycleObserver",
     "Lineage",
     "ProduceContext",
     "Produced",
@@ -62,6 +70,7 @@ __all__ = [
     "TaskResult",
     "WatchConfig",
     "WatchVerdict",
+    "add_observer",
     "check_move",
     "gate",
     "run_gate",

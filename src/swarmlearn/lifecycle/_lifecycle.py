@@ -30,8 +30,9 @@ none: the baseline), with the reason recorded.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +49,34 @@ from swarmlearn.lifecycle._records import (
 )
 from swarmlearn.store import LogEntry, LogRecord, StatusUpdate, Store
 
-__all__ = ["Lifecycle", "LifecycleConfig"]
+__all__ = ["Lifecycle", "LifecycleConfig", "LifecycleObserver", "add_observer"]
 
 logger = logging.getLogger(__name__)
 
 _S = ArtifactState
+
+LifecycleObserver = Callable[["Lifecycle", LogRecord], None]
+"""Called after every committed lifecycle step (MLflow's registry mirror, metrics).
+
+An observer must be quick or hand the work to its own thread; one that raises
+is logged and never undoes or stops the step (the store is the truth)."""
+
+_observers: tuple[LifecycleObserver, ...] = ()
+_observers_lock = threading.Lock()
+
+
+def add_observer(observer: LifecycleObserver) -> Callable[[], None]:
+    """Observe every lifecycle of this process (as ``logging`` handlers do); returns
+    the function that removes it."""
+    global _observers
+    with _observers_lock:
+        _observers = (*_observers, observer)
+
+    def remove() -> None:
+        global _observers
+        with _observers_lock:
+            _observers = tuple(o for o in _observers if o is not observer)
+    return remove
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,6 +174,11 @@ class Lifecycle:
         rec = self.store.record_lifecycle(entry, updates=updates, aliases=aliases)
         logger.info("%s/%s %s%s: %s", self.kind, self.scope, step,
                     f" v{version.version}" if version else "", reason)
+        for observe in _observers:
+            try:
+                observe(self, rec)
+            except Exception:
+                logger.exception("lifecycle observer %r failed on %s", observe, step)
         return rec
 
     def _reload(self, version: ArtifactVersion) -> ArtifactVersion:
@@ -180,7 +209,7 @@ class Lifecycle:
         if results is not None:
             meta["gate_results"] = dict(results)
         if decision.promote:
-            return self._promote(version, decision.reason, meta, step="promote")
+            return self._promote(version, decision.reason, meta, step="promote", gated=True)
         check_move(version.state, _S.REJECTED)
         self._record("reject", decision.reason, version, status=_S.REJECTED,
                      expect=[_S.EVALUATING], meta=meta)
@@ -208,7 +237,7 @@ class Lifecycle:
         return self._promote(version, reason, {}, step="promote")
 
     def _promote(self, version: ArtifactVersion, reason: str, meta: Mapping[str, Any], *,
-                 step: str) -> ArtifactVersion:
+                 step: str, gated: bool = False) -> ArtifactVersion:
         previous = self.champion(payload=False)
         if previous is not None and previous.id == version.id:
             return version
@@ -229,7 +258,7 @@ class Lifecycle:
             aliases[Alias.CHALLENGER] = None
         self._record(step, reason, version, status=_S.PROMOTED, expect=expect,
                      meta={**meta, "promoted_at": now}, aliases=aliases, extra=retire,
-                     data={"previous": previous.version if previous else None,
+                     data={"previous": previous.version if previous else None, "gated": gated,
                            "retired": [v.version for v in history[self.config.history:]]})
         return self._reload(version)
 
