@@ -22,7 +22,7 @@ from swarmlearn.core.environment import BaseEnvironment
 from swarmlearn.core.events import EpisodeEnded, Event, EventIds
 from swarmlearn.core.manager import Manager, NullManager, RuleManager
 from swarmlearn.core.scenario import ManagerKind, Scenario, WorkerKind
-from swarmlearn.core.swarm import Clock, Swarm, SwarmConfig
+from swarmlearn.core.swarm import Clock, OutcomeJudge, Swarm, SwarmConfig
 from swarmlearn.core.workers import FifoPolicy, RandomPolicy, RuleWorker, SelectionPolicy, Worker
 from swarmlearn.envs import make_env
 from swarmlearn.errors import ConfigError, StoreError
@@ -188,12 +188,13 @@ class SessionResult:
         }
 
 
-def _swarm(scenario: Scenario, parts: SwarmParts, bus: EventBus[Event], clock: Clock) -> Swarm:
+def _swarm(scenario: Scenario, parts: SwarmParts, bus: EventBus[Event], clock: Clock,
+           judge: OutcomeJudge | None = None) -> Swarm:
     lim, mgr = scenario.limits, scenario.manager
     config = SwarmConfig(max_ticks=lim.max_ticks, timeout_s=lim.timeout_s,
                          schedule=mgr.schedule, interval=mgr.interval)
     return Swarm(parts.env, parts.workers, manager=parts.manager, bus=bus, clock=clock,
-                 config=config)
+                 config=config, judge=judge)
 
 
 def _finish(
@@ -248,6 +249,7 @@ def run_session(
     on_episode: Callable[[EpisodeEnded], None] | None = None,
     clock: Clock = time.perf_counter,
     resume: SessionId | None = None,
+    judge: OutcomeJudge | None = None,
 ) -> SessionResult:
     """Run ``episodes`` tasks of ``scenario``; episode i uses task seed ``seed + i``.
 
@@ -260,7 +262,8 @@ def run_session(
     or interrupted. ``subscribers`` are called with the bus before the first
     episode (learners attach there). With a store, ``on_episode`` is called
     once the episode's events are committed (a crash never loses an episode
-    that was reported as ended), in order, in this thread.
+    that was reported as ended), in order, in this thread. A ``judge`` decides
+    the outcome the swarm is told of each episode (default: the environment's).
     """
     base = scenario.seeds.base if seed is None else seed
     task_seeds = list(seeds) if seeds is not None else [base + i for i in range(episodes)]
@@ -279,7 +282,7 @@ def run_session(
     for attach in subscribers:
         attach(bus)
     ids = EventIds(sid, start)
-    swarm = _swarm(scenario, parts, bus, clock)
+    swarm = _swarm(scenario, parts, bus, clock, judge)
     done: list[EpisodeEnded] = []
     status = "failed"
     t0 = time.perf_counter()

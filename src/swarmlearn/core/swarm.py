@@ -7,6 +7,11 @@ shared and deterministic), each result becomes an :class:`ActionEvent`, the
 worker that acted observes it, and the tick's events are published on the
 bus. An episode ends on success or failure, at ``max_ticks``, or when the
 clock passes ``timeout_s``. The clock is injectable, so tests never sleep.
+
+What the swarm is told of an episode's outcome is the environment's, unless
+an :class:`OutcomeJudge` stands in between (a hidden-signal run: the outcome
+comes from what a person says about the task, see docs/feedback.md); the
+workers, the bus and the store then see the judge's outcome only.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from swarmlearn._config import check_range
 from swarmlearn.core.actions import Action, ActionResult
@@ -34,11 +40,22 @@ from swarmlearn.core.workers import Worker
 from swarmlearn.errors import SwarmlearnError
 from swarmlearn.types import Outcome, Timeout
 
-__all__ = ["Clock", "Swarm", "SwarmConfig"]
+__all__ = ["Clock", "OutcomeJudge", "Swarm", "SwarmConfig"]
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+
+class OutcomeJudge(Protocol):
+    """Stands between the environment's outcome and everything that learns from it.
+
+    ``judge`` gets the episode's end with the environment's outcome and returns
+    the end the swarm is told (its workers, the bus, the store), and events to
+    publish right after it (e.g. the feedback it was decided from).
+    """
+
+    def judge(self, ended: EpisodeEnded) -> tuple[EpisodeEnded, Sequence[Event]]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,6 +95,7 @@ class Swarm:
         config: SwarmConfig | None = None,
         clock: Clock = time.perf_counter,
         wall: Clock = time.time,
+        judge: OutcomeJudge | None = None,
     ) -> None:
         if not workers:
             raise ValueError("a swarm needs at least one worker")
@@ -88,6 +106,7 @@ class Swarm:
         self.config = config or SwarmConfig()
         self.clock = clock
         self.wall = wall
+        self.judge = judge
         # environments with a single agent in them (a maze walker) take turns: each
         # worker decides on the state the previous worker's action left behind
         self._turns = bool(getattr(env, "sequential", False))
@@ -161,8 +180,6 @@ class Swarm:
         outcome: Outcome = env.outcome()
         if timed_out and not env.done:
             outcome = Timeout(outcome.value)
-        for w in self.workers:
-            w.end_episode(outcome)
         ended = EpisodeEnded(
             ids.next(),
             session,
@@ -187,7 +204,12 @@ class Swarm:
             },
             self.wall(),
         )
-        self.bus.publish([ended])
+        extra: Sequence[Event] = ()
+        if self.judge is not None:
+            ended, extra = self.judge.judge(ended)
+        for w in self.workers:
+            w.end_episode(ended.outcome)
+        self.bus.publish([ended, *extra])
         return ended
 
     def _due(self, tick: int, recent: Sequence[ActionEvent]) -> bool:

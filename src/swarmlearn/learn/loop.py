@@ -12,6 +12,12 @@ with the same worker seed, session by session, so a run is paired.
 independent runs (their own task-seed block, worker seed and search seed) and
 :class:`ProofSummary` puts Student-t intervals over the per-run figures and
 gives the verdict (docs/learning.md, "Proof of learning").
+
+With a :class:`HiddenSignal` (``signal=``) the environment's outcome never
+reaches the swarm: both sides are told the judge's outcome of each episode
+(e.g. what a simulated person's feedback says, docs/feedback.md) and the
+figures are measured on the environment's own outcome, which only the judge
+keeps.
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from swarmlearn._config import check_range
 from swarmlearn._stats import ratio_ci, summarize, wilson
-from swarmlearn.core.events import EpisodeEnded
+from swarmlearn.core.events import EpisodeEnded, Event
 from swarmlearn.core.scenario import Scenario, WorkerKind
 from swarmlearn.errors import ConfigError
 from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel, policies_from
@@ -36,9 +42,10 @@ from swarmlearn.learn.policies import STRATEGIES, LearningPolicies, LearningStat
 from swarmlearn.learn.snapshot import LearningSnapshot, SnapshotScope, SnapshotStore
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.store import SqlStore, Store
-from swarmlearn.types import OutcomeKind
+from swarmlearn.types import Outcome, OutcomeKind
 
 __all__ = [
+    "HiddenSignal",
     "Interval",
     "LearningProof",
     "LearningReport",
@@ -57,6 +64,16 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+class HiddenSignal(Protocol):
+    """An outcome judge (core.swarm.OutcomeJudge) that also keeps the outcomes it hid."""
+
+    def judge(self, ended: EpisodeEnded) -> tuple[EpisodeEnded, Sequence[Event]]: ...
+
+    def truth(self, ended: EpisodeEnded) -> Outcome:
+        """The environment's outcome of an episode this judge judged."""
+        ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -436,17 +453,21 @@ def run_learning(
     *,
     run: int = 0,
     progress: Callable[[str, int, SessionPoint], None] | None = None,
+    signal: HiddenSignal | None = None,
 ) -> LearningReport:
     """Run ``sessions`` sessions with learning on, then off, on the same tasks.
 
     ``run`` picks the independent run: its task-seed block, worker seed and
-    search seed (see :class:`LearningRunConfig`).
+    search seed (see :class:`LearningRunConfig`). ``signal``: both sides are
+    told its outcomes, the figures count the environment's (module docstring).
     """
     from swarmlearn.session import run_session
 
     cfg = config or LearningRunConfig()
     check_range("run", run, lo=0)
     _check_workers(scenario)
+    _check_signal(cfg, signal)
+    measured = _measured(signal)
     sc = scenario.override(workers={"policy": cfg.strategy})
     group = f"learning-{int(time.time() * 1000)}-r{run}"
     key = f"{sc.label}#{group}"
@@ -463,7 +484,7 @@ def run_learning(
         policies = policies_from(stats, model)
         result = run_session(sc, store=store, seeds=_seeds(report, i),
                              worker_seed=report.worker_seed, group=group, kind="learning-on",
-                             policies=policies)
+                             policies=policies, judge=signal)
         on_sessions.append(result.session)
         history.extend(result.episodes)
         if cfg.analyze_every and (i + 1) % cfg.analyze_every == 0 and i + 1 < cfg.sessions:
@@ -472,7 +493,7 @@ def run_learning(
             model.scenario = key
             model_version = analyzer.save(model)
         save_state(store, key, policies.state.stats, model, history, on_sessions)
-        point = _point(i, result.session, result.episodes)
+        point = _point(i, result.session, measured(result.episodes))
         point.model_version = model_version
         report.on.append(point)
         if progress is not None:
@@ -482,8 +503,8 @@ def run_learning(
         policies = LearningPolicies(cfg.strategy, LearningState())
         result = run_session(sc, store=store, seeds=_seeds(report, i),
                              worker_seed=report.worker_seed, group=group, kind="learning-off",
-                             policies=policies)
-        point = _point(i, result.session, result.episodes)
+                             policies=policies, judge=signal)
+        point = _point(i, result.session, measured(result.episodes))
         report.off.append(point)
         if progress is not None:
             progress("off", i, point)
@@ -497,6 +518,7 @@ def run_proof(
     config: LearningRunConfig | None = None,
     *,
     progress: Callable[[int, str, int, SessionPoint], None] | None = None,
+    signal: HiddenSignal | None = None,
 ) -> LearningProof:
     """``config.runs`` independent learning runs, one after the other.
 
@@ -511,7 +533,8 @@ def run_proof(
     for r in range(cfg.runs):
         tick = None if progress is None else partial(progress, r)
         with _run_store(store) as st:
-            proof.runs.append(run_learning(scenario, st, cfg, run=r, progress=tick))
+            proof.runs.append(run_learning(scenario, st, cfg, run=r, progress=tick,
+                                           signal=signal))
     proof.wall_seconds = time.perf_counter() - t0
     return proof
 
@@ -534,6 +557,21 @@ def _check_workers(scenario: Scenario) -> None:
         raise ConfigError(f"learning runs need rule workers (their selection strategy is what "
                           f"learns), got workers.kind = {kind.value}", field="workers.kind",
                           value=kind.value)
+
+
+def _check_signal(cfg: LearningRunConfig, signal: HiddenSignal | None) -> None:
+    if signal is not None and cfg.analyze_every and cfg.trials:
+        raise ConfigError(f"trials: a hidden signal needs trials = 0 (the offline search scores "
+                          f"its rollouts by the environment's outcome, which is hidden), got "
+                          f"{cfg.trials}", field="trials", value=cfg.trials)
+
+
+def _measured(signal: HiddenSignal | None) -> Callable[[Sequence[EpisodeEnded]],
+                                                       Sequence[EpisodeEnded]]:
+    """The episodes with the outcome the figures count: the environment's."""
+    if signal is None:
+        return lambda episodes: episodes
+    return lambda episodes: [e._replace(outcome=signal.truth(e)) for e in episodes]
 
 
 def _seeds(report: LearningReport, session: int) -> list[int]:
