@@ -770,6 +770,16 @@ def _command() -> Any:
     return command
 
 
+def _usage_error() -> type[Exception]:
+    """typer >= 0.22 raises its own TyperException; the typer < 0.21 that flwr pins, click's."""
+    found: type[Exception] | None = getattr(typer, "TyperException", None)
+    if found is None:
+        import click
+
+        found = click.ClickException
+    return found
+
+
 def main() -> None:
     """Entry point: run the app; any error becomes one line and an exit code.
 
@@ -781,7 +791,7 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         sys.exit(130)
-    except typer.TyperException as exc:  # click's usage errors
+    except _usage_error() as exc:  # click's usage errors
         if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
