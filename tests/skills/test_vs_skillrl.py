@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from swarmlearn.errors import BackendUnavailable
-from swarmlearn.llm import CompletionRequest, ScriptedLLMClient
+from swarmlearn.llm import CompletionRequest
 from swarmlearn.skills import QAConfig, QAEnv, SkillOptConfig
 from swarmlearn.skills._fake import ScriptedWorld
 
 pytest.importorskip("skillrl")
 _spec = importlib.util.spec_from_file_location(
-    "bench_skills", Path(__file__).resolve().parents[2] / "benchmarks" / "skills.py")
+    "bench_skills", Path(__file__).resolve().parents[2] / "benchmarks" / "skills_vs_skillrl.py")
 assert _spec is not None and _spec.loader is not None
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
@@ -28,6 +28,5 @@ def test_skillrl_scores_an_outage_as_zero(tmp_path: Path) -> None:
         raise BackendUnavailable("connection refused")
 
     cfg = SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2)
-    summary, _, _ = bench.run_peer(env, w, tmp_path / "peer", cfg,
-                                   target=bench.PeerClient(ScriptedLLMClient(default=down)))
+    summary, _ = bench.run_peer(env, w, tmp_path / "peer", cfg, target=down)
     assert summary["test_hard"] == 0.0  # a dead server became a score, not an error
