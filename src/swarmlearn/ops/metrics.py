@@ -1,0 +1,351 @@
+"""Prometheus metrics (``prometheus_client``), served on 127.0.0.1.
+
+Named by Prometheus' conventions: base units (seconds, not ms), counters end
+in ``_total``, durations are ``_seconds`` histograms, and every label has a
+bounded set of values — scenario labels, action names (an action the
+environment does not know is counted as ``<invalid>``), outcome kinds, LLM
+purposes, subscriber names, artifact kinds; never task, session or event ids.
+:data:`METRICS` lists every family with its labels and meaning (also in
+``docs/ops.md``).
+
+The swarm's hot path is untouched: :meth:`Metrics.attach` adds a *queued*
+subscriber to the event bus (its own thread, ``Overflow.DROP``) that counts a
+batch of events at a time. The lifecycle (promotions, rollbacks, gates, the
+live version) comes from a :class:`~swarmlearn.lifecycle.LifecycleObserver`
+(:meth:`Metrics.observe_lifecycle`); store write latency from
+:meth:`Metrics.timed_store`.
+
+Several processes of one deployment (the daemon, its trainer children,
+``serve``, runs) share their metrics in multi-process mode: give each the
+same empty directory in ``PROMETHEUS_MULTIPROC_DIR`` (or ``--metrics-dir``)
+*before* it starts; every process's ``/metrics`` then shows the sum.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter as Tally
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from swarmlearn._extras import require
+from swarmlearn.core.bus import EventBus, Overflow, Subscription
+from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent
+
+if TYPE_CHECKING:
+    from swarmlearn.lifecycle import Lifecycle
+    from swarmlearn.store import LogRecord, Store
+
+__all__ = ["METRICS", "MULTIPROC_ENV", "MetricSpec", "Metrics", "MetricsServer", "serve_metrics"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+INVALID_ACTION = "<invalid>"
+LLM_PURPOSES = ("decide", "guide", "plan", "reflect", "other")
+OUTCOMES = ("success", "failure", "timeout", "unknown")
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str  # as exposed (counters with their _total)
+    kind: str  # counter | histogram | gauge
+    labels: tuple[str, ...]
+    help: str
+
+
+_SECONDS_FAST = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+_SECONDS_LLM = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_SECONDS_LONG = (1.0, 10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0)
+_SECONDS_EPISODE = (0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0)
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("swarmlearn_actions_total", "counter", ("scenario", "action", "result"),
+               "Actions taken, by scenario, action name and result (success|failure|invalid)."),
+    MetricSpec("swarmlearn_episodes_total", "counter", ("scenario", "outcome"),
+               "Tasks (episodes) finished, by outcome."),
+    MetricSpec("swarmlearn_episode_duration_seconds", "histogram", ("scenario",),
+               "Wall time of one task, by the swarm's clock."),
+    MetricSpec("swarmlearn_episode_actions", "histogram", ("scenario",),
+               "Actions spent on one task."),
+    MetricSpec("swarmlearn_decision_seconds", "histogram", ("scenario",),
+               "Time from one tick's last action to the next tick's first: observing, "
+               "guidance and the workers' decisions."),
+    MetricSpec("swarmlearn_action_step_seconds", "histogram", ("scenario",),
+               "Time the environment took to apply one action."),
+    MetricSpec("swarmlearn_llm_calls_total", "counter", ("purpose", "result"),
+               "Language-model calls, by purpose (decide|guide|plan|reflect|other) and "
+               "result (ok|error)."),
+    MetricSpec("swarmlearn_llm_tokens_total", "counter", ("purpose", "direction"),
+               "Tokens of language-model calls, prompt or completion."),
+    MetricSpec("swarmlearn_llm_latency_seconds", "histogram", ("purpose",),
+               "Latency of one language-model call."),
+    MetricSpec("swarmlearn_bus_dropped_events_total", "counter", ("subscriber",),
+               "Events a too-slow queued bus subscriber dropped."),
+    MetricSpec("swarmlearn_bus_blocked_seconds_total", "counter", ("subscriber",),
+               "Seconds publishers waited for a full must-not-lose subscriber (the recorder)."),
+    MetricSpec("swarmlearn_store_write_seconds", "histogram", (),
+               "Time to write (commit) one batch of events to the store."),
+    MetricSpec("swarmlearn_store_written_events_total", "counter", (),
+               "Events written to the store."),
+    MetricSpec("swarmlearn_training_runs_total", "counter", ("kind", "result"),
+               "Trainings of a lifecycle kind, by result (produced|failed)."),
+    MetricSpec("swarmlearn_training_duration_seconds", "histogram", ("kind",),
+               "Wall time of one training, when the producer reported it."),
+    MetricSpec("swarmlearn_gate_decisions_total", "counter", ("kind", "decision"),
+               "Gate decisions on challengers (promote|reject)."),
+    MetricSpec("swarmlearn_promotions_total", "counter", ("kind",),
+               "Versions made champion (by a gate or by hand)."),
+    MetricSpec("swarmlearn_rollbacks_total", "counter", ("kind", "trigger"),
+               "Champions rolled back (automatic|manual)."),
+    MetricSpec("swarmlearn_artifact_live_version", "gauge", ("kind", "scope"),
+               "The champion's version number of each lineage (0: the baseline is live)."),
+    MetricSpec("swarmlearn_build_info", "gauge", ("version",), "Always 1; the version."),
+)
+
+
+class Metrics:
+    """The metric families of :data:`METRICS` on one registry (default: the process's)."""
+
+    def __init__(self, registry: Any = None) -> None:
+        pc = require("prometheus_client", "ops")
+        from swarmlearn import __version__
+
+        self.registry = pc.REGISTRY if registry is None else registry
+        made: dict[str, Any] = {}
+        for spec in METRICS:
+            base = spec.name.removesuffix("_total") if spec.kind == "counter" else spec.name
+            kw: dict[str, Any] = {"registry": self.registry}
+            if spec.kind == "histogram":
+                kw["buckets"] = _buckets(spec.name)
+            if spec.kind == "gauge":
+                kw["multiprocess_mode"] = "mostrecent"
+            cls = {"counter": pc.Counter, "histogram": pc.Histogram, "gauge": pc.Gauge}[spec.kind]
+            made[spec.name] = cls(base, spec.help, spec.labels, **kw)
+        self._m = made
+        self._lock = threading.Lock()
+        self._bus_seen: dict[tuple[int, str], tuple[int, float]] = {}
+        made["swarmlearn_build_info"].labels(__version__).set(1)
+        for purpose in LLM_PURPOSES:  # known label values start at 0 (no missing series)
+            for result in ("ok", "error"):
+                made["swarmlearn_llm_calls_total"].labels(purpose, result)
+            for direction in ("prompt", "completion"):
+                made["swarmlearn_llm_tokens_total"].labels(purpose, direction)
+            made["swarmlearn_llm_latency_seconds"].labels(purpose)
+        for name in ("recorder",):
+            made["swarmlearn_bus_dropped_events_total"].labels(name)
+            made["swarmlearn_bus_blocked_seconds_total"].labels(name)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._m[name]
+
+    # -- the event bus -------------------------------------------------------------------
+    def attach(self, bus: EventBus[Event]) -> Subscription[Event]:
+        """Count ``bus``'s events on a queued subscriber (``run_session(subscribers=…)``)."""
+        counter = _BusCounter(self, bus)
+        return bus.subscribe(counter, name="metrics", maxsize=65_536, overflow=Overflow.DROP,
+                             batch_size=4_096, max_delay=0.2)
+
+    def bus_stats(self, bus_id: int, stats: Sequence[Any]) -> None:
+        """Add what the bus' subscribers dropped and waited since the last call."""
+        dropped, blocked = (self._m["swarmlearn_bus_dropped_events_total"],
+                            self._m["swarmlearn_bus_blocked_seconds_total"])
+        with self._lock:
+            for s in stats:
+                key = (bus_id, s.name)
+                d0, b0 = self._bus_seen.get(key, (0, 0.0))
+                if s.dropped > d0:
+                    dropped.labels(s.name).inc(s.dropped - d0)
+                if s.blocked_seconds > b0:
+                    blocked.labels(s.name).inc(s.blocked_seconds - b0)
+                self._bus_seen[key] = (max(d0, s.dropped), max(b0, s.blocked_seconds))
+
+    # -- the store -----------------------------------------------------------------------
+    def timed_store(self, store: Store) -> Store:
+        """``store`` with its event writes timed (pass it to ``run_session``)."""
+        return cast("Store", _TimedStore(store, self._m["swarmlearn_store_write_seconds"],
+                                         self._m["swarmlearn_store_written_events_total"]))
+
+    # -- the lifecycle -------------------------------------------------------------------
+    def observe_lifecycle(self, life: Lifecycle, record: LogRecord) -> None:
+        """A :class:`~swarmlearn.lifecycle.LifecycleObserver`: one lifecycle step."""
+        kind, data, m = record.kind, record.data, self._m
+        if record.step == "produce":
+            m["swarmlearn_training_runs_total"].labels(kind, "produced").inc()
+            seconds = _training_seconds(life, record)
+            if seconds is not None:
+                m["swarmlearn_training_duration_seconds"].labels(kind).observe(seconds)
+        elif record.step == "fail":
+            m["swarmlearn_training_runs_total"].labels(kind, "failed").inc()
+        elif record.step == "reject":
+            m["swarmlearn_gate_decisions_total"].labels(kind, "reject").inc()
+        elif record.step == "promote":
+            m["swarmlearn_promotions_total"].labels(kind).inc()
+            if data.get("gated"):
+                m["swarmlearn_gate_decisions_total"].labels(kind, "promote").inc()
+        elif record.step == "rollback":
+            trigger = "automatic" if data.get("automatic") else "manual"
+            m["swarmlearn_rollbacks_total"].labels(kind, trigger).inc()
+        if record.step in ("promote", "rollback"):
+            live = life.champion(payload=False)
+            m["swarmlearn_artifact_live_version"].labels(kind, record.scope).set(
+                live.version if live is not None else 0)
+
+
+def _meta(life: Lifecycle, record: LogRecord) -> Mapping[str, Any]:
+    if not record.artifact_id:
+        return {}
+    return life.store.get_artifact_by_id(record.artifact_id, payload=False).meta
+
+
+def _training_seconds(life: Lifecycle, record: LogRecord) -> float | None:
+    metrics = _meta(life, record).get("lineage", {}).get("metrics", {})
+    for key in ("wall_seconds", "train_seconds", "seconds", "wall"):
+        value = metrics.get(key) if isinstance(metrics, Mapping) else None
+        if isinstance(value, int | float) and value >= 0:
+            return float(value)
+    return None
+
+
+def _buckets(name: str) -> tuple[float, ...]:
+    if name == "swarmlearn_llm_latency_seconds":
+        return _SECONDS_LLM
+    if name == "swarmlearn_training_duration_seconds":
+        return _SECONDS_LONG
+    if name == "swarmlearn_episode_duration_seconds":
+        return _SECONDS_EPISODE
+    if name == "swarmlearn_episode_actions":
+        return (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+    return _SECONDS_FAST
+
+
+def _scenario(task: str) -> str:
+    return task.rpartition(":")[0] or task
+
+
+class _BusCounter:
+    """The metrics subscriber: tallies a batch, then one ``inc`` per label set."""
+
+    def __init__(self, metrics: Metrics, bus: EventBus[Event]) -> None:
+        self.metrics = metrics
+        self.bus = bus
+        self._last: dict[str, tuple[int, float]] = {}  # task → (tick, ts) of its last action
+
+    def __call__(self, batch: Sequence[Event]) -> None:
+        m = self.metrics
+        actions: Tally[tuple[str, str, str]] = Tally()
+        steps: dict[str, list[float]] = {}
+        decisions: dict[str, list[float]] = {}
+        last = self._last
+        ended = False
+        for e in batch:
+            if isinstance(e, ActionEvent):
+                sc = _scenario(e.task)
+                r = e.result
+                result = "invalid" if r.invalid else "success" if r.success else "failure"
+                actions[(sc, INVALID_ACTION if r.invalid else e.action, result)] += 1
+                steps.setdefault(sc, []).append(e.duration)
+                prev = last.get(e.task)
+                if prev is not None and e.tick > prev[0]:
+                    decisions.setdefault(sc, []).append(max(0.0, e.ts - prev[1] - e.duration))
+                last[e.task] = (e.tick, e.ts)
+            elif isinstance(e, EpisodeEnded):
+                sc = _scenario(e.task)
+                m["swarmlearn_episodes_total"].labels(sc, e.outcome.kind.value).inc()
+                m["swarmlearn_episode_duration_seconds"].labels(sc).observe(e.duration)
+                m["swarmlearn_episode_actions"].labels(sc).observe(e.actions)
+                last.pop(e.task, None)
+                ended = True
+            elif isinstance(e, LLMCallEvent):
+                purpose = e.purpose if e.purpose in LLM_PURPOSES else "other"
+                m["swarmlearn_llm_calls_total"].labels(purpose, "ok" if e.ok else "error").inc()
+                tokens = m["swarmlearn_llm_tokens_total"]
+                tokens.labels(purpose, "prompt").inc(e.prompt_tokens)
+                tokens.labels(purpose, "completion").inc(e.completion_tokens)
+                m["swarmlearn_llm_latency_seconds"].labels(purpose).observe(e.latency)
+        counter = m["swarmlearn_actions_total"]
+        for (sc, action, result), n in actions.items():
+            counter.labels(sc, action, result).inc(n)
+        for name, series in (("swarmlearn_action_step_seconds", steps),
+                             ("swarmlearn_decision_seconds", decisions)):
+            hist = m[name]
+            for sc, values in series.items():
+                child = hist.labels(sc)
+                for v in values:
+                    child.observe(v)
+        if ended:
+            m.bus_stats(id(self.bus), self.bus.stats())
+
+
+class _TimedStore:
+    """A store whose ``write`` is timed; everything else goes to the store as it is."""
+
+    def __init__(self, store: Store, hist: Any, written: Any) -> None:
+        self._store = store
+        self._hist = hist
+        self._written = written
+
+    def write(self, batch: Sequence[Event]) -> None:
+        t0 = time.perf_counter()
+        self._store.write(batch)
+        self._hist.observe(time.perf_counter() - t0)
+        self._written.inc(len(batch))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+class MetricsServer:
+    """``/metrics`` on ``host:port`` in a daemon thread (multi-process aware)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", registry: Any = None) -> None:
+        pc = require("prometheus_client", "ops")
+        if registry is None and os.environ.get(MULTIPROC_ENV):
+            registry = pc.CollectorRegistry()
+            require("prometheus_client.multiprocess", "ops").MultiProcessCollector(registry)
+        self.server, self.thread = pc.start_http_server(
+            port, addr=host, registry=pc.REGISTRY if registry is None else registry)
+        self.host = host
+        self.port = int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+_lock = threading.Lock()
+
+
+def serve_metrics(port: int, *, host: str = "127.0.0.1",
+                  multiproc_dir: str | None = None) -> tuple[Metrics, MetricsServer]:
+    """The process's :class:`Metrics` and a server for them (``--metrics-port``).
+
+    ``multiproc_dir`` switches on multi-process mode (it must be set before
+    prometheus_client is first imported; this sets ``PROMETHEUS_MULTIPROC_DIR``).
+    """
+    from swarmlearn._config import check_range
+
+    check_range("--metrics-port", port, lo=0, hi=65_535)
+    if multiproc_dir:
+        os.makedirs(multiproc_dir, exist_ok=True)
+        os.environ[MULTIPROC_ENV] = multiproc_dir
+    with _lock:
+        metrics = process_metrics()
+    return metrics, MetricsServer(port, host)
+
+
+_process: list[Metrics] = []
+
+
+def process_metrics() -> Metrics:
+    """The metrics of this process on prometheus_client's default registry (made once:
+    a family can be registered only once per registry)."""
+    if not _process:
+        _process.append(Metrics())
+    return _process[0]
