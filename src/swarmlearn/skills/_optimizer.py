@@ -285,23 +285,20 @@ class SkillOptimizer:
             base, cand = self._validate(parent), self._rollout(tasks, candidate, "validate")
             return base, cand, gate([t.result() for t in base], [t.result() for t in cand],
                                     gcfg)
-        known = self.run.scores.get(skill_hash(parent), {})
-        order = validation_order({int(k): Trajectory.from_dict(v).result()
-                                  for k, v in known.items()}, tasks)
-        base, cand = [], []
+        full = {t.task: t for t in self._validate(parent)}
+        champion = {k: t.result() for k, t in full.items()}
+        order = validation_order(champion, tasks)
+        cand: list[Trajectory] = []
         why, v = "", Verdict.OPEN
         for i in range(0, len(order), cfg.concurrency):
-            chunk = order[i:i + cfg.concurrency]
-            base += self._rollout(chunk, parent, "validate")
-            cand += self._rollout(chunk, candidate, "validate")
+            cand += self._rollout(order[i:i + cfg.concurrency], candidate, "validate")
             rest = order[len(cand):]
             if not rest:
                 break
-            champion = {int(k): Trajectory.from_dict(t).result()
-                        for k, t in self.run.scores[skill_hash(parent)].items()}
             v, why = verdict(champion, {t.task: t.result() for t in cand}, rest, gcfg)
             if v is not Verdict.OPEN:
                 break
+        base = [full[t.task] for t in cand]
         d = gate([t.result() for t in base], [t.result() for t in cand],
                  GateConfig(alpha=cfg.gate_alpha, min_tasks=1))
         if v is Verdict.OPEN:
