@@ -37,6 +37,7 @@ from swarmlearn.core.scenario import (
     load_scenario,
 )
 from swarmlearn.errors import ConfigError, SwarmlearnError, exit_code_for
+from swarmlearn.fed._cli import fed_app
 from swarmlearn.feedback import feedback_app
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
@@ -71,6 +72,7 @@ app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(lora_app, name="lora")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(skills_app, name="skills")
+app.add_typer(fed_app, name="fed")
 
 console = terminal_console()
 err_console = terminal_console(stderr=True)

@@ -1,1 +1,0 @@
-"""swarmlearn.federated."""
