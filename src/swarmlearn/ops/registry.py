@@ -179,7 +179,8 @@ class RegistryMirror:
         from mlflow.entities import Metric, Param
 
         full = self.store.get_artifact_by_id(rec.id)
-        lineage = rec.meta.get("lineage") if isinstance(rec.meta.get("lineage"), Mapping) else {}
+        found = rec.meta.get("lineage")
+        lineage: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         tags = _tags(rec)
         run = self.client.create_run(self._experiment_id(), run_name=f"{name} v{rec.version}",
                                      tags={"swarmlearn.artifact_id": str(rec.id),
