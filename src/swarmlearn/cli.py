@@ -86,12 +86,25 @@ StoreOpt = Annotated[
 ]
 
 
+MetricsPortOpt = Annotated[int | None, typer.Option(
+    "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics while it runs.")]
+
+
 @app.callback()
 def _setup(
     verbose: Annotated[
         int,
         typer.Option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug)."),
     ] = 0,
+    track: Annotated[bool, typer.Option(
+        "--track", help="Track runs in MLflow (default sqlite:///.swarmlearn/mlflow.db, or "
+        "$MLFLOW_TRACKING_URI) and mirror the artifact lifecycle to its registry.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="Track in MLflow at this URI (implies --track).")] = None,
+    metrics_port: MetricsPortOpt = None,
+    metrics_dir: Annotated[str | None, typer.Option(
+        "--metrics-dir", help="Prometheus multi-process directory shared by the processes "
+        "of one deployment ($PROMETHEUS_MULTIPROC_DIR).")] = None,
 ) -> None:
     handler: logging.Handler
     if err_console.is_terminal:
@@ -102,6 +115,10 @@ def _setup(
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)  # others: warnings
     logging.getLogger("swarmlearn").setLevel(logging.WARNING - 10 * min(verbose, 2))
+    from swarmlearn.ops._cli import configure
+
+    configure(track_runs=track, tracking_uri=tracking_uri, metrics_port=metrics_port,
+              metrics_dir=metrics_dir)
 
 
 PolicyOpt = Annotated[str | None, typer.Option(
@@ -206,8 +223,10 @@ def run(
     llm_model: LLMModelOpt = None,
     store: StoreOpt = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Record nothing.")] = False,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run a scenario for some episodes and record everything."""
+    from swarmlearn.ops._cli import session_ops
     from swarmlearn.session import run_session
 
     _at_least("-n/--episodes", episodes)
@@ -221,7 +240,11 @@ def run(
             f"score {e.outcome.value:.2f}  ticks {e.ticks:<4} actions {e.actions}"
         )
 
-    result = run_session(sc, episodes=episodes, store=st, seed=seed, on_episode=show)
+    with session_ops("run", metrics_port=metrics_port, params=sc.to_dict(),
+                     tags={"swarmlearn.scenario": sc.label}) as ops:
+        result = run_session(sc, episodes=episodes, store=ops.store(st), seed=seed,
+                             on_episode=ops.on_episode(show), subscribers=ops.subscribers)
+        ops.run.log_metrics(result.summary())
     s = result.summary()
     console.print(
         f"[bold]{escape(sc.label)}[/]: success {s['success_rate']:.0%} over {s['episodes']} "
@@ -272,6 +295,7 @@ def eval_cmd(
         help="--learning: tasks per session (default 10).")] = None,
     strategy: Annotated[str | None, typer.Option(
         help="--learning: selection strategy (default adaptive; --policy says the same).")] = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Evaluate a scenario: success rate, pass@k, ticks/actions/duration with 95% CIs.
 
@@ -312,7 +336,12 @@ def eval_cmd(
             sc.with_variant(name)  # fail fast on an unknown variant
     st = None if no_store else open_store(store)
     total = runs * attempts * len(names)
-    with _progress() as progress:
+    from swarmlearn.ops._cli import log_eval, session_ops
+
+    with _progress() as progress, session_ops(
+            "eval", metrics_port=metrics_port, params={**sc.to_dict(), "runs": runs,
+                                                       "attempts": attempts},
+            tags={"swarmlearn.scenario": sc.label}) as ops:
         task = progress.add_task(f"eval {sc.name}", total=total, rate="–")
         wins = [0, 0]
 
@@ -323,15 +352,16 @@ def eval_cmd(
 
         report = evaluate(
             sc, runs=runs, seed=42 if seed is None else seed, attempts=attempts, variants=names,
-            store=st, on_episode=tick,
+            store=ops.store(st), on_episode=ops.on_episode(tick), subscribers=ops.subscribers,
         )
-    _print_eval(report)
-    if output:
-        _write(output, json.dumps(report.to_dict(), indent=2, default=str), "-o/--output")
-        console.print(f"JSON report: {output}")
-    if html_out:
-        _write(html_out, eval_html(report).render(), "--html")
-        console.print(f"HTML report: {html_out}")
+        _print_eval(report)
+        if output:
+            _write(output, json.dumps(report.to_dict(), indent=2, default=str), "-o/--output")
+            console.print(f"JSON report: {output}")
+        if html_out:
+            _write(html_out, eval_html(report).render(), "--html")
+            console.print(f"HTML report: {html_out}")
+        log_eval(ops.run, report, [output, html_out])
 
 
 def _eval_learning(

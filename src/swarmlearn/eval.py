@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from swarmlearn._stats import Summary, pass_at_k, summarize, welch_ci, wilson
-from swarmlearn.core.events import EpisodeEnded
+from swarmlearn.core.bus import EventBus
+from swarmlearn.core.events import EpisodeEnded, Event
 from swarmlearn.core.scenario import Scenario
 from swarmlearn.errors import ConfigError
 from swarmlearn.session import PolicyFactory, run_session
@@ -211,6 +212,7 @@ def evaluate(
     policies: PolicyFactory | None = None,
     on_episode: Callable[[EpisodeEnded], None] | None = None,
     group: str = "",
+    subscribers: Sequence[Callable[[EventBus[Event]], object]] = (),
 ) -> EvalReport:
     """Evaluate ``scenario`` (and its ``variants``; "" is the base) — see module docstring."""
     if runs < 1 or attempts < 1:
@@ -232,6 +234,7 @@ def evaluate(
                 kind="eval",
                 policies=policies,
                 on_episode=on_episode,
+                subscribers=subscribers,
             )
             by_attempt.append(result.episodes)
             sessions.append(result.session)

@@ -1,0 +1,152 @@
+"""The command line's side of ops: ``--track`` / ``--tracking-uri`` / ``--metrics-port``,
+what a session command attaches, and ``swarmlearn report``.
+
+Nothing here imports MLflow or prometheus_client unless asked for.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from swarmlearn.ops.tracking import TRACKING_ENV, TrackedRun, TrackingConfig, track
+
+if TYPE_CHECKING:
+    from swarmlearn.core.bus import EventBus
+    from swarmlearn.core.events import EpisodeEnded, Event
+    from swarmlearn.ops.metrics import Metrics
+    from swarmlearn.store import Store
+
+__all__ = ["SessionOps", "configure", "ensure_metrics", "session_ops"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _State:
+    metrics: Metrics | None = None
+    url: str = ""
+    mirror: bool = False
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+
+_state = _State()  # this process's CLI: one metrics server, one registry mirror
+
+
+def configure(*, track_runs: bool, tracking_uri: str | None, metrics_port: int | None,
+              metrics_dir: str | None) -> None:
+    """The root options: tracking on (children inherit it through the environment),
+    the registry mirror as a lifecycle observer, the metrics server."""
+    if tracking_uri:
+        os.environ[TRACKING_ENV] = tracking_uri
+    elif track_runs:
+        os.environ[TRACKING_ENV] = os.environ.get(TRACKING_ENV) or "1"
+    cfg = TrackingConfig.from_env()
+    if cfg is not None and not _state.mirror:
+        from swarmlearn.lifecycle import add_observer
+        from swarmlearn.ops.registry import MirrorObserver
+
+        observer = MirrorObserver(tracking_uri=cfg.resolved_uri,
+                                  artifact_location=cfg.artifact_location)
+        add_observer(observer)
+        atexit.register(observer.close)
+        _state.mirror = True
+    if metrics_port is not None:
+        ensure_metrics(metrics_port, metrics_dir)
+
+
+def ensure_metrics(port: int | None, metrics_dir: str | None = None) -> Metrics | None:
+    """Serve this process's metrics on 127.0.0.1:``port`` (once); None when not asked."""
+    if _state.metrics is not None:
+        return _state.metrics
+    if port is None:
+        return None
+    from swarmlearn.lifecycle import add_observer
+    from swarmlearn.ops.metrics import serve_metrics
+
+    metrics, server = serve_metrics(port, multiproc_dir=metrics_dir)
+    add_observer(metrics.observe_lifecycle)
+    atexit.register(server.close)
+    _state.metrics, _state.url = metrics, server.url
+    logger.warning("metrics at %s", server.url)
+    return metrics
+
+
+@dataclass(slots=True)
+class SessionOps:
+    """What a session command hands to ``run_session`` / ``evaluate``."""
+
+    run: TrackedRun
+    metrics: Metrics | None
+    _episodes: Callable[[EpisodeEnded], None] | None = None
+
+    @property
+    def subscribers(self) -> Sequence[Callable[[EventBus[Event]], object]]:
+        return [self.metrics.attach] if self.metrics is not None else []
+
+    def store(self, store: Store | None) -> Store | None:
+        if store is None or self.metrics is None:
+            return store
+        return self.metrics.timed_store(store)
+
+    def on_episode(self, show: Callable[[EpisodeEnded], None] | None
+                   ) -> Callable[[EpisodeEnded], None] | None:
+        log = self._episodes
+        if log is None:
+            return show
+        if show is None:
+            return log
+
+        def both(e: EpisodeEnded) -> None:
+            show(e)
+            log(e)
+        return both
+
+
+@contextlib.contextmanager
+def session_ops(command: str, *, metrics_port: int | None = None,
+                params: Mapping[str, Any] | None = None,
+                tags: Mapping[str, Any] | None = None) -> Iterator[SessionOps]:
+    """Metrics (``--metrics-port``) and a tracked run (with tracking on) for a command
+    that runs sessions; the per-episode metrics go to MLflow in batches."""
+    from swarmlearn.ops.hooks import episode_logger
+
+    metrics = ensure_metrics(metrics_port)
+    with track(command, params=params, tags=tags) as run:
+        logger_ = episode_logger(run) if run.run_id is not None or _tracking_on() else None
+        yield SessionOps(run, metrics, logger_)
+
+
+def _tracking_on() -> bool:
+    return TrackingConfig.from_env() is not None
+
+
+def log_files(run: TrackedRun, paths: Sequence[Path | None]) -> None:
+    for p in paths:
+        if p is not None and Path(p).exists():
+            run.log_artifact(p)
+
+
+def log_eval(run: TrackedRun, report: Any, files: Sequence[Path | None]) -> None:
+    """An evaluation's figures per variant (``<variant>/success_rate`` …), its session
+    ids as a tag, and its report files."""
+    metrics: dict[str, float] = {}
+    sessions: list[int] = []
+    for v in report.variants:
+        name = v.variant or "base"
+        metrics[f"{name}/success_rate"] = v.success_rate
+        metrics[f"{name}/success_ci_low"], metrics[f"{name}/success_ci_high"] = v.success_ci
+        for k, p in v.pass_at.items():
+            metrics[f"{name}/pass_at_{k}"] = p
+        for field_name in ("ticks", "actions", "actions_to_solve", "duration"):
+            metrics[f"{name}/{field_name}_mean"] = getattr(v, field_name).mean
+        sessions += v.sessions
+    run.log_metrics(metrics)
+    run.set_tags({"swarmlearn.sessions": ",".join(map(str, sessions))})
+    log_files(run, files)
