@@ -129,13 +129,19 @@ def build_llm_workers(
     scenario: Scenario, env: Environment, *, seed: int, backend: Backend, store: Any = None,
     **_: Any,
 ) -> Sequence[Worker]:
-    """The scenario's LLM workers, sharing one planner per task source."""
+    """The scenario's LLM workers, sharing one planner per task source; with a store, they
+    read the lifecycle's champion skill of the scenario at each episode start."""
     cfg = LLMWorkerConfig()
     planner = Planner(backend.client, model=backend.model,
                       learned=learned_dependencies(store, scenario))
+    skill = None
+    if store is not None:
+        from swarmlearn.skills import LiveSkill
+
+        skill = LiveSkill(store, scenario.label, default=cfg.skill)
     return [
         LLMWorker(i, backend.client, env, config=cfg, model=backend.model, seed=seed,
-                  planner=planner)
+                  planner=planner, skill_source=skill)
         for i in range(scenario.workers.count)
     ]
 

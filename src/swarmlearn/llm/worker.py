@@ -9,6 +9,11 @@ become :class:`LLMCallEvent`\\ s: the swarm drains them after each tick.
 The plan is made once per task, from the first source that has one: the
 learned dependency graph (offline model) → the LLM → the environment's
 static graph (``ActionSpec.after``).
+
+The skill is ``LLMWorkerConfig.skill``, or, with ``skill_source``, what that
+callable returns at the start of each episode (the lifecycle's champion skill:
+:class:`swarmlearn.skills.LiveSkill`), so a promoted skill reaches running
+workers at their next episode, with no restart.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from swarmlearn._config import check_range
@@ -221,6 +226,7 @@ class LLMWorker:
         planner: Planner | None = None,
         model: str = "",
         seed: int = 0,
+        skill_source: Callable[[], str] | None = None,
     ) -> None:
         self.id = worker_id
         self.client = client
@@ -234,6 +240,15 @@ class LLMWorker:
         self._history: deque[ActionEvent] = deque(maxlen=max(1, self.config.history))
         self._counts = {"llm_valid": 0, "llm_repaired": 0, "llm_lenient": 0, "llm_rejected": 0}
         self._step = 0
+        self._skill_source = skill_source
+        self._skill: str | None = None  # this episode's skill, read at its first decision
+
+    @property
+    def skill(self) -> str:
+        if self._skill is None:
+            self._skill = (self._skill_source() if self._skill_source is not None
+                           else self.config.skill)
+        return self._skill
 
     def request(self, observation: Observation, guidance: Guidance) -> tuple[
             CompletionRequest, Sequence[Candidate]]:
@@ -245,7 +260,7 @@ class LLMWorker:
                        key=lambda c: rank.get(c.action.name, len(rank)))
         prompt = PromptInput(
             state=self.env.render_text(), candidates=cands, guidance=guidance.text,
-            skill=self.config.skill, plan=plan,
+            skill=self.skill, plan=plan,
             history=list(self._history)[-self.config.history:] if self.config.history else (),
         )
         request = CompletionRequest(
@@ -282,6 +297,7 @@ class LLMWorker:
 
     def end_episode(self, outcome: Outcome) -> None:
         self._history.clear()
+        self._skill = None
         if self.planner is not None:
             self.planner.reset()
 

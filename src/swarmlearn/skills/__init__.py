@@ -23,6 +23,7 @@ constructing the optimizer on an existing directory resumes it exactly.
 
 from swarmlearn.skills._edits import Edit, EditOp, EditOutcome, EditStatus, Source, apply_edits
 from swarmlearn.skills._env import SkillEnv, Split, Trajectory
+from swarmlearn.skills._kind import SKILL_KIND, LiveSkill, SkillKind, decode_skill, encode_skill
 from swarmlearn.skills._merge import merge
 from swarmlearn.skills._meter import Budget, BudgetExhausted, Meter, Usage
 from swarmlearn.skills._optimizer import SkillOptConfig, SkillOptimizer, SkillRun
@@ -32,6 +33,7 @@ from swarmlearn.skills._rollout import RolloutOutage, rollout
 from swarmlearn.skills._schedule import Schedule, edit_budget
 
 __all__ = [
+    "SKILL_KIND",
     "Budget",
     "BudgetExhausted",
     "Edit",
@@ -40,6 +42,7 @@ __all__ = [
     "EditStatus",
     "Failure",
     "FailureKind",
+    "LiveSkill",
     "Meter",
     "QAConfig",
     "QAEnv",
@@ -47,6 +50,7 @@ __all__ = [
     "RolloutOutage",
     "Schedule",
     "SkillEnv",
+    "SkillKind",
     "SkillOptConfig",
     "SkillOptimizer",
     "SkillRun",
@@ -55,7 +59,9 @@ __all__ = [
     "Trajectory",
     "Usage",
     "apply_edits",
+    "decode_skill",
     "edit_budget",
+    "encode_skill",
     "exact_match",
     "merge",
     "rollout",

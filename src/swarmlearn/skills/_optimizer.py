@@ -103,6 +103,15 @@ class SkillOptConfig:
         return from_mapping(cls, data, where="optimize")
 
 
+def _version(step: int, skill: str, parent: str | None, gated: Mapping[str, Any]
+             ) -> dict[str, Any]:
+    """One accepted skill: its text, lineage (parent hash) and validation numbers."""
+    return {"step": step, "hash": skill_hash(skill), "skill": skill,
+            "parent": None if parent is None else skill_hash(parent),
+            "val_score": gated.get("val_score"), "val_tasks": gated.get("val_tasks"),
+            "gate": gated.get("gate", {}).get("reason")}
+
+
 def _results(val: Sequence[Trajectory]) -> dict[int, float]:
     return {t.task: t.score for t in val}
 
@@ -130,6 +139,7 @@ class SkillRun:
     usage: Usage = field(default_factory=Usage)
     failures: list[dict[str, Any]] = field(default_factory=list)  # run-level stops
     test: dict[str, Any] = field(default_factory=dict)
+    versions: list[dict[str, Any]] = field(default_factory=list)  # every accepted skill
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": to_mapping(self.config), "initial": self.initial,
@@ -137,7 +147,8 @@ class SkillRun:
                 "step": self.step, "total_steps": self.total_steps, "status": self.status,
                 "history": self.history, "rejected": self.rejected,
                 "scores": self.scores, "pool": self.pool,
-                "usage": self.usage.to_dict(), "failures": self.failures, "test": self.test}
+                "usage": self.usage.to_dict(), "failures": self.failures, "test": self.test,
+                "versions": self.versions}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SkillRun:
@@ -145,7 +156,7 @@ class SkillRun:
                    d["best"], int(d["best_step"]), int(d["step"]), int(d["total_steps"]),
                    str(d["status"]), list(d["history"]), list(d["rejected"]),
                    dict(d["scores"]), list(d["pool"]), Usage.from_dict(d["usage"]),
-                   list(d["failures"]), dict(d["test"]))
+                   list(d["failures"]), dict(d["test"]), list(d["versions"]))
 
 
 class SkillOptimizer:
@@ -170,7 +181,8 @@ class SkillOptimizer:
         else:
             cfg = config or SkillOptConfig()
             self.run = SkillRun(cfg, initial_skill, initial_skill, initial_skill,
-                                pool=[initial_skill])
+                                pool=[initial_skill],
+                                versions=[_version(0, initial_skill, None, {})])
         cfg = self.run.config
         self.meter = Meter.over(target, Budget(max_calls=cfg.max_calls,
                                                max_tokens=cfg.max_tokens), self.run.usage)
@@ -282,9 +294,10 @@ class SkillOptimizer:
         gcfg = GateConfig(alpha=cfg.gate_alpha, min_tasks=cfg.gate_min_tasks)
         tasks = list(self.env.tasks(Split.VAL))
         if not cfg.curtail or cfg.pool:
-            base, cand = self._validate(parent), self._rollout(tasks, candidate, "validate")
-            return base, cand, gate([t.result() for t in base], [t.result() for t in cand],
-                                    gcfg)
+            whole = self._validate(parent)
+            every = self._rollout(tasks, candidate, "validate")
+            return whole, every, gate([t.result() for t in whole],
+                                      [t.result() for t in every], gcfg)
         full = {t.task: t for t in self._validate(parent)}
         champion = {k: t.result() for k, t in full.items()}
         order = validation_order(champion, tasks)
@@ -322,6 +335,7 @@ class SkillOptimizer:
             run.current = candidate
             out["action"] = "accept"
             memory.clear(run.rejected, applied)
+            run.versions.append(_version(step, candidate, parent, out))
         else:
             out["action"] = "pool" if added else "reject"
             memory.record_rejection(run.rejected, applied, step)
