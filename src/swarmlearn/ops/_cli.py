@@ -10,11 +10,13 @@ import atexit
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from swarmlearn.errors import ConfigError
 from swarmlearn.ops.tracking import TRACKING_ENV, TrackedRun, TrackingConfig, track
 
 if TYPE_CHECKING:
@@ -57,25 +59,37 @@ def configure(*, track_runs: bool, tracking_uri: str | None, metrics_port: int |
         add_observer(observer)
         atexit.register(observer.close)
         _state.mirror = True
-    if metrics_port is not None:
-        ensure_metrics(metrics_port, metrics_dir)
+    ensure_metrics(metrics_port, metrics_dir)
 
 
 def ensure_metrics(port: int | None, metrics_dir: str | None = None) -> Metrics | None:
-    """Serve this process's metrics on 127.0.0.1:``port`` (once); None when not asked."""
-    if _state.metrics is not None:
-        return _state.metrics
-    if port is None:
-        return None
-    from swarmlearn.lifecycle import add_observer
-    from swarmlearn.ops.metrics import serve_metrics
+    """This process's metrics (made once): served on 127.0.0.1:``port`` when given, and
+    written to the multi-process directory when there is one (a process of a deployment
+    that another one serves). None when neither is asked for."""
+    from swarmlearn.ops.metrics import MULTIPROC_ENV, MetricsServer, process_metrics
 
-    metrics, server = serve_metrics(port, multiproc_dir=metrics_dir)
-    add_observer(metrics.observe_lifecycle)
-    atexit.register(server.close)
-    _state.metrics, _state.url = metrics, server.url
-    logger.warning("metrics at %s", server.url)
-    return metrics
+    if port is not None and _state.url:
+        raise ConfigError("--metrics-port: give it once (before or after the command)",
+                          field="--metrics-port")
+    if _state.metrics is None:
+        if port is None and not (metrics_dir or os.environ.get(MULTIPROC_ENV)):
+            return None
+        if metrics_dir:  # before prometheus_client is imported: it reads this once
+            os.makedirs(metrics_dir, exist_ok=True)
+            os.environ[MULTIPROC_ENV] = metrics_dir
+        from swarmlearn.lifecycle import add_observer
+
+        _state.metrics = process_metrics()
+        add_observer(_state.metrics.observe_lifecycle)
+    if port is not None:
+        from swarmlearn._config import check_range
+
+        check_range("--metrics-port", port, lo=0, hi=65_535)
+        server = MetricsServer(port)
+        atexit.register(server.close)
+        _state.url = server.url
+        sys.stderr.write(f"metrics: {server.url}\n")  # port 0 picks one: say which
+    return _state.metrics
 
 
 @dataclass(slots=True)

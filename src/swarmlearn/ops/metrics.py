@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from swarmlearn.lifecycle import Lifecycle
     from swarmlearn.store import LogRecord, Store
 
-__all__ = ["METRICS", "MULTIPROC_ENV", "MetricSpec", "Metrics", "MetricsServer", "serve_metrics"]
+__all__ = ["METRICS", "MULTIPROC_ENV", "MetricSpec", "Metrics", "MetricsServer", "process_metrics"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 INVALID_ACTION = "<invalid>"
@@ -317,27 +317,6 @@ class MetricsServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(5)
-
-
-_lock = threading.Lock()
-
-
-def serve_metrics(port: int, *, host: str = "127.0.0.1",
-                  multiproc_dir: str | None = None) -> tuple[Metrics, MetricsServer]:
-    """The process's :class:`Metrics` and a server for them (``--metrics-port``).
-
-    ``multiproc_dir`` switches on multi-process mode (it must be set before
-    prometheus_client is first imported; this sets ``PROMETHEUS_MULTIPROC_DIR``).
-    """
-    from swarmlearn._config import check_range
-
-    check_range("--metrics-port", port, lo=0, hi=65_535)
-    if multiproc_dir:
-        os.makedirs(multiproc_dir, exist_ok=True)
-        os.environ[MULTIPROC_ENV] = multiproc_dir
-    with _lock:
-        metrics = process_metrics()
-    return metrics, MetricsServer(port, host)
 
 
 _process: list[Metrics] = []
