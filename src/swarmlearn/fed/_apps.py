@@ -64,6 +64,17 @@ def vocabulary_for(config: FedConfig) -> Vocabulary:
     return _vocabulary(json.dumps(config.to_dict(), sort_keys=True))
 
 
+@functools.lru_cache(maxsize=4)
+def _announced(text: str) -> Vocabulary:
+    return Vocabulary.from_dict(json.loads(text), where="the server's vocabulary")
+
+
+def _codec(conf: Any, cfg: FedConfig) -> SnapshotCodec:
+    """The codec over the vocabulary the server announced (it is the server's to fix)."""
+    text = conf.get("vocabulary")
+    return SnapshotCodec(_announced(str(text)) if text else vocabulary_for(cfg))
+
+
 @functools.lru_cache(maxsize=8)
 def _load(path: str) -> FedConfig:
     return load_config(path)
@@ -84,7 +95,7 @@ def _node_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
     node = cfg.node(index)
     conf = msg.content["config"]
     round_ = int(conf["server-round"])
-    codec = SnapshotCodec(vocabulary_for(cfg))
+    codec = _codec(conf, cfg)
     arrays = msg.content["arrays"].to_numpy_ndarrays()
     if node.behaviour is Behaviour.CRASH:
         raise RuntimeError(f"node {node.name}: crashed (behaviour = crash)")
@@ -154,8 +165,8 @@ def _local_only(context: Any, node: Any, codec: SnapshotCodec, round_: int,
 def _node_evaluate(msg: Any, context: Any, cfg: FedConfig) -> Any:
     index = int(context.node_config["partition-id"])
     node = cfg.node(index)
-    codec = SnapshotCodec(vocabulary_for(cfg))
     conf = msg.content["config"]
+    codec = _codec(conf, cfg)
     fed = _working(context, codec, msg.content["arrays"].to_numpy_ndarrays(),
                    float(conf.get("noise-std-total", 0.0)))
     state = context.state
@@ -213,20 +224,34 @@ class FedResult:
                 "wall_seconds": self.wall_seconds}
 
 
+def _wait_for_nodes(grid: Any, want: int, timeout: float) -> list[int]:
+    """The connected nodes, once ``want`` are there (or whoever is after ``timeout``)."""
+    t0 = time.monotonic()
+    nodes = sorted(grid.get_node_ids())
+    while len(nodes) < want and time.monotonic() - t0 < timeout:
+        time.sleep(0.5)
+        nodes = sorted(grid.get_node_ids())
+    if len(nodes) < want:
+        logger.warning("only %d of %d nodes connected; starting with them", len(nodes), want)
+    return nodes
+
+
 def run_federation(grid: Any, cfg: FedConfig, *,
                    on_round: Callable[[RoundRecord], None] | None = None) -> FedResult:
     """Run the rounds of ``cfg`` over ``grid`` (any Flower Grid), then the evaluation."""
     t0 = time.perf_counter()
     dp = cfg.resolved_dp()
     fed = cfg.federation
-    nodes = sorted(grid.get_node_ids())
+    nodes = _wait_for_nodes(grid, len(cfg.nodes), fed.round_timeout)
     ledger = (PrivacyLedger(dp.noise_multiplier, sample_rate=fed.sample_rate, delta=dp.delta,
                             budget=dp.budget_epsilon)
               if dp.enabled and dp.noise_multiplier is not None else None)
     strategy = SwarmStrategy(aggregator=fed.aggregator, dp=dp, sample_rate=fed.sample_rate,
                              trim=fed.trim, expected_nodes=len(nodes), seed=fed.seed,
                              ledger=ledger if dp.mode is DpMode.CENTRAL else None)
-    codec = SnapshotCodec(vocabulary_for(cfg))
+    vocabulary = vocabulary_for(cfg)
+    strategy.node_config["vocabulary"] = json.dumps(vocabulary.to_dict())
+    codec = SnapshotCodec(vocabulary)
     arrays = fl.ArrayRecord(codec.zeros())
     result = FedResult(cfg.to_dict(), noise_multiplier=dp.noise_multiplier)
     for r in range(1, fed.rounds + 1):

@@ -162,3 +162,61 @@ def _plot(runs: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+@fed_app.command("server")
+def server_cmd(
+    config: Annotated[Path, typer.Argument(help="The federation TOML.")],
+    port: Annotated[int, typer.Option(help="The SuperLink's HTTP port.")] = 9091,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] =
+    "127.0.0.1",
+    output: Annotated[Path, typer.Option("-o", "--output", help="The JSON report.")] =
+    Path("federation.json"),
+    workdir: Annotated[Path, typer.Option(help="Flower's files and logs.")] =
+    Path(".swarmlearn/fed"),
+) -> None:
+    """Start a SuperLink, run our ServerApp over the nodes that connect, write the report."""
+    from swarmlearn.fed._config import load_config
+    from swarmlearn.fed._deploy import run_app, start_superlink, stopping
+
+    cfg = load_config(config)
+    check_output_path(output, "--output")
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print(f"SuperLink on {host}:{port}; start the {len(cfg.nodes)} nodes with "
+                  f"`swarmlearn fed node {config} --index I --superlink {host}:{port}`")
+    with stopping([start_superlink(workdir, port=port, host=host)]):
+        done = run_app(workdir, config, output)
+        if done.returncode != 0 or not output.exists():
+            raise ConfigError(f"the Flower run failed (exit {done.returncode}): "
+                              f"{done.stderr.strip()[-300:] or done.stdout.strip()[-300:]}")
+    data = json.loads(output.read_text(encoding="utf-8"))
+    console.print(f"{data['stopped']}: {len(data['rounds'])} rounds, ε = {data['epsilon']}; "
+                  f"wrote {output}")
+
+
+@fed_app.command("node")
+def node_cmd(
+    config: Annotated[Path, typer.Argument(help="The federation TOML (this site's copy).")],
+    index: Annotated[int, typer.Option(help="This node's index in [[nodes]].")],
+    superlink: Annotated[str, typer.Option(help="host:port of the SuperLink.")] =
+    "127.0.0.1:9091",
+    port: Annotated[int | None, typer.Option(
+        help="This SuperNode's local port (default 9100 + index).")] = None,
+    workdir: Annotated[Path, typer.Option(help="Flower's files and logs.")] =
+    Path(".swarmlearn/fed"),
+) -> None:
+    """Run one SuperNode (our ClientApp) until it is stopped (Ctrl-C)."""
+    from swarmlearn.fed._config import load_config
+    from swarmlearn.fed._deploy import start_supernode
+
+    cfg = load_config(config)
+    cfg.node(index)
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc = start_supernode(workdir, index=index, nodes=len(cfg.nodes), superlink=superlink,
+                           port=port if port is not None else 9100 + index,
+                           fed_config=config.resolve())
+    console.print(f"node {index} ({cfg.node(index).name}) → {superlink}; log {proc.log}")
+    try:
+        proc.proc.wait()
+    finally:
+        proc.stop()
