@@ -41,6 +41,7 @@ from swarmlearn.fed._cli import fed_app
 from swarmlearn.feedback import feedback_app
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
+from swarmlearn.ops._cli import report_command
 from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.rl._cli import rl_app
 from swarmlearn.serving._cli import serve_app
@@ -72,6 +73,7 @@ app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(lora_app, name="lora")
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(skills_app, name="skills")
+app.command("report")(report_command)
 app.add_typer(fed_app, name="fed")
 
 console = terminal_console()

@@ -14,7 +14,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
 
 from swarmlearn.errors import ConfigError
 from swarmlearn.ops.tracking import TRACKING_ENV, TrackedRun, TrackingConfig, track
@@ -164,3 +166,50 @@ def log_eval(run: TrackedRun, report: Any, files: Sequence[Path | None]) -> None
     run.log_metrics(metrics)
     run.set_tags({"swarmlearn.sessions": ",".join(map(str, sessions))})
     log_files(run, files)
+
+
+def report_command(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The HTML file to write.")
+                      ] = Path("swarmlearn-report.html"),
+    sessions: Annotated[int, typer.Option(help="Newest sessions to read.")] = 500,
+    runs_dir: Annotated[Path, typer.Option(
+        help="DQN run directories to plot the training curves of.")] = Path("runs"),
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="MLflow to read loss curves from (default: the tracking "
+        "config, if tracking is on).")] = None,
+    store: Annotated[str | None, typer.Option(
+        "--store", help="Store URL or path (default: $SWARMLEARN_STORE or "
+        ".swarmlearn/swarmlearn.db).")] = None,
+) -> None:
+    """One self-contained HTML dashboard: sessions and success over time, learning curves,
+    LLM latency and tokens, training loss curves, the artifact history with gates and
+    rollbacks. Reads the store (never writes it)."""
+    from swarmlearn._config import check_output_path, check_range
+    from swarmlearn.ops.dashboard import DashboardConfig, build_dashboard
+    from swarmlearn.store import SqlStore
+
+    check_range("--sessions", sessions, lo=1)
+    check_output_path(output, "-o/--output")
+    st = SqlStore(store, read_only=True)
+    if not st.exists:
+        raise ConfigError(f"--store: no store at {st.url}", field="--store")
+    uri = tracking_uri
+    if uri is None:
+        cfg = TrackingConfig.from_env()
+        uri = cfg.resolved_uri if cfg is not None else None
+    with _progress_line("reading the store"):
+        board = build_dashboard(st, DashboardConfig(sessions=sessions, runs_dir=str(runs_dir),
+                                                    tracking_uri=uri))
+    path = board.write(output)
+    points = sum(len(s) for p in board.plots for s in p["series"].values())
+    typer.echo(f"dashboard: {path} ({len(board.plots)} plots, {points:,} points, "
+               f"{len(board.tables)} tables)")
+
+
+@contextlib.contextmanager
+def _progress_line(what: str) -> Iterator[None]:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status(what):
+        yield
