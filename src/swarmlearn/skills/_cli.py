@@ -1,21 +1,28 @@
-"""``swarmlearn skills …``: optimize a skill document, resume, show and diff a run.
+"""``swarmlearn skills …``: optimize a skill document, resume, show, diff and report a run.
 
-    swarmlearn skills optimize CONFIG.toml --run-dir runs/qa   # starts, or resumes the run
+    swarmlearn skills train CONFIG.toml --run-dir runs/qa     # starts, or resumes the run
     swarmlearn skills resume runs/qa --config CONFIG.toml
     swarmlearn skills show runs/qa [--which best|current|initial]
     swarmlearn skills diff runs/qa [--from initial] [--to best]
+    swarmlearn skills report runs/qa [--out runs/qa/report.html]
 
-CONFIG.toml::
+``optimize`` is the old name of ``train``. CONFIG.toml::
 
     initial_skill = ""             # optional
-    [qa]                           # QAConfig: path, val_fraction, test_fraction, seed
+    [qa]                           # QAConfig: path, val_fraction, test_fraction, seed …
     path = "qa.jsonl"
+    # or [swarm]                   # SwarmTasksConfig: the LLM workers' skill on a scenario
+    # scenario = "troubleshooting"
     [target]                       # LLMClientConfig of the target (any OpenAI-compatible URL)
     base_url = "http://127.0.0.1:8080"
     [optimizer]                    # optional; the target's endpoint when absent
     base_url = "http://gpu-box:8080"
     [optimize]                     # SkillOptConfig
     epochs = 2
+
+The whole config is checked (tables, fields, the JSONL file line by line)
+before the first call. ``train`` shows progress per stage and writes
+``report.html`` (accuracy per step plotted) into the run directory at the end.
 """
 
 from __future__ import annotations
@@ -28,11 +35,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from swarmlearn._config import from_mapping
 from swarmlearn.errors import ConfigError
 from swarmlearn.llm import HttpLLMClient, LLMClientConfig
 from swarmlearn.skills._checkpoint import read_state
+from swarmlearn.skills._env import SkillEnv
 from swarmlearn.skills._optimizer import SkillOptConfig, SkillOptimizer, SkillRun
 from swarmlearn.skills._qa import QAConfig, QAEnv
 
@@ -41,6 +50,7 @@ __all__ = ["skills_app"]
 skills_app = typer.Typer(help="Optimize the skill document LLM workers read.",
                          no_args_is_help=True)
 _out = Console()
+_TABLES = {"initial_skill", "qa", "swarm", "target", "optimizer", "optimize"}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -50,49 +60,95 @@ def _load(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})", field="config") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not TOML ({exc})", field="config") from exc
-    unknown = set(data) - {"initial_skill", "qa", "target", "optimizer", "optimize"}
+    unknown = set(data) - _TABLES
     if unknown:
-        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}", field=sorted(unknown)[0])
-    if "qa" not in data or "target" not in data:
-        raise ConfigError(f"{path}: needs [qa] and [target] tables", field="qa")
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)} (known: "
+                          f"{', '.join(sorted(_TABLES))})", field=sorted(unknown)[0])
+    if ("qa" in data) == ("swarm" in data) or "target" not in data:
+        raise ConfigError(f"{path}: needs [target] and one of [qa] or [swarm]", field="qa")
+    for key in _TABLES - {"initial_skill"}:
+        if key in data and not isinstance(data[key], dict):
+            raise ConfigError(f"{path}: {key} must be a table ([{key}])", field=key)
+    if not isinstance(data.get("initial_skill", ""), str):
+        raise ConfigError(f"{path}: initial_skill must be a string", field="initial_skill")
     return data
 
 
-def _progress(run: SkillRun) -> None:
-    h = run.history[-1]
-    _out.print(f"step {run.step}/{run.total_steps}: {h['action']}  "
-               f"rollout {h['rollout']['solved']}/{h['rollout']['tasks']}  "
-               f"edits {h['proposed']}→{h['merged']}→{len(h['apply'])}  "
-               f"val {h.get('val_score', float('nan')):.3f}  calls {run.usage.calls}  "
-               f"tokens {run.usage.tokens}  failures {len(h['failures'])}")
+def _env(data: dict[str, Any]) -> SkillEnv:
+    if "qa" in data:
+        return QAEnv.from_config(from_mapping(QAConfig, data["qa"], where="qa"))
+    from swarmlearn.skills._swarm import SwarmSkillEnv, SwarmTasksConfig
+
+    return SwarmSkillEnv.from_config(SwarmTasksConfig.from_mapping(data["swarm"]))
 
 
-def _optimize(config: Path, run_dir: Path) -> None:
+class _Progress:
+    """A bar over the steps; its text says the stage in progress, calls and tokens."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("starting", total=None)
+        self.opt: SkillOptimizer | None = None
+
+    def stage(self, step: int, stage: str) -> None:
+        assert self.opt is not None
+        run = self.opt.run
+        self.progress.update(self.task, total=run.total_steps, completed=run.step,
+                             description=f"step {max(step, 1)} · {stage} · calls "
+                             f"{run.usage.calls} · tokens {run.usage.tokens}")
+
+    def step(self, run: SkillRun) -> None:
+        h = run.history[-1]
+        self.progress.update(self.task, completed=run.step)
+        self.progress.console.print(
+            f"step {run.step}/{run.total_steps}: {h['action']}  rollout "
+            f"{h['rollout']['solved']}/{h['rollout']['tasks']}  edits {h['proposed']}→"
+            f"{h['merged']}→{len(h['apply'])}  val tasks {h.get('val_tasks', '-')}  calls "
+            f"{run.usage.calls}  tokens {run.usage.tokens}  failures {len(h['failures'])}",
+            highlight=False)
+
+
+def _train(config: Path, run_dir: Path) -> None:
     data = _load(config)
-    qa = from_mapping(QAConfig, data["qa"], where="qa")
-    env = QAEnv.from_config(qa)
+    env = _env(data)
     target = HttpLLMClient(from_mapping(LLMClientConfig, data["target"], where="target"))
     optimizer = HttpLLMClient(from_mapping(LLMClientConfig, data.get("optimizer",
                                                                      data["target"]),
                                            where="optimizer"))
     cfg = SkillOptConfig.from_mapping(data.get("optimize", {}))
-    opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir, config=cfg,
-                         initial_skill=str(data.get("initial_skill", "")), on_step=_progress)
-    run = opt.train()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_out, transient=True) as bar:
+        ui = _Progress(bar)
+        opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
+                             config=cfg, initial_skill=str(data.get("initial_skill", "")),
+                             on_step=ui.step, on_stage=ui.stage)
+        ui.opt = opt
+        run = opt.train()
+    from swarmlearn.skills._report import write_report
+
+    page = write_report(run, run_dir / "report.html", title=f"Skill run: {env.name}")
     _out.print(f"status {run.status}; best from step {run.best_step}; calls "
-               f"{run.usage.calls}, tokens {run.usage.tokens}")
+               f"{run.usage.calls}, tokens {run.usage.tokens}; report {page}")
     if run.test.get("best"):
         _out.print(f"test exact {run.test['initial']['exact']:.3f} → "
                    f"{run.test['best']['exact']:.3f} on {run.test['tasks']} tasks "
                    f"(p={run.test['paired']['p_value']:.3g})")
 
 
-@skills_app.command("optimize")
-def optimize(config: Annotated[Path, typer.Argument(help="the run's TOML config")],
-             run_dir: Annotated[Path, typer.Option(help="where state.json goes")] =
-             Path("skill-run")) -> None:
+_CONFIG = Annotated[Path, typer.Argument(help="the run's TOML config")]
+_RUN_DIR = Annotated[Path, typer.Option(help="where state.json goes")]
+
+
+@skills_app.command("train")
+def train(config: _CONFIG, run_dir: _RUN_DIR = Path("skill-run")) -> None:
     """Optimize (or resume, if RUN_DIR has a run) a skill document."""
-    _optimize(config, run_dir)
+    _train(config, run_dir)
+
+
+@skills_app.command("optimize", hidden=True)
+def optimize(config: _CONFIG, run_dir: _RUN_DIR = Path("skill-run")) -> None:
+    """The old name of ``train``."""
+    _train(config, run_dir)
 
 
 @skills_app.command("resume")
@@ -100,7 +156,19 @@ def resume(run_dir: Annotated[Path, typer.Argument(help="a run directory")],
            config: Annotated[Path, typer.Option(help="the run's TOML config")]) -> None:
     """Continue a run where its last checkpoint left it."""
     read_state(run_dir)  # a clear error if there is no run
-    _optimize(config, run_dir)
+    _train(config, run_dir)
+
+
+@skills_app.command("report")
+def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")],
+           out: Annotated[Path | None, typer.Option(help="the HTML file (default: "
+                                                     "RUN_DIR/report.html)")] = None) -> None:
+    """Write a run's HTML report: accuracy per step, calls, steps, skills, memory."""
+    from swarmlearn.skills._report import write_report
+
+    run = SkillRun.from_dict(read_state(run_dir))
+    _out.print(str(write_report(run, out or run_dir / "report.html",
+                                title=f"Skill run: {run_dir}")))
 
 
 def _doc(run: SkillRun, which: str) -> str:

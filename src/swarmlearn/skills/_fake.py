@@ -6,19 +6,24 @@ The optimizer also answers the calls a peer optimizer makes that ours does not
 summed; its ranking: ``selected_indices``), so a comparison gives every side an
 optimizer that does its job.
 
-Both are pure functions of the request, so any two runs given them are identical.
+Both are pure functions of the request's text (not of its ``purpose``, which does
+not travel over HTTP), so any two runs given them are identical, in process or
+behind :func:`serve` (an OpenAI-compatible server on 127.0.0.1 for a CLI run).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from swarmlearn.llm import CompletionRequest
+from swarmlearn.llm import CompletionRequest, Message
 
-__all__ = ["POISON", "ScriptedWorld"]
+__all__ = ["POISON", "ScriptedWorld", "serve"]
 
 POISON = "When unsure, answer unknown."
 _CAT = re.compile(r"Question: \[(\w+)\]")
@@ -49,12 +54,12 @@ class ScriptedWorld:
 
     def optimizer(self, request: CompletionRequest) -> str:
         user = request.messages[-1].content
-        if request.purpose == "rank":
+        if "## Proposed edits" in user or "## Edit Pool" in user:  # ours, skillrl's
             n = user.count("\n[")
             return json.dumps({"order": list(range(n)), "selected_indices": list(range(n))})
         if "Patches to merge" in user or "pre-merged patch groups" in user:
             return json.dumps({"edits": _union(user)})
-        if request.purpose == "reflect-packed":
+        if _MINIBATCH.search(user):
             sections = _MINIBATCH.split(user)[1:]
             return json.dumps({"minibatches": {
                 mb: _proposal(body, label == "Failed")
@@ -86,3 +91,33 @@ def _union(user: str) -> list[dict[str, Any]]:
             else:
                 out[key] = dict(e)
     return list(out.values())
+
+
+def serve(answer: Callable[[CompletionRequest], str]) -> tuple[ThreadingHTTPServer, str]:
+    """``answer`` behind ``POST /v1/chat/completions`` on 127.0.0.1 (a free port), in a
+    daemon thread; the server (``shutdown()`` it) and its base URL. Tokens are
+    whitespace word counts, as :class:`~swarmlearn.llm.ScriptedLLMClient` counts."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            messages = tuple(Message(role=m["role"], content=m["content"])
+                             for m in body["messages"])
+            text = answer(CompletionRequest(messages=messages))
+            prompt = sum(len(m.content.split()) for m in messages)
+            out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text},
+                                           "finish_reason": "stop"}],
+                              "usage": {"prompt_tokens": prompt,
+                                        "completion_tokens": len(text.split())}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True, name="scripted-llm").start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

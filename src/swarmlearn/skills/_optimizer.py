@@ -140,6 +140,7 @@ class SkillRun:
     failures: list[dict[str, Any]] = field(default_factory=list)  # run-level stops
     test: dict[str, Any] = field(default_factory=dict)
     versions: list[dict[str, Any]] = field(default_factory=list)  # every accepted skill
+    splits: dict[str, list[int]] = field(default_factory=dict)  # the task ids of each split
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": to_mapping(self.config), "initial": self.initial,
@@ -148,7 +149,7 @@ class SkillRun:
                 "history": self.history, "rejected": self.rejected,
                 "scores": self.scores, "pool": self.pool,
                 "usage": self.usage.to_dict(), "failures": self.failures, "test": self.test,
-                "versions": self.versions}
+                "versions": self.versions, "splits": self.splits}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SkillRun:
@@ -156,7 +157,8 @@ class SkillRun:
                    d["best"], int(d["best_step"]), int(d["step"]), int(d["total_steps"]),
                    str(d["status"]), list(d["history"]), list(d["rejected"]),
                    dict(d["scores"]), list(d["pool"]), Usage.from_dict(d["usage"]),
-                   list(d["failures"]), dict(d["test"]), list(d["versions"]))
+                   list(d["failures"]), dict(d["test"]), list(d["versions"]),
+                   {k: list(v) for k, v in d["splits"].items()})
 
 
 class SkillOptimizer:
@@ -164,17 +166,20 @@ class SkillOptimizer:
 
     ``run_dir`` holds ``state.json``; :meth:`train` starts a run or, when the
     directory has one, resumes it. ``on_step`` is called after each checkpoint
-    with the run (a progress bar, or a test that stops the run).
+    with the run (a progress bar, or a test that stops the run); ``on_stage`` with the
+    step and the stage starting (``rollout``, ``reflect``, ``select``, ``validate``,
+    ``test``).
     """
 
     def __init__(self, env: SkillEnv, *, target: LLMClient, optimizer: LLMClient,
                  run_dir: str | Path, config: SkillOptConfig | None = None,
                  initial_skill: str = "",
-                 on_step: Callable[[SkillRun], None] | None = None) -> None:
+                 on_step: Callable[[SkillRun], None] | None = None,
+                 on_stage: Callable[[int, str], None] | None = None) -> None:
         self.env = env
         self.run_dir = Path(run_dir)
         self._target, self._optimizer = target, optimizer
-        self._on_step = on_step
+        self._on_step, self._on_stage = on_step, on_stage
         self._saved = (self.run_dir / "state.json").exists()
         if self._saved:
             self.run = self._resume(config)
@@ -191,6 +196,7 @@ class SkillOptimizer:
         train = list(env.tasks(Split.TRAIN))
         self._steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
         self.run.total_steps = self._steps_per_epoch * cfg.epochs
+        self.run.splits = {s.value: list(env.tasks(s)) for s in Split}
 
     def _resume(self, config: SkillOptConfig | None) -> SkillRun:
         run = SkillRun.from_dict(read_state(self.run_dir))
@@ -245,11 +251,13 @@ class SkillOptimizer:
         run, cfg = self.run, self.run.config
         parent = self._parent(step)
         rec: dict[str, Any] = {"step": step, "parent": skill_hash(parent)}
+        self._stage(step, "rollout")
         batch = self._rollout(self._batch(step), parent, "rollout", cfg.reuse_rollouts)
         rec["rollout"] = {"tasks": len(batch), "solved": sum(t.solved for t in batch)}
         budget = edit_budget(cfg.schedule, step, run.total_steps, high=cfg.edit_budget,
                              low=cfg.min_edit_budget)
         shown = memory.shown(run.rejected, cfg.memory_shown)
+        self._stage(step, "reflect")
         refl = reflect(self._opt_meter.for_stage("reflect"), parent, batch,
                        minibatch_size=cfg.minibatch_size, budget=cfg.edit_budget,
                        seed=cfg.seed * 31 + step, rejected=shown, concurrency=cfg.concurrency,
@@ -266,6 +274,7 @@ class SkillOptimizer:
             proposals.append([e for e in p if e.key not in known])
         merged = merge(proposals, fan_in=cfg.merge_fan_in)
         kept, deferred = memory.isolate(merged, run.rejected)
+        self._stage(step, "select")
         chosen = select(self._opt_meter.for_stage("rank"), parent, kept, budget)
         failures += chosen.failures
         candidate, report = apply_edits(parent, chosen.edits)
@@ -280,6 +289,7 @@ class SkillOptimizer:
         if candidate == parent:
             rec["action"] = "no_change"
         else:
+            self._stage(step, "validate")
             rec.update(self._gate(step, parent, candidate, report))
         rec["failures"] = [f.to_dict() for f in failures]
         rec["usage"] = {"calls": run.usage.calls, "tokens": run.usage.tokens,
@@ -348,6 +358,10 @@ class SkillOptimizer:
             out["new_best"] = True
         return out
 
+    def _stage(self, step: int, stage: str) -> None:
+        if self._on_stage is not None:
+            self._on_stage(step, stage)
+
     def _save(self) -> None:
         write_state(self.run_dir, self.run.to_dict())
         self._saved = True
@@ -373,6 +387,7 @@ class SkillOptimizer:
         run = self.run
         try:
             if run.step == 0 and not run.history:
+                self._stage(0, "validate")
                 self._validate(run.initial)
                 self._save()
             while run.step < run.total_steps:
@@ -385,6 +400,7 @@ class SkillOptimizer:
                 if self._on_step is not None:
                     self._on_step(run)
             if not run.test:
+                self._stage(run.step, "test")
                 self._final_test()
             run.status = "done"
         except BudgetExhausted as exc:
