@@ -23,7 +23,7 @@ from typing import Any
 
 from swarmlearn.errors import BadResponse
 from swarmlearn.llm import CompletionRequest, JsonReplyParser, LLMClient, Message
-from swarmlearn.skills._edits import Edit, Source
+from swarmlearn.skills._edits import Edit, EditOp, Source
 from swarmlearn.skills._env import Trajectory
 from swarmlearn.skills._records import Failure, FailureKind
 
@@ -74,6 +74,17 @@ def minibatches(items: Sequence[Trajectory], size: int, seed: int) -> list[list[
     return [order[i:i + size] for i in range(0, len(order), size)]
 
 
+def edit_schema(budget: int) -> dict[str, Any]:
+    """The JSON schema of a list of edits (llama.cpp turns it into a grammar, so even a
+    small optimizer model replies with parsable edits)."""
+    edit = {"type": "object", "properties": {
+        "op": {"type": "string", "enum": [o.value for o in EditOp]},
+        "anchor": {"type": "string"}, "content": {"type": "string"},
+        "support": {"type": "integer", "minimum": 1}, "rationale": {"type": "string"}},
+        "required": ["op", "content"]}
+    return {"type": "array", "items": edit, "maxItems": budget}
+
+
 def _header(skill: str, budget: int, rejected: Sequence[str]) -> list[str]:
     parts = [f"## Current skill\n{skill.strip() or '(empty)'}",
              f"## Edit budget\nAt most {budget} edits per minibatch; fewer is fine."]
@@ -93,9 +104,12 @@ def _prompt(source: Source, skill: str, batch: Sequence[Trajectory], budget: int
     label = "Failed" if source is Source.FAILURE else "Solved"
     parts.append(f"## {label} tasks ({len(batch)})\n" + _tasks(batch))
     parts.append(REPLY_FORMAT)
+    schema = {"type": "object", "properties": {"edits": edit_schema(budget)},
+              "required": ["edits"]}
     return CompletionRequest(messages=(Message.system(REFLECT_SYSTEM[source]),
                                        Message.user("\n\n".join(parts))),
-                             max_tokens=1024, temperature=0.0, purpose=f"reflect-{source}")
+                             max_tokens=1024, temperature=0.0, purpose=f"reflect-{source}",
+                             json_schema=schema)
 
 
 def _packed_prompt(jobs: Sequence[tuple[str, Source, Sequence[Trajectory]]], skill: str,
@@ -105,10 +119,14 @@ def _packed_prompt(jobs: Sequence[tuple[str, Source, Sequence[Trajectory]]], ski
         label = "Failed" if source is Source.FAILURE else "Solved"
         parts.append(f"## Minibatch {mb}: {label} tasks ({len(batch)})\n" + _tasks(batch))
     parts.append(PACKED_FORMAT)
+    ids = [mb for mb, _, _ in jobs]
+    schema = {"type": "object", "properties": {"minibatches": {
+        "type": "object", "properties": {mb: edit_schema(budget) for mb in ids},
+        "required": ids, "additionalProperties": False}}, "required": ["minibatches"]}
     return CompletionRequest(messages=(Message.system(PACKED_SYSTEM),
                                        Message.user("\n\n".join(parts))),
                              max_tokens=1024 * min(4, len(jobs)), temperature=0.0,
-                             purpose="reflect-packed")
+                             purpose="reflect-packed", json_schema=schema)
 
 
 def parse_edits(text: str, source: Source, size: int, budget: int,

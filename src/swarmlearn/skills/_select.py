@@ -40,8 +40,11 @@ def _request(skill: str, edits: Sequence[Edit], budget: int) -> CompletionReques
     user = (f"## Current skill\n{skill.strip() or '(empty)'}\n\n## Proposed edits\n"
             + "\n".join(lines) + f"\n\nPick the {budget} most useful. Reply with JSON only: "
             '{"order": [indices, most useful first]}')
+    schema = {"type": "object", "properties": {"order": {
+        "type": "array", "items": {"type": "integer", "minimum": 0, "maximum": len(edits) - 1},
+        "maxItems": len(edits)}}, "required": ["order"]}
     return CompletionRequest(messages=(Message.system(RANK_SYSTEM), Message.user(user)),
-                             max_tokens=256, temperature=0.0, purpose="rank")
+                             max_tokens=256, temperature=0.0, purpose="rank", json_schema=schema)
 
 
 def _order(text: str, n: int) -> list[int]:
