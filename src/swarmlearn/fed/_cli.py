@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from swarmlearn._config import check_output_path
+from swarmlearn._config import check_output_path, check_range
 from swarmlearn.errors import ConfigError
 
 __all__ = ["fed_app", "parse_epsilons"]
@@ -60,6 +60,9 @@ def simulate_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="Write the JSON report.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of success vs ε.")] = None,
+    repeats: Annotated[int, typer.Option(
+        help="Independent repetitions of each setting (federation seed, seed+1, …: other "
+             "private tasks and other noise).")] = 1,
 ) -> None:
     """Simulate every node of CONFIG on this machine and report utility vs privacy."""
     from swarmlearn.fed._config import Backend, load_config
@@ -72,6 +75,7 @@ def simulate_cmd(
     except ValueError:
         raise ConfigError(f"--backend: expected inprocess or ray, got {backend!r}",
                           field="--backend") from None
+    check_range("--repeats", repeats, lo=1)
     for path, name in ((output, "--output"), (plot, "--plot")):
         if path is not None:
             check_output_path(path, name)
@@ -84,7 +88,9 @@ def simulate_cmd(
         else:
             dp = DpConfig(mode=DpMode.CENTRAL, clip=cfg.dp.clip, target_epsilon=s,
                           delta=cfg.dp.delta)
-        runs.append(_simulate_one(cfg.with_dp(dp), kind))
+        reps = [_simulate_one(cfg.with_dp(dp).with_seed(cfg.federation.seed + r), kind)
+                for r in range(repeats)]
+        runs.append(_combine(reps))
     _print_table(runs)
     if output is not None:
         output.write_text(json.dumps({"format_version": 1, "kind": "federation-report",
@@ -117,6 +123,29 @@ def _simulate_one(cfg: Any, kind: Any) -> dict[str, Any]:
         console.print(f"{label}: stopped: {result.stopped}")
     return {"setting": label, "target_epsilon": cfg.dp.target_epsilon,
             "result": result.to_dict(), "utility": summary.to_dict()}
+
+
+def _combine(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """One setting over its repetitions: pooled rates (Wilson), the gain's t interval over
+    the repetitions (each one's own interval is over its nodes, which share one noise
+    draw), and how many (repetition, node) pairs gained."""
+    from swarmlearn._stats import summarize, wilson
+
+    if len(reps) == 1:
+        return reps[0]
+    utility: dict[str, Any] = {"nodes": [n for r in reps for n in r["utility"]["nodes"]]}
+    for side in ("fed_unseen", "local_unseen", "fed_seen", "local_seen"):
+        k = sum(round(r["utility"][side][0] * r["utility"]["episodes"][side]) for r in reps)
+        n = sum(r["utility"]["episodes"][side] for r in reps)
+        lo, hi = wilson(k, n)
+        utility[side] = (k / n if n else math.nan, lo, hi)
+    s = summarize([r["utility"]["gain_unseen"][0] for r in reps])
+    utility["gain_unseen"] = (s.mean, s.ci_low, s.ci_high)
+    utility["nodes_better"] = sum(r["utility"]["nodes_better"] for r in reps)
+    eps = [r["result"]["epsilon"] for r in reps]
+    return {"setting": reps[0]["setting"], "target_epsilon": reps[0]["target_epsilon"],
+            "repeats": len(reps), "result": {**reps[0]["result"], "epsilon": eps[0]},
+            "utility": utility, "runs": reps}
 
 
 def _print_table(runs: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ line and field.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import tomllib
 from collections.abc import Mapping
@@ -167,8 +168,12 @@ class FedConfig:
                                sample_rate=self.federation.sample_rate)
 
     def with_dp(self, dp: DpConfig) -> FedConfig:
-        return FedConfig(federation=self.federation, dp=dp, evaluation=self.evaluation,
-                         vocabulary=self.vocabulary, nodes=self.nodes, path=self.path)
+        return dataclasses.replace(self, dp=dp)
+
+    def with_seed(self, seed: int) -> FedConfig:
+        """The same federation with another seed: other private tasks, other noise."""
+        return dataclasses.replace(self, federation=dataclasses.replace(self.federation,
+                                                                        seed=seed))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = to_mapping({"federation": self.federation,

@@ -23,6 +23,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -141,27 +142,29 @@ def add_noise(arrays: Sequence[npt.NDArray[Any]], std: float,
 
 
 def denoise(total: Sequence[npt.NDArray[Any]], mine: Sequence[npt.NDArray[Any]],
-            sent: Sequence[npt.NDArray[Any]], noise_std: float, *, k: float = 3.0) -> list[F64]:
+            sent: Sequence[npt.NDArray[Any]], noise_std: float, *,
+            false_keys: float = 0.05) -> list[F64]:
     """A node's view of noisy federated counts (post-processing: no privacy cost).
 
     ``total`` is the released sum (everyone's clipped updates plus noise of std
     ``noise_std`` per coordinate, accumulated over the rounds); ``sent`` what this
     node put into it, ``mine`` its own exact, unclipped counts. The others' part,
     ``total - sent``, is kept only for the pairs of coordinates (a key's success and
-    failure weight) whose sum stands above the noise (> k·√2·std), clamped at 0; the
-    node's own counts are added back exactly. With no noise, this is ``total`` again.
+    failure weight) whose sum stands above the noise — above k·√2·std, with k such
+    that pure noise passes for ``false_keys`` keys of the whole vector on average
+    (one false key is shared by every node, so the rate is per vector, not per key)
+    — and clamped at 0; the node's own counts are added back exactly. With no noise,
+    this is ``total`` again.
     """
     out: list[F64] = []
     for t, m, s in zip(total, mine, sent, strict=True):
         others = np.asarray(t, np.float64) - np.asarray(s, np.float64)
         if noise_std > 0:
-            others = np.maximum(others, 0.0)
-            if others.size % 2 == 0:
-                pairs = others.reshape(-1, 2)
-                keep = pairs.sum(axis=1) > k * math.sqrt(2.0) * noise_std
-                others = (pairs * keep[:, None]).reshape(others.shape)
-            else:
-                others = others * (others > k * noise_std)
+            pairs = others.reshape(-1, 2) if others.size % 2 == 0 else others.reshape(-1, 1)
+            width = pairs.shape[1]
+            k = NormalDist().inv_cdf(1.0 - false_keys / max(1, pairs.shape[0]))
+            keep = pairs.sum(axis=1) > k * math.sqrt(width) * noise_std
+            others = np.maximum(pairs * keep[:, None], 0.0).reshape(others.shape)
         out.append(np.asarray(m, np.float64) + others)
     return out
 

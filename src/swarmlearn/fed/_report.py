@@ -75,6 +75,8 @@ class UtilitySummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {"epsilon": self.epsilon, "nodes": [n.to_dict() for n in self.nodes],
+                "episodes": {side: self.pooled(side)[1] for side in
+                             ("fed_unseen", "local_unseen", "fed_seen", "local_seen")},
                 "fed_unseen": self.rate("fed_unseen"), "local_unseen": self.rate("local_unseen"),
                 "fed_seen": self.rate("fed_seen"), "local_seen": self.rate("local_seen"),
                 "gain_unseen": self.gain(), "nodes_better": self.nodes_better,
