@@ -72,6 +72,9 @@ def test_c_and_python_armsets_hold_the_same_numbers(
             history = history[-1:]
         tail = _armset.tail_of(history)
         fresh = list(cands)  # a new list each decision, as the swarm makes
+        # a state made now has no memo: what the running one remembers must not differ
+        unmemoized = LearningState(stats, PolicyConfig(learning_weight=w), fast=True)
+        _same(c_state.arms(fresh, history), unmemoized.arms(fresh, history))
         for c_arms in (c_state.arms(fresh, history), c_state.arms(fresh, tail)):
             py_arms = py_state.arms(cands, history)
             assert type(c_arms).__name__ == "ArmCore" and type(py_arms).__name__ == "PyArmSet"
@@ -101,6 +104,22 @@ def test_the_memo_is_bounded_and_changes_no_number() -> None:
     assert state.arms(other, ("A@x",)).N == [0.0] * 4
     assert state.arms(cands, ("A@x", "B@x")).G == want
     assert len(state._memo) < 100
+
+
+def test_new_weights_are_not_answered_from_the_memo() -> None:
+    stats = LearnedStats()
+    ids = EventIds(1)
+    for i in range(40):
+        stats.observe([_event(ids, NAMES[i % 4], "x", i % 3 == 0, 0)])
+        if i % 5 == 4:
+            stats.observe([_end(ids, i % 2 == 0)])
+    cands = [Candidate(Action(n), "x") for n in NAMES]
+    state = LearningState(stats, PolicyConfig(learning_weight=1.0), fast=True)
+    before = state.arms(cands, ("A@x", "B@x")).W
+    state.configure(PolicyConfig(learning_weight=1.0, transition_weight=0.0, ngram_weight=3.0))
+    after = state.arms(cands, ("A@x", "B@x")).W
+    fresh = LearningState(stats, state.config, fast=True).arms(cands, ("A@x", "B@x")).W
+    assert after == fresh and after != before
 
 
 def test_sampler_is_seeded_and_uniform_is_in_range() -> None:

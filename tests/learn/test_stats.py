@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swarmlearn.core.actions import Action, ActionResult, Candidate
 from swarmlearn.core.events import ActionEvent, EpisodeEnded, EventIds
@@ -125,3 +127,62 @@ def test_round_trip_and_bad_input() -> None:
         LearnedStats.from_dict({**data, "contexts": [["A", 1.0, 0.0]]})
     with pytest.raises(ArtifactError, match="expected an object"):
         LearnedStats.from_dict([1, 2])
+
+
+_fast = pytest.importorskip("swarmlearn.learn._fast", reason="the C accelerator was not built")
+
+
+def _tables(stats: LearnedStats) -> list[object]:
+    """Everything the updates touch, with the tables' orders (eviction and to_dict follow them)."""
+    return [stats.to_dict(), stats.events_seen, stats.epoch, stats.scale,
+            *[list(getattr(stats, name)) for name in stats.size()],
+            {k: list(v) for k, v in stats._sequences.items()}]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(st.lists(st.tuples(st.sampled_from(["A", "B", "C"]),
+                                        st.sampled_from(["", "t", "u"]),
+                                        st.sampled_from(["", "x", "y"]), st.booleans(),
+                                        st.integers(0, 2), st.integers(1, 2), st.integers(0, 6)),
+                              max_size=8), min_size=1, max_size=30),
+    decay=st.sampled_from([1.0, 0.9]),
+    cap=st.sampled_from([16, 50_000]),
+)
+def test_c_and_python_updates_leave_the_same_tables(
+        batches: list[list[tuple[str, str, str, bool, int, int, int]]], decay: float,
+        cap: int) -> None:
+    cfg = StatsConfig(decay=decay, max_entries=cap)
+    c_stats, py_stats = LearnedStats(cfg, fast=True), LearnedStats(cfg, fast=False)
+    assert c_stats.fast and not py_stats.fast
+    ids = EventIds(1)
+    for plays in batches:  # a batch as the bus hands it: actions, with episode ends among them
+        batch: list[ActionEvent | EpisodeEnded] = []
+        for name, target, ctx, ok, worker, session, roll in plays:
+            batch.append(ActionEvent(ids.next(), session, "task", "", 0, 0, worker, name, target,
+                                     (), ActionResult(ok), 0.0, ctx, 0.0))
+            if roll == 0:
+                batch.append(EpisodeEnded(ids.next(), session, "task", "", 0, 0,
+                                          Success(0.75) if ok else Failure("no"), 1, 1, 0.0, 0,
+                                          0, {}, 0.0))
+        c_stats.observe(batch)
+        py_stats.observe(batch)
+        assert _tables(c_stats) == _tables(py_stats)  # exact: no tolerance
+
+
+def test_the_c_updates_refuse_bad_input_and_count_what_they_applied() -> None:
+    stats = LearnedStats(fast=True)
+    ids = EventIds(1)
+    good = _ev(ids, "A", True)
+    with pytest.raises(TypeError, match="ActionEvent"):
+        _fast.observe(stats, stats._tokens, [good._replace(action=1)], ActionEvent, EpisodeEnded)
+    stats = LearnedStats(fast=True)
+    stats.actions["B"] = "bad"  # type: ignore[assignment]
+    with pytest.raises(TypeError, match=r"\[success, failure\]"):
+        stats.observe([good, _ev(ids, "B", True)])
+    # like the Python updates, an event counts as seen before its bumps
+    assert stats.events_seen == 2 and stats.get(stats.actions, "A") == (1.0, 0.0)
+    with pytest.raises(TypeError, match="tokens must be a dict"):
+        _fast.observe(stats, None, [good], ActionEvent, EpisodeEnded)
+    with pytest.raises(TypeError, match="two floats"):
+        _fast.credit({}, {}, {}, [["A"]], 1, 0.0)

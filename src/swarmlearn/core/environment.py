@@ -96,6 +96,7 @@ class BaseEnvironment(abc.ABC):
 
     def __init__(self) -> None:
         self.rng = random.Random(0)
+        self._shuffler = random.Random(0)  # the listed order's generator, reseeded per task
         self._facts: dict[str, str] = {}
         self._targets: dict[str, str] = {}
         self._specs_by_name: dict[str, ActionSpec] = {}
@@ -163,7 +164,7 @@ class BaseEnvironment(abc.ABC):
     # -- protocol -------------------------------------------------------------
     def reset(self, seed: int) -> Observation:
         self._seed = seed
-        self.rng = random.Random(seed)
+        self.rng.seed(seed)  # the state of a new random.Random(seed), without the new object
         self._facts = {}
         self._targets = {}
         self._steps = 0
@@ -176,21 +177,32 @@ class BaseEnvironment(abc.ABC):
         if self._include:
             order = {name: i for i, name in enumerate(self._include)}
             specs = sorted((s for s in specs if s.name in order), key=lambda s: order[s.name])
-        specs = [s for s in specs if s.name not in self._exclude]
+        if self._exclude:
+            specs = [s for s in specs if s.name not in self._exclude]
         # The listed order of the action set carries no hint of the right order:
         # it is shuffled per task (by its own generator, so hidden state is unchanged).
-        random.Random(seed ^ 0x5EED).shuffle(specs)
+        shuffler = self._shuffler
+        shuffler.seed(seed ^ 0x5EED)
+        shuffler.shuffle(specs)
         self._specs_by_name = {s.name: s for s in specs}
-        actions = [_new_tuple(Action, (s.name, t, ())) for s in specs for t in (s.targets or ("",))]
-        by_target: dict[str, list[int]] = {}
-        for i, a in enumerate(actions):
-            by_target.setdefault(a.target, []).append(i)
         targets = self._targets
-        self._cand_list = [_new_tuple(Candidate, (a, targets.get(a.target, ""))) for a in actions]
+        cands: list[Candidate] = []
+        by_target: dict[str, list[int]] = {}
+        for s in specs:
+            name = s.name
+            for t in s.targets or ("",):
+                at = by_target.get(t)
+                if at is None:
+                    by_target[t] = [len(cands)]
+                else:
+                    at.append(len(cands))
+                cands.append(_new_tuple(Candidate, (_new_tuple(Action, (name, t, ())),
+                                                    targets.get(t, ""))))
+        self._cand_list = cands
         self._by_target = by_target
         self._pickers = _pickers(by_target)
         self._dirty.clear()
-        self._candidates = tuple(self._cand_list)
+        self._candidates = tuple(cands)
         self._invalidate()
         return self.observe()
 

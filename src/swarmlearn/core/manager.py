@@ -75,24 +75,48 @@ class NullManager:
         return Guidance(tick=view.tick)
 
 
+#: a guidance's parts but its tick: text, focus, avoid, assignments (shared: read only), avoid set
+_Parts = tuple[str, tuple[str, ...], tuple[str, ...], Mapping[WorkerId, str], frozenset[str]]
+
+
 class RuleManager:
-    """Focus on the most promising targets; spread the workers over them."""
+    """Focus on the most promising targets; spread the workers over them.
+
+    The guidance follows from the targets' contexts, their priorities and the
+    workers alone; a tick whose targets look as they did before reuses the
+    parts it made then (a bounded memo of pure values)."""
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[object, ...], _Parts] = {}
+        self._priority: Mapping[str, int] | None = None  # the memo's priorities
 
     def guide(self, view: SwarmView) -> Guidance:
-        prio = view.priority
         targets = view.observation.targets
+        if view.priority is not self._priority:
+            self._memo.clear()
+            self._priority = view.priority
+        key = (*targets.items(), *view.workers)
+        parts = self._memo.get(key)
+        if parts is None:
+            if len(self._memo) >= 4096:
+                self._memo.clear()
+            parts = self._memo[key] = self._parts(targets, view.priority, view.workers)
+        text, focus, avoid, assignments, avoid_set = parts
+        return Guidance(view.tick, text, focus, avoid, assignments, avoid_set)
+
+    @staticmethod
+    def _parts(targets: Mapping[str, str], prio: Mapping[str, int],
+               workers: Sequence[WorkerId]) -> _Parts:
         ranked = sorted(
             (t for t, ctx in targets.items() if prio.get(ctx, 1) > 0),
             key=lambda t: -prio.get(targets[t], 1),
         )
         avoid = tuple(t for t, ctx in targets.items() if prio.get(ctx, 1) <= 0)
         if not ranked:
-            return Guidance(tick=view.tick, text="No open targets.", avoid=avoid)
-        assignments = {w: ranked[i % len(ranked)] for i, w in enumerate(view.workers)}
+            return "No open targets.", (), avoid, {}, frozenset(avoid)
+        assignments = {w: ranked[i % len(ranked)] for i, w in enumerate(workers)}
         shown = ", ".join(f"{t} ({targets[t]})" for t in ranked[:4])
         text = f"Focus on: {shown}."
         if avoid:
             text += f" Leave alone: {', '.join(avoid)}."
-        return Guidance(
-            tick=view.tick, text=text, focus=tuple(ranked), avoid=avoid, assignments=assignments
-        )
+        return text, tuple(ranked), avoid, assignments, frozenset(avoid)

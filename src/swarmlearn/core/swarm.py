@@ -44,6 +44,8 @@ __all__ = ["Clock", "OutcomeJudge", "Swarm", "SwarmConfig"]
 
 logger = logging.getLogger(__name__)
 
+_new_event = tuple.__new__  # an ActionEvent without the NamedTuple's Python-level __new__
+
 Clock = Callable[[], float]
 
 
@@ -280,15 +282,16 @@ class Swarm:
         counters: _Counters,
     ) -> list[ActionEvent]:
         env, clock, wall = self.env, self.clock, self.wall
-        session = ids.session
+        session, next_id, targets = ids.session, ids.next, obs.targets
         events: list[ActionEvent] = []
         for worker, action in decided:
             if action is None or env.done:
                 continue
             t0 = clock()
             result: ActionResult = env.step(action)
-            event = ActionEvent(
-                ids.next(),
+            target = action.target
+            event = _new_event(ActionEvent, (
+                next_id(),
                 session,
                 task,
                 group,
@@ -296,13 +299,13 @@ class Swarm:
                 tick,
                 worker.id,
                 action.name,
-                action.target,
+                target,
                 action.args,
                 result,
                 clock() - t0,
-                obs.context_of(action),
+                targets.get(target, "") if target else "",  # obs.context_of(action)
                 wall(),
-            )
+            ))
             if result.invalid:
                 counters.invalid += 1
             worker.observe(event)

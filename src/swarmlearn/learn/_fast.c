@@ -8,9 +8,15 @@
  * contraction; tests/learn/test_armset.py compares them), except Thompson's
  * draws, which come from a different (but equally exact) sampler.
  *
- * arms() computes a decision's numbers straight from the statistics' tables
- * (contexts, transitions, n-grams): a handful of dict lookups per candidate,
- * no cache between decisions, so nothing can go stale.
+ * arms() computes a decision's numbers from the statistics' tables: the arm
+ * counts (contexts) straight from the table at every decision, the static
+ * bonus (transitions, n-grams) through a memo per history tail that is dropped
+ * whenever the statistics' epoch moves (an episode end, the only time those
+ * tables and the scale change), as LearnedBonus.static does in Python. A
+ * decision is memory-bound, so each arm is looked up with one hash.
+ *
+ * observe() and credit() are LearnedStats.observe's and .attribute's updates
+ * (learn/stats.py holds the same code in Python; both leave the same tables).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -149,8 +155,8 @@ static PyTypeObject RngType = {
 
 /* ------------------------------------------------------------------------ */
 /* ArmCore: the numbers of one decision's candidates, computed from the      */
-/* statistics' tables in one pass. Nothing is cached between decisions, so   */
-/* nothing can go stale: a decision costs a few dict lookups per candidate.  */
+/* statistics' tables in one pass: two dict lookups per candidate, with the  */
+/* static bonus memoized per tail until the statistics' epoch moves.        */
 
 typedef struct {
     PyObject_HEAD
@@ -163,7 +169,8 @@ typedef struct {
     PyObject *cands; /* the candidates (list or tuple), for the learned-order tie break */
 } ArmCore;
 
-static PyObject *s_contexts, *s_transitions, *s_ngrams3, *s_ngrams4, *s_scale, *s_start, *s_at;
+static PyObject *s_contexts, *s_transitions, *s_ngrams3, *s_ngrams4, *s_scale, *s_start, *s_at,
+    *s_epoch, *s_static, *s_actions, *s_targets, *s_sequences, *s_events_seen, *s_end_episode;
 
 static void ArmCore_dealloc(ArmCore *self) {
     PyObject_GC_UnTrack(self);
@@ -182,9 +189,9 @@ static int ArmCore_clear(ArmCore *self) {
     return 0;
 }
 
-/* [s, f] of `key` in `table` (missing: 0, 0); -1 on error */
-static int counts_of(PyObject *table, PyObject *key, double *s, double *f) {
-    PyObject *c = PyDict_GetItemWithError(table, key);
+/* [s, f] of `key` (whose hash is `hash`) in `table` (missing: 0, 0); -1 on error */
+static int counts_known(PyObject *table, PyObject *key, Py_hash_t hash, double *s, double *f) {
+    PyObject *c = _PyDict_GetItem_KnownHash(table, key, hash);
     if (c == NULL) {
         if (PyErr_Occurred()) return -1;
         *s = *f = 0.0;
@@ -197,6 +204,11 @@ static int counts_of(PyObject *table, PyObject *key, double *s, double *f) {
     *s = PyFloat_AsDouble(PyList_GET_ITEM(c, 0));
     *f = PyFloat_AsDouble(PyList_GET_ITEM(c, 1));
     return PyErr_Occurred() ? -1 : 0;
+}
+
+static int counts_of(PyObject *table, PyObject *key, double *s, double *f) {
+    const Py_hash_t hash = PyObject_Hash(key);
+    return hash == -1 ? -1 : counts_known(table, key, hash, s, f);
 }
 
 /* LearnedBonus._signal of `key` (steals the key): its confidence and value, computed as
@@ -298,23 +310,6 @@ static PyObject *token_of(PyObject *memo, PyObject *name, PyObject *context) {
     return tok;
 }
 
-/* the memo entry of a candidate: ((context, name), token) (borrowed from the memo) */
-static PyObject *cand_entry(PyObject *memo, PyObject *cand) {
-    PyObject *entry = memo_get(memo, cand);
-    if (entry != NULL || PyErr_Occurred()) return entry;
-    PyObject *name, *context;
-    if (cand_parts(cand, &name, &context) < 0) return NULL;
-    PyObject *key = PyTuple_Pack(2, context, name);
-    PyObject *tok = key ? token_of(memo, name, context) : NULL;
-    entry = tok ? PyTuple_Pack(2, key, tok) : NULL;
-    Py_XDECREF(key);
-    Py_XDECREF(tok);
-    if (entry == NULL) return NULL;
-    int rc = memo_put(memo, cand, entry);
-    Py_DECREF(entry); /* the memo holds it (or it failed) */
-    return rc < 0 ? NULL : memo_get(memo, cand);
-}
-
 /* the token of one recent step: a token (str) itself, or an ActionEvent (new reference) */
 #define EVENT_ACTION 7
 #define EVENT_CONTEXT 12
@@ -330,6 +325,82 @@ static PyObject *step_of(PyObject *memo, PyObject *item) {
     }
     PyErr_SetString(PyExc_TypeError, "arms: recent steps must be step tokens or ActionEvents");
     return NULL;
+}
+
+
+/* memo[s_static] = [epoch, {tail: {step: static}}]: the dict of `tail` (t[0..2]) for the
+ * statistics' current epoch (arm -> static bonus), made when missing (a new reference: the memo may be cleared
+ * while the caller uses it); NULL on error */
+#define STATIC_TAILS_MAX 65536
+static PyObject *tail_statics(PyObject *stats, PyObject *memo, PyObject *const t[4]) {
+    PyObject *epoch = PyObject_GetAttr(stats, s_epoch);
+    if (epoch == NULL) return NULL;
+    PyObject *slot = memo_get(memo, s_static);
+    int same = 0;
+    if (slot == NULL && PyErr_Occurred()) goto fail;
+    if (slot != NULL) {
+        if (!PyList_Check(slot) || PyList_GET_SIZE(slot) != 2) {
+            PyErr_SetString(PyExc_TypeError, "arms: the memo's static slot is not ours");
+            goto fail;
+        }
+        same = PyObject_RichCompareBool(PyList_GET_ITEM(slot, 0), epoch, Py_EQ);
+        if (same < 0) goto fail;
+        if (same && PyDict_GET_SIZE(PyList_GET_ITEM(slot, 1)) >= STATIC_TAILS_MAX) same = 0;
+    }
+    if (!same) {
+        PyObject *tails = PyDict_New();
+        slot = tails ? PyList_New(2) : NULL;
+        if (slot == NULL) {
+            Py_XDECREF(tails);
+            goto fail;
+        }
+        Py_INCREF(epoch);
+        PyList_SET_ITEM(slot, 0, epoch);
+        PyList_SET_ITEM(slot, 1, tails);
+        int rc = memo_put(memo, s_static, slot);
+        Py_DECREF(slot);
+        if (rc < 0 || (slot = memo_get(memo, s_static)) == NULL) goto fail;
+    }
+    Py_DECREF(epoch);
+    PyObject *tails = PyList_GET_ITEM(slot, 1);
+    PyObject *key = PyTuple_Pack(3, t[0], t[1], t[2]); /* t[3] follows from t[2] */
+    if (key == NULL) return NULL;
+    PyObject *statics = PyDict_GetItemWithError(tails, key);
+    if (statics != NULL) {
+        Py_INCREF(statics);
+    } else if (!PyErr_Occurred() && (statics = PyDict_New()) != NULL &&
+               PyDict_SetItem(tails, key, statics) < 0) {
+        Py_CLEAR(statics);
+    }
+    Py_DECREF(key);
+    return statics;
+fail:
+    Py_DECREF(epoch);
+    return NULL;
+}
+
+/* static_bonus of arm (context, name) through the tail's memo (statics: arm -> float, looked
+ * up with the arm's hash); the step token is made only when the memo misses; -1 on error */
+static int memo_static(PyObject *statics, PyObject *memo, PyObject *arm, Py_hash_t hash,
+                       PyObject *name, PyObject *context, PyObject *const t[4],
+                       PyObject *tables[3], double scale, double prior, double tw, double nw,
+                       double *out) {
+    PyObject *hit = _PyDict_GetItem_KnownHash(statics, arm, hash);
+    if (hit != NULL) {
+        *out = PyFloat_AS_DOUBLE(hit);
+        return 0;
+    }
+    if (PyErr_Occurred()) return -1;
+    PyObject *step = token_of(memo, name, context);
+    if (step == NULL) return -1;
+    int rc = static_bonus(t, step, tables, scale, prior, tw, nw, out);
+    Py_DECREF(step);
+    if (rc < 0) return -1;
+    PyObject *v = PyFloat_FromDouble(*out);
+    if (v == NULL) return -1;
+    rc = PyDict_SetItem(statics, arm, v);
+    Py_DECREF(v);
+    return rc;
 }
 
 /* arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore
@@ -359,6 +430,7 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     if (cands == NULL) return NULL;
     PyObject *contexts = NULL, *tables[3] = {NULL, NULL, NULL}, *scale_obj = NULL;
     PyObject *t[4] = {NULL, NULL, NULL, NULL}; /* owned */
+    PyObject *statics = NULL;
     ArmCore *self = NULL;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(cands);
     PyObject **items = PySequence_Fast_ITEMS(cands);
@@ -416,21 +488,31 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     self->TB = mem + 5 * n;
     self->W = mem + 6 * n;
 
+    /* the static bonus of this tail's candidates, memoized until the statistics' epoch
+     * changes (an episode end: the only time transitions, n-grams and the scale move) */
+    statics = NULL; /* arm -> float, for this tail and epoch */
+    if (want_static && (statics = tail_statics(stats, memo, t)) == NULL) goto fail;
+
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *entry = cand_entry(memo, items[i]);
-        if (entry == NULL) goto fail;
-        Py_INCREF(entry); /* the memo may be cleared while we use it */
+        /* the arm (context, name): its counts, and its static bonus after this tail, both
+         * looked up with one hash (few objects touched: a decision is memory-bound) */
+        PyObject *name, *context;
+        if (cand_parts(items[i], &name, &context) < 0) goto fail;
+        PyObject *arm = PyTuple_Pack(2, context, name);
+        if (arm == NULL) goto fail;
+        const Py_hash_t hash = PyObject_Hash(arm);
         double s, f;
-        int rc = counts_of(contexts, PyTuple_GET_ITEM(entry, 0), &s, &f);
+        int rc = hash == -1 ? -1 : counts_known(contexts, arm, hash, &s, &f);
         double bonus_w = 0.0;
         if (rc == 0 && w != 0.0) {
             double st = 0.0;
             if (want_static)
-                rc = static_bonus(t, PyTuple_GET_ITEM(entry, 1), tables, scale, prior, tw, nw, &st);
+                rc = memo_static(statics, memo, arm, hash, name, context, t, tables, scale, prior,
+                                 tw, nw, &st);
             /* w·(static/Σweights + cw·(s−f)/(n + prior·scale)/Σweights), as in Python */
             bonus_w = w * (st * den_inv + cw * (s - f) / (s + f + prior * scale) * den_inv);
         }
-        Py_DECREF(entry);
+        Py_DECREF(arm);
         if (rc < 0) goto fail;
         const double nn = s + f;
         self->N[i] = nn;
@@ -451,8 +533,10 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
     for (int j = 0; j < 4; j++) Py_XDECREF(t[j]);
     Py_DECREF(scale_obj);
+    Py_XDECREF(statics);
     return (PyObject *)self;
 fail:
+    Py_XDECREF(statics);
     Py_XDECREF(cands);
     Py_XDECREF(contexts);
     for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
@@ -674,9 +758,267 @@ static PyTypeObject ArmCoreType = {
     .tp_getset = ArmCore_getset,
 };
 
+
+/* stats.events_seen += *seen; *seen = 0 */
+static int add_seen(PyObject *stats, long long *seen) {
+    PyObject *cur = PyObject_GetAttr(stats, s_events_seen);
+    if (cur == NULL) return -1;
+    PyObject *inc = PyLong_FromLongLong(*seen);
+    PyObject *sum = inc ? PyNumber_Add(cur, inc) : NULL;
+    Py_DECREF(cur);
+    Py_XDECREF(inc);
+    if (sum == NULL) return -1;
+    int rc = PyObject_SetAttr(stats, s_events_seen, sum);
+    Py_DECREF(sum);
+    if (rc == 0) *seen = 0;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The statistics' hot updates (learn/stats.py keeps the same code in Python; */
+/* tests/learn/test_stats.py checks both give the same tables, bit for bit). */
+
+/* table[key][i] += w, the entry made as [0.0, 0.0] first if missing; -1 on error */
+static int bump(PyObject *table, PyObject *key, int i, double w) {
+    PyObject *c = PyDict_GetItemWithError(table, key);
+    if (c == NULL) {
+        if (PyErr_Occurred()) return -1;
+        c = PyList_New(2);
+        if (c == NULL) return -1;
+        PyList_SET_ITEM(c, 0, PyFloat_FromDouble(0.0));
+        PyList_SET_ITEM(c, 1, PyFloat_FromDouble(0.0));
+        if (PyList_GET_ITEM(c, 0) == NULL || PyList_GET_ITEM(c, 1) == NULL ||
+            PyDict_SetItem(table, key, c) < 0) {
+            Py_DECREF(c);
+            return -1;
+        }
+        Py_DECREF(c); /* the table holds it */
+    } else if (!PyList_Check(c) || PyList_GET_SIZE(c) != 2) {
+        PyErr_SetString(PyExc_TypeError, "statistics: a count must be a [success, failure] list");
+        return -1;
+    }
+    PyObject *old = PyList_GET_ITEM(c, i);
+    double v = PyFloat_AsDouble(old);
+    if (v == -1.0 && PyErr_Occurred()) return -1;
+    PyObject *nv = PyFloat_FromDouble(v + w);
+    if (nv == NULL) return -1;
+    return PyList_SetItem(c, i, nv); /* steals nv, releases old */
+}
+
+/* one ActionEvent into the tables: LearnedStats.observe_action's bumps and sequence step */
+static int observe_one(PyObject *ev, double w, PyObject *actions, PyObject *targets,
+                       PyObject *contexts, PyObject *sequences, PyObject *tokens) {
+    if (PyTuple_GET_SIZE(ev) <= EVENT_CONTEXT) goto bad;
+    PyObject *session = PyTuple_GET_ITEM(ev, 1), *worker = PyTuple_GET_ITEM(ev, 6);
+    PyObject *name = PyTuple_GET_ITEM(ev, EVENT_ACTION), *target = PyTuple_GET_ITEM(ev, 8);
+    PyObject *result = PyTuple_GET_ITEM(ev, 10), *context = PyTuple_GET_ITEM(ev, EVENT_CONTEXT);
+    if (!PyUnicode_Check(name) || !PyUnicode_Check(target) || !PyUnicode_Check(context) ||
+        !PyTuple_Check(result) || PyTuple_GET_SIZE(result) < 1)
+        goto bad;
+    int ok = PyObject_IsTrue(PyTuple_GET_ITEM(result, 0));
+    if (ok < 0) return -1;
+    const int i = ok ? 0 : 1;
+    if (bump(actions, name, i, w) < 0) return -1;
+    PyObject *key;
+    if (PyUnicode_GET_LENGTH(target) > 0) { /* (name, "") would only repeat the actions table */
+        if ((key = PyTuple_Pack(2, name, target)) == NULL) return -1;
+        int rc = bump(targets, key, i, w);
+        Py_DECREF(key);
+        if (rc < 0) return -1;
+    }
+    if ((key = PyTuple_Pack(2, context, name)) == NULL) return -1;
+    int rc = bump(contexts, key, i, w);
+    Py_DECREF(key);
+    if (rc < 0) return -1;
+    if ((key = PyTuple_Pack(2, session, worker)) == NULL) return -1;
+    PyObject *seq = PyDict_GetItemWithError(sequences, key);
+    if (seq == NULL) {
+        if (PyErr_Occurred() || (seq = PyList_New(0)) == NULL) {
+            Py_DECREF(key);
+            return -1;
+        }
+        rc = PyDict_SetItem(sequences, key, seq);
+        Py_DECREF(seq); /* the dict holds it */
+        if (rc < 0) {
+            Py_DECREF(key);
+            return -1;
+        }
+    }
+    Py_DECREF(key);
+    if (!PyList_Check(seq)) {
+        PyErr_SetString(PyExc_TypeError, "statistics: a step sequence must be a list");
+        return -1;
+    }
+    PyObject *tok = token_of(tokens, name, context);
+    if (tok == NULL) return -1;
+    rc = PyList_Append(seq, tok);
+    Py_DECREF(tok);
+    return rc;
+bad:
+    PyErr_SetString(PyExc_TypeError, "observe: an ActionEvent must be an ActionEvent tuple");
+    return -1;
+}
+
+/* observe(stats, tokens, batch, action_type, ended_type) -> None
+ * LearnedStats.observe in one call: each ActionEvent bumps the tables, each EpisodeEnded
+ * goes to stats.end_episode (Python; it moves the scale, read again after it) */
+static PyObject *fast_observe(PyObject *Py_UNUSED(module), PyObject *const *args,
+                              Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "observe(stats, tokens, batch, action_type, ended_type)");
+        return NULL;
+    }
+    PyObject *stats = args[0], *tokens = args[1];
+    PyObject *action_type = args[3], *ended_type = args[4];
+    if (!PyDict_Check(tokens) || !PyType_Check(action_type) || !PyType_Check(ended_type)) {
+        PyErr_SetString(PyExc_TypeError, "observe: tokens must be a dict, the types types");
+        return NULL;
+    }
+    PyObject *batch = PySequence_Fast(args[2], "observe: the batch must be a sequence");
+    if (batch == NULL) return NULL;
+    PyObject *actions = NULL, *targets = NULL, *contexts = NULL, *sequences = NULL;
+    PyObject *result = NULL;
+    long long seen = 0;
+    double w = 0.0;
+    int have_w = 0;
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(batch);
+    PyObject **items = PySequence_Fast_ITEMS(batch);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        PyObject *ev = items[j];
+        if (PyObject_TypeCheck(ev, (PyTypeObject *)action_type)) {
+            if (actions == NULL) {
+                if ((actions = stats_table(stats, s_actions)) == NULL ||
+                    (targets = stats_table(stats, s_targets)) == NULL ||
+                    (contexts = stats_table(stats, s_contexts)) == NULL ||
+                    (sequences = stats_table(stats, s_sequences)) == NULL)
+                    goto done;
+            }
+            if (!have_w) {
+                PyObject *sc = PyObject_GetAttr(stats, s_scale);
+                if (sc == NULL) goto done;
+                w = PyFloat_AsDouble(sc);
+                Py_DECREF(sc);
+                if (w == -1.0 && PyErr_Occurred()) goto done;
+                have_w = 1;
+            }
+            seen++;
+            if (observe_one(ev, w, actions, targets, contexts, sequences, tokens) < 0) goto done;
+        } else if (PyObject_TypeCheck(ev, (PyTypeObject *)ended_type)) {
+            if (seen && add_seen(stats, &seen) < 0) goto done;
+            PyObject *r = PyObject_CallMethodOneArg(stats, s_end_episode, ev);
+            if (r == NULL) goto done;
+            Py_DECREF(r);
+            have_w = 0; /* the episode end moved the scale: read it (and the tables) again */
+            Py_CLEAR(actions);
+            Py_CLEAR(targets);
+            Py_CLEAR(contexts);
+            Py_CLEAR(sequences);
+        }
+    }
+    if (seen && add_seen(stats, &seen) < 0) goto done;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    if (result == NULL && seen) { /* count what was applied before the error */
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (add_seen(stats, &seen) < 0) PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    }
+    Py_XDECREF(actions);
+    Py_XDECREF(targets);
+    Py_XDECREF(contexts);
+    Py_XDECREF(sequences);
+    Py_DECREF(batch);
+    return result;
+}
+
+/* credit(transitions, ngrams3, ngrams4, sequences, ws, wf) -> None
+ * LearnedStats.attribute's crediting: every step of every sequence adds [ws, wf] to its
+ * transition, 3-gram and 4-gram (new entries are [ws, wf], in the same order as Python) */
+static int credit_key(PyObject *table, PyObject *key, PyObject *ws, PyObject *wf, double s,
+                      double f) {
+    if (key == NULL) return -1;
+    PyObject *c = PyDict_GetItemWithError(table, key);
+    int rc = 0;
+    if (c == NULL) {
+        if (PyErr_Occurred() || (c = PyList_New(2)) == NULL) {
+            rc = -1;
+        } else {
+            Py_INCREF(ws);
+            Py_INCREF(wf);
+            PyList_SET_ITEM(c, 0, ws);
+            PyList_SET_ITEM(c, 1, wf);
+            rc = PyDict_SetItem(table, key, c);
+            Py_DECREF(c);
+        }
+    } else if (!PyList_Check(c) || PyList_GET_SIZE(c) != 2) {
+        PyErr_SetString(PyExc_TypeError, "statistics: a count must be a [success, failure] list");
+        rc = -1;
+    } else {
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            double v = PyFloat_AsDouble(PyList_GET_ITEM(c, k));
+            PyObject *nv = (v == -1.0 && PyErr_Occurred()) ? NULL
+                                                            : PyFloat_FromDouble(v + (k ? f : s));
+            rc = nv ? PyList_SetItem(c, k, nv) : -1;
+        }
+    }
+    Py_DECREF(key);
+    return rc;
+}
+
+static PyObject *fast_credit(PyObject *Py_UNUSED(module), PyObject *const *args,
+                             Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "credit(transitions, ngrams3, ngrams4, sequences, ws, wf)");
+        return NULL;
+    }
+    PyObject *trans = args[0], *g3 = args[1], *g4 = args[2], *ws = args[4], *wf = args[5];
+    if (!PyDict_Check(trans) || !PyDict_Check(g3) || !PyDict_Check(g4) || !PyFloat_Check(ws) ||
+        !PyFloat_Check(wf)) {
+        PyErr_SetString(PyExc_TypeError, "credit: three dicts, sequences and two floats");
+        return NULL;
+    }
+    const double s = PyFloat_AS_DOUBLE(ws), f = PyFloat_AS_DOUBLE(wf);
+    PyObject *it = PyObject_GetIter(args[3]);
+    if (it == NULL) return NULL;
+    PyObject *seq;
+    while ((seq = PyIter_Next(it)) != NULL) {
+        PyObject *steps = PySequence_Fast(seq, "credit: a sequence of steps");
+        Py_DECREF(seq);
+        if (steps == NULL) goto fail;
+        PyObject *p3 = s_start, *p2 = s_start, *p1 = s_start; /* borrowed */
+        const Py_ssize_t m = PySequence_Fast_GET_SIZE(steps);
+        PyObject **st = PySequence_Fast_ITEMS(steps);
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *a = st[j];
+            if (credit_key(trans, PyTuple_Pack(2, p1, a), ws, wf, s, f) < 0 ||
+                credit_key(g3, PyTuple_Pack(3, p2, p1, a), ws, wf, s, f) < 0 ||
+                credit_key(g4, PyTuple_Pack(4, p3, p2, p1, a), ws, wf, s, f) < 0) {
+                Py_DECREF(steps);
+                goto fail;
+            }
+            p3 = p2;
+            p2 = p1;
+            p1 = a;
+        }
+        Py_DECREF(steps);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(it);
+    return NULL;
+}
+
 static PyMethodDef fast_functions[] = {
     {"arms", (PyCFunction)(void (*)(void))fast_arms, METH_FASTCALL,
      "arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore"},
+    {"observe", (PyCFunction)(void (*)(void))fast_observe, METH_FASTCALL,
+     "observe(stats, tokens, batch, action_type, ended_type): LearnedStats.observe"},
+    {"credit", (PyCFunction)(void (*)(void))fast_credit, METH_FASTCALL,
+     "credit(transitions, ngrams3, ngrams4, sequences, ws, wf): attribute's crediting"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -697,7 +1039,16 @@ PyMODINIT_FUNC PyInit__fast(void) {
     s_scale = PyUnicode_InternFromString("_scale");
     s_start = PyUnicode_InternFromString("^");
     s_at = PyUnicode_InternFromString("@");
-    if (!s_contexts || !s_transitions || !s_ngrams3 || !s_ngrams4 || !s_scale || !s_start || !s_at)
+    s_epoch = PyUnicode_InternFromString("epoch");
+    s_static = PyUnicode_InternFromString("\x01static bonus by tail"); /* no candidate key */
+    s_actions = PyUnicode_InternFromString("actions");
+    s_targets = PyUnicode_InternFromString("targets");
+    s_sequences = PyUnicode_InternFromString("_sequences");
+    s_events_seen = PyUnicode_InternFromString("events_seen");
+    s_end_episode = PyUnicode_InternFromString("end_episode");
+    if (!s_contexts || !s_transitions || !s_ngrams3 || !s_ngrams4 || !s_scale || !s_start ||
+        !s_at || !s_epoch || !s_static || !s_actions || !s_targets || !s_sequences ||
+        !s_events_seen || !s_end_episode)
         return NULL;
     PyObject *m = PyModule_Create(&fastmodule);
     if (m == NULL) return NULL;

@@ -114,7 +114,7 @@ class LearningState:
         self.rank = {name: i for i, name in enumerate(action_order)}
         self._bus: EventBus[Event] | None = None
         self.fast = uses_c(fast)
-        self._memo: dict[Any, Any] = {}  # candidate keys and step tokens, for the ArmSets
+        self._memo: dict[Any, Any] = {}
         self.configure(config or PolicyConfig())
 
     def configure(self, config: PolicyConfig) -> None:
@@ -124,6 +124,8 @@ class LearningState:
         den = b.transition_weight + b.ngram_weight + b.context_weight
         self._consts = (config.learning_weight, b.transition_weight, b.ngram_weight,
                         b.context_weight, b.prior, 1.0 / den if den else 0.0)
+        # candidate keys, step tokens and static bonuses for these weights (the C ArmSets)
+        self._memo = {}
         self._make = armset_maker(self.bonus, self._consts, self._memo, fast=self.fast)
 
     def arms(self, cands: Sequence[Candidate], steps: Sequence[str | ActionEvent]) -> ArmSetLike:

@@ -25,6 +25,7 @@ entries is evicted. ``size()`` reports the table sizes.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -35,6 +36,14 @@ from swarmlearn.errors import ArtifactError
 from swarmlearn.types import OutcomeKind
 
 __all__ = ["START", "Counts", "LearnedStats", "StatsConfig", "token", "value_of"]
+
+try:  # the C accelerator (learn/_fast.c): the same updates, bit for bit
+    from swarmlearn.learn import _fast
+except ImportError:  # not built: the Python code below does it all
+    _fast = None  # type: ignore[assignment]
+
+#: whether LearnedStats uses the C updates by default (SWARMLEARN_PURE_PYTHON=1: never)
+FAST = _fast is not None and os.environ.get("SWARMLEARN_PURE_PYTHON", "") in ("", "0")
 
 Counts: TypeAlias = list[float]  # [success weight, failure weight] (scaled, see LearnedStats)
 Key: TypeAlias = Any
@@ -64,10 +73,16 @@ class StatsConfig:
 
 
 class LearnedStats:
-    """Counts learned from events; feed it with :meth:`observe` (a bus handler)."""
+    """Counts learned from events; feed it with :meth:`observe` (a bus handler).
 
-    def __init__(self, config: StatsConfig | None = None) -> None:
+    ``fast``: the C updates (True), the Python ones (False), or C when built (None);
+    both leave the same tables, bit for bit (tests/learn/test_stats.py).
+    """
+
+    def __init__(self, config: StatsConfig | None = None, *, fast: bool | None = None) -> None:
         self.config = config or StatsConfig()
+        self.fast = bool((FAST if fast is None else fast) and _fast is not None)
+        self._tokens: dict[Any, str] = {}  # (context, action) → its step token (C updates)
         self.actions: dict[Key, Counts] = {}
         self.targets: dict[Key, Counts] = {}
         self.contexts: dict[Key, Counts] = {}
@@ -89,6 +104,9 @@ class LearnedStats:
     def observe(self, batch: Sequence[Event]) -> None:
         """Bus handler: action events update the per-action tables at once, the
         episode end attributes its outcome to the transitions and n-grams."""
+        if self.fast:
+            _fast.observe(self, self._tokens, batch, ActionEvent, EpisodeEnded)
+            return
         for event in batch:
             if isinstance(event, ActionEvent):
                 self.observe_action(event)
@@ -138,6 +156,9 @@ class LearnedStats:
         value = min(1.0, max(0.0, float(value)))
         ws, wf = self._scale * value, self._scale * (1.0 - value)
         trans, g3, g4 = self.transitions, self.ngrams3, self.ngrams4
+        if self.fast:
+            _fast.credit(trans, g3, g4, sequences, ws, wf)
+            sequences = ()
         for seq in sequences:
             p3 = p2 = p1 = START  # the three steps before a, oldest first: p3, p2, p1
             for a in seq:
