@@ -465,7 +465,7 @@ class Tracker:
             self.gaps.append(Gap(time.time(), error.rstrip(": ")))
             buffered = self._buffered
         logger.warning("MLflow tracking at %s is unreachable (%s); %d value(s) buffered, "
-                       "retried every %.0f-%.0fs; training goes on", self.uri, error, buffered,
+                       "retried every %g-%gs; training goes on", self.uri, error, buffered,
                        self.config.retry_min, self.config.retry_max)
 
     def _recovered(self) -> None:
