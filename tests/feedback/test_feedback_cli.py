@@ -95,3 +95,44 @@ def test_bad_input_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                         "--model", str(tmp_path / "none"))
     assert code == 2 and "no feedback classifier" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_hidden_and_int8_predict(tiny_encoder: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """`feedback hidden` on a tiny model of the bundled labels: four conditions, JSON out."""
+    model = tmp_path / "model"
+    code, _, err = _cli(monkeypatch, capsys, "feedback", "train", "--encoder", str(tiny_encoder),
+                        "--out", str(model), "--epochs", "1", "--threads", "1")
+    assert code == 0, err
+    code, out, err = _cli(monkeypatch, capsys, "feedback", "predict", "great, that fixed it",
+                          "--model", str(model), "--int8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["label"] in ("joy", "relief", "impatience", "frustration", "anger",
+                                        "neutral")
+    report = tmp_path / "h.json"
+    code, out, err = _cli(monkeypatch, capsys, "feedback", "hidden", "troubleshooting",
+                          "--runs", "2", "--sessions", "2", "--episodes", "2", "--model",
+                          str(model), "--int8", "-o", str(report))
+    assert code == 0, err
+    for name in ("environment", "feedback", "silence", "lies"):
+        assert name in out
+    data = json.loads(report.read_text())
+    assert set(data["conditions"]) == {"environment", "feedback", "silence", "lies"}
+    assert data["tallies"]["feedback"]["said"] == 2 * 2 * 2 * 2  # runs × sides × sessions × tasks
+    assert data["tallies"]["silence"]["said"] == 0
+
+
+def test_hidden_needs_a_model_of_every_emotion(tiny_encoder: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(e._asdict()) + "\n" for e in tiny_examples(10)))
+    model = tmp_path / "model"
+    code, _, err = _cli(monkeypatch, capsys, "feedback", "train", "--data", str(data),
+                        "--encoder", str(tiny_encoder), "--out", str(model), "--epochs", "1")
+    assert code == 0, err
+    code, _, err = _cli(monkeypatch, capsys, "feedback", "hidden", "troubleshooting",
+                        "--model", str(model), "--runs", "2", "--sessions", "1")
+    assert code == 2 and "needs texts labeled relief, impatience, anger" in " ".join(err.split())
+    assert "runs ×" not in err  # refused before any work

@@ -5,6 +5,7 @@
     swarmlearn feedback predict "great, that fixed it" "no, still down"
     swarmlearn feedback attach SESSION TASK "took forever, but it works" [--rewards r.toml]
     swarmlearn feedback list [--session N]
+    swarmlearn feedback hidden SCENARIO [--runs 5]     # the outcome hidden: learning from words
 
 Mounted by :mod:`swarmlearn.cli` as ``feedback``. Nothing heavy is imported
 until a command runs. Errors are :class:`~swarmlearn.errors.SwarmlearnError`\\ s;
@@ -216,6 +217,9 @@ def predict_cmd(
         "--file", help="CSV or JSONL with a text column (labels optional).")] = None,
     model: ModelOpt = DEFAULT_MODEL_DIR,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
+    int8: Annotated[bool, typer.Option(
+        "--int8", help="int8 Linear layers: about 2-3× as fast (docs/feedback.md: its cost).")
+    ] = False,
     threads: ThreadsOpt = 2,
 ) -> None:
     """Label and confidence of each text."""
@@ -225,6 +229,8 @@ def predict_cmd(
     if not items or not all(t.strip() for t in items):
         raise ConfigError("predict: give one or more non-empty texts (or --file)", field="texts")
     clf = _load(model, threads)
+    if int8:
+        clf = clf.to_int8()
     preds = clf.predict(items)
     if as_json:
         for text, p in zip(items, preds, strict=True):
@@ -315,7 +321,7 @@ def hidden_cmd(
     """
     from swarmlearn.core.scenario import load_scenario
     from swarmlearn.feedback._reward import load_reward_mapping
-    from swarmlearn.feedback._simulate import CONDITIONS, hidden_signal_study
+    from swarmlearn.feedback._simulate import CONDITIONS, SimulatedPerson, hidden_signal_study
     from swarmlearn.learn.loop import LearningRunConfig
 
     if output is not None:
@@ -328,6 +334,7 @@ def hidden_cmd(
     clf = _load(model, threads)
     mapping.check_covers(clf.labels)
     texts, what = _eval_examples(clf, None, "test")
+    SimulatedPerson(texts, person)  # the words cover every emotion, or one line now
     if int8:
         clf = clf.to_int8()
     err_console.print(f"{escape(sc.label)}: {runs} runs × {sessions} sessions × {episodes} "
