@@ -70,8 +70,9 @@ def test_a_swarm_run_is_counted_exactly(tmp_path: Path) -> None:
         store.count_events(result.session) + 2 * len(result.episodes))
     assert _value(registry, "swarmlearn_store_write_seconds_count") >= 1
     decisions = _value(registry, "swarmlearn_decision_seconds_count", {"scenario": sc.label})
-    ticks = sum(e.ticks for e in result.episodes)
-    assert 0 < decisions <= ticks
+    assert decisions == sum(e.ticks > 0 for e in result.episodes)
+    steps = _value(registry, "swarmlearn_action_step_seconds_count", {"scenario": sc.label})
+    assert steps == result.actions
     store.close()
 
 
@@ -185,8 +186,10 @@ def _check_sane(families: dict[str, Any], *, every: bool = True) -> None:
 
 def _started(families: dict[str, Any]) -> bool:
     eps = families.get("swarmlearn_episodes")
-    return eps is not None and sum(s.value for s in eps.samples
-                                   if s.name == "swarmlearn_episodes_total") >= 20
+    writes = families.get("swarmlearn_store_write_seconds")
+    return (eps is not None and writes is not None
+            and sum(s.value for s in eps.samples if s.name == "swarmlearn_episodes_total") >= 20
+            and any(s.value >= 1 for s in writes.samples if s.name.endswith("_count")))
 
 
 def test_scrape_a_running_swarmlearn_run(tmp_path: Path) -> None:
@@ -250,3 +253,40 @@ def test_multiprocess_mode_sums_the_processes_of_a_deployment(tmp_path: Path) ->
         proc.send_signal(signal.SIGINT)
         proc.wait(20)
     _check_sane(_families(text), every=False)
+
+
+def test_bulk_histogram_observe_equals_observe_one_by_one() -> None:
+    from swarmlearn.ops.metrics import _observe_many
+
+    values = [0.0, 1e-5, 0.0001, 0.00011, 0.3, 0.5, 7.0, 1e9, 0.005]
+    a, b = prometheus_client.CollectorRegistry(), prometheus_client.CollectorRegistry()
+    ha = prometheus_client.Histogram("h_seconds", "h", registry=a, buckets=(0.0001, 0.5, 5.0))
+    hb = prometheus_client.Histogram("h_seconds", "h", registry=b, buckets=(0.0001, 0.5, 5.0))
+    for v in values:
+        ha.observe(v)
+    _observe_many(hb, values)
+    assert prometheus_client.generate_latest(a).split(b"h_seconds_created")[0] == (
+        prometheus_client.generate_latest(b).split(b"h_seconds_created")[0])
+
+
+def test_unknown_actions_are_one_bounded_label() -> None:
+    from swarmlearn.core.actions import ActionResult
+    from swarmlearn.core.bus import EventBus
+    from swarmlearn.core.events import ActionEvent
+
+    registry = prometheus_client.CollectorRegistry()
+    count = _BusCounter(Metrics(registry), EventBus())
+
+    def act(i: int, name: str, result: ActionResult) -> ActionEvent:
+        return ActionEvent(i, 1, "sc[v]:7", "", 0, i, 0, name, "", (), result, 0.001, "", 0.0)
+
+    count([act(0, "look", ActionResult(True)), act(1, "look", ActionResult(False)),
+           act(2, f"made-up-{1}", ActionResult(False, invalid=True)),
+           act(3, "made-up-2", ActionResult(False, invalid=True))])
+    get = registry.get_sample_value
+    assert get("swarmlearn_actions_total", {"scenario": "sc[v]", "action": "look",
+                                            "result": "success"}) == 1
+    assert get("swarmlearn_actions_total", {"scenario": "sc[v]", "action": "<invalid>",
+                                            "result": "invalid"}) == 2
+    assert get("swarmlearn_actions_total", {"scenario": "sc[v]", "action": "made-up-1",
+                                            "result": "failure"}) is None

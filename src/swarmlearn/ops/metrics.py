@@ -23,6 +23,9 @@ same empty directory in ``PROMETHEUS_MULTIPROC_DIR`` (or ``--metrics-dir``)
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 import os
 import threading
 import time
@@ -70,8 +73,8 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("swarmlearn_episode_actions", "histogram", ("scenario",),
                "Actions spent on one task."),
     MetricSpec("swarmlearn_decision_seconds", "histogram", ("scenario",),
-               "Time from one tick's last action to the next tick's first: observing, "
-               "guidance and the workers' decisions."),
+               "Time per tick outside the environment (observing, guidance, the workers' "
+               "decisions), one value per task: (task time - env.step time) / ticks."),
     MetricSpec("swarmlearn_action_step_seconds", "histogram", ("scenario",),
                "Time the environment took to apply one action."),
     MetricSpec("swarmlearn_llm_calls_total", "counter", ("purpose", "result"),
@@ -224,58 +227,116 @@ def _scenario(task: str) -> str:
     return task.rpartition(":")[0] or task
 
 
+_task = operator.attrgetter("task")
+_action = operator.attrgetter("action")
+_result = operator.attrgetter("result")
+_duration = operator.attrgetter("duration")
+_success = operator.attrgetter("success")
+_invalid = operator.attrgetter("invalid")
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
 class _BusCounter:
-    """The metrics subscriber: tallies a batch, then one ``inc`` per label set."""
+    """The metrics subscriber: counts a batch with C-level iteration (``map``,
+    ``Counter``), then one update per label set and histograms in bulk."""
 
     def __init__(self, metrics: Metrics, bus: EventBus[Event]) -> None:
         self.metrics = metrics
         self.bus = bus
-        self._last: dict[str, tuple[int, float]] = {}  # task → (tick, ts) of its last action
+        self._step_time: Tally[str] = Tally()  # task → seconds in env.step so far
+        self._scenarios: dict[str, str] = {}
+
+    def _sc(self, task: str) -> str:
+        sc = self._scenarios.get(task)
+        if sc is None:
+            if len(self._scenarios) > 100_000:
+                self._scenarios.clear()
+            sc = self._scenarios[task] = _scenario(task)
+        return sc
 
     def __call__(self, batch: Sequence[Event]) -> None:
+        acts = [e for e in batch if type(e) is ActionEvent]
+        if acts:
+            self._actions(acts)
+        if len(acts) < len(batch):
+            ended = False
+            for e in batch:
+                if isinstance(e, EpisodeEnded):
+                    self._episode(e)
+                    ended = True
+                elif isinstance(e, LLMCallEvent):
+                    self._llm(e)
+            if ended:
+                self.metrics.bus_stats(id(self.bus), self.bus.stats())
+
+    def _actions(self, acts: list[ActionEvent]) -> None:
         m = self.metrics
-        actions: Tally[tuple[str, str, str]] = Tally()
-        steps: dict[str, list[float]] = {}
-        decisions: dict[str, list[float]] = {}
-        last = self._last
-        ended = False
-        for e in batch:
-            if isinstance(e, ActionEvent):
-                sc = _scenario(e.task)
-                r = e.result
-                result = "invalid" if r.invalid else "success" if r.success else "failure"
-                actions[(sc, INVALID_ACTION if r.invalid else e.action, result)] += 1
-                steps.setdefault(sc, []).append(e.duration)
-                prev = last.get(e.task)
-                if prev is not None and e.tick > prev[0]:
-                    decisions.setdefault(sc, []).append(max(0.0, e.ts - prev[1] - e.duration))
-                last[e.task] = (e.tick, e.ts)
-            elif isinstance(e, EpisodeEnded):
-                sc = _scenario(e.task)
-                m["swarmlearn_episodes_total"].labels(sc, e.outcome.kind.value).inc()
-                m["swarmlearn_episode_duration_seconds"].labels(sc).observe(e.duration)
-                m["swarmlearn_episode_actions"].labels(sc).observe(e.actions)
-                last.pop(e.task, None)
-                ended = True
-            elif isinstance(e, LLMCallEvent):
-                purpose = e.purpose if e.purpose in LLM_PURPOSES else "other"
-                m["swarmlearn_llm_calls_total"].labels(purpose, "ok" if e.ok else "error").inc()
-                tokens = m["swarmlearn_llm_tokens_total"]
-                tokens.labels(purpose, "prompt").inc(e.prompt_tokens)
-                tokens.labels(purpose, "completion").inc(e.completion_tokens)
-                m["swarmlearn_llm_latency_seconds"].labels(purpose).observe(e.latency)
+        tasks = list(map(_task, acts))
+        durations = list(map(_duration, acts))
+        results = list(map(_result, acts))
+        counted = Tally(zip(tasks, map(_action, acts), map(_success, results), strict=True))
+        by_label: Tally[tuple[str, str, str]] = Tally()
+        for (task, action, success), n in counted.items():
+            by_label[(self._sc(task), action, "success" if success else "failure")] += n
+        if any(map(_invalid, results)):  # rare: an action the environment does not know
+            for e in acts:
+                if e.result.invalid:
+                    was = "success" if e.result.success else "failure"
+                    by_label[(self._sc(e.task), e.action, was)] -= 1
+                    by_label[(self._sc(e.task), INVALID_ACTION, "invalid")] += 1
         counter = m["swarmlearn_actions_total"]
-        for (sc, action, result), n in actions.items():
-            counter.labels(sc, action, result).inc(n)
-        for name, series in (("swarmlearn_action_step_seconds", steps),
-                             ("swarmlearn_decision_seconds", decisions)):
-            hist = m[name]
-            for sc, values in series.items():
-                child = hist.labels(sc)
-                for v in values:
-                    child.observe(v)
-        if ended:
-            m.bus_stats(id(self.bus), self.bus.stats())
+        for labels, n in by_label.items():
+            if n:
+                counter.labels(*labels).inc(n)
+        step_time = self._step_time
+        per_scenario: dict[str, list[float]] = {}
+        for task, group in itertools.groupby(zip(tasks, durations, strict=True), _first):
+            values = list(map(_second, group))
+            step_time[task] += sum(values)
+            per_scenario.setdefault(self._sc(task), []).extend(values)
+        hist = m["swarmlearn_action_step_seconds"]
+        for sc, values in per_scenario.items():
+            _observe_many(hist.labels(sc), values)
+
+    def _episode(self, e: EpisodeEnded) -> None:
+        m, sc = self.metrics, self._sc(e.task)
+        m["swarmlearn_episodes_total"].labels(sc, e.outcome.kind.value).inc()
+        m["swarmlearn_episode_duration_seconds"].labels(sc).observe(e.duration)
+        m["swarmlearn_episode_actions"].labels(sc).observe(e.actions)
+        stepping = self._step_time.pop(e.task, 0.0)
+        if e.ticks > 0:
+            m["swarmlearn_decision_seconds"].labels(sc).observe(
+                max(0.0, e.duration - stepping) / e.ticks)
+        self._scenarios.pop(e.task, None)
+
+    def _llm(self, e: LLMCallEvent) -> None:
+        m = self.metrics
+        purpose = e.purpose if e.purpose in LLM_PURPOSES else "other"
+        m["swarmlearn_llm_calls_total"].labels(purpose, "ok" if e.ok else "error").inc()
+        tokens = m["swarmlearn_llm_tokens_total"]
+        tokens.labels(purpose, "prompt").inc(e.prompt_tokens)
+        tokens.labels(purpose, "completion").inc(e.completion_tokens)
+        m["swarmlearn_llm_latency_seconds"].labels(purpose).observe(e.latency)
+
+
+def _observe_many(child: Any, values: list[float]) -> None:
+    """``child.observe(v)`` for every value, with one update per bucket (the histogram's
+    cumulative buckets are filled the same way ``observe`` fills them)."""
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # another prometheus_client
+        for v in values:
+            child.observe(v)
+        return
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect.bisect_left(bounds, v)] += 1
+    total.inc(sum(values))
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
 
 
 class _TimedStore:
