@@ -20,6 +20,7 @@ from swarmlearn.lifecycle import (
     Lifecycle,
     LifecycleConfig,
     ProduceContext,
+    Produced,
     run_gate,
 )
 from swarmlearn.llm import CompletionRequest, ScriptedLLMClient
@@ -137,8 +138,6 @@ def test_the_skill_kind_produces_is_gated_and_reaches_running_workers(
 def test_a_skill_payload_that_is_not_one_is_refused(tmp_path: Path) -> None:
     st = SqlStore(f"sqlite:///{tmp_path}/s.db")
     life = Lifecycle(st, SKILL_KIND, "x")
-    from swarmlearn.lifecycle import Produced
-
     good = life.register(Produced(payload=encode_skill("be brief")))
     assert decode_skill(good) == "be brief"
     bad = life.register(Produced(payload=b"\x00not json"))
@@ -147,3 +146,21 @@ def test_a_skill_payload_that_is_not_one_is_refused(tmp_path: Path) -> None:
     life.promote(bad)
     live = LiveSkill(st, "x", poll_s=0.0, default="fallback")
     assert live() == "fallback"  # logged, the workers keep deciding
+
+
+def test_a_qa_skill_is_gated_on_the_test_split(tmp_path: Path) -> None:
+    from swarmlearn.lifecycle import HeldOutTasks
+    from swarmlearn.skills import QAConfig, QAEnv
+    from swarmlearn.skills._fake import ScriptedWorld
+
+    w = ScriptedWorld(categories=3, per_category=6)
+    env = QAEnv.from_config(QAConfig(path=str(w.write(tmp_path / "qa.jsonl"))))
+    kind = SkillKind(env, target=ScriptedLLMClient(default=w.target),
+                     optimizer=ScriptedLLMClient(default=w.optimizer), run_root=tmp_path)
+    st = SqlStore(f"sqlite:///{tmp_path}/s.db")
+    v = Lifecycle(st, SKILL_KIND, kind.scope).register(Produced(payload=encode_skill(
+        "Rule c0: x\nRule c1: x\nRule c2: x")))
+    held = HeldOutTasks(scope=kind.scope, seeds=(900_000, 900_001))  # not QA items
+    base, chal = kind.evaluate(None, held), kind.evaluate(v, held)
+    assert [r.task for r in base] == list(env.tasks(Split.TEST)) == [r.task for r in chal]
+    assert sum(r.solved for r in chal) == len(chal) > sum(r.solved for r in base) == 0
