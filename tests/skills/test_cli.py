@@ -166,3 +166,26 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_run(
     subprocess.run([*cli, "resume", str(cut), "--config", str(cfg)], check=True,
                    capture_output=True, timeout=300)
     assert _comparable(cut) == _comparable(whole)
+
+
+def test_publish_registers_the_best_and_promote_makes_it_live(tmp_path: Path) -> None:
+    from swarmlearn.skills import LiveSkill
+    from swarmlearn.store import SqlStore
+
+    w = ScriptedWorld(categories=4, per_category=5)
+    env = QAEnv.from_config(QAConfig(path=str(w.write(tmp_path / "qa.jsonl"))))
+    run = SkillOptimizer(env, target=ScriptedLLMClient(default=w.target),
+                         optimizer=ScriptedLLMClient(default=w.optimizer),
+                         run_dir=tmp_path / "run",
+                         config=SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2,
+                                               gate_alpha=0.25, gate_min_tasks=4)).train()
+    url = f"sqlite:///{tmp_path}/s.db"
+    got = runner.invoke(app, ["skills", "publish", str(tmp_path / "run"), "--scope", "qa",
+                              "--store", url])
+    assert got.exit_code == 0 and "skill/qa v1: candidate" in got.output
+    live = LiveSkill(SqlStore(url), "qa", poll_s=0.0, default="none")
+    assert live() == "none"
+    got = runner.invoke(app, ["skills", "publish", str(tmp_path / "run"), "--scope", "qa",
+                              "--store", url, "--promote"])
+    assert got.exit_code == 0 and "v2: promoted" in got.output
+    assert live() == run.best

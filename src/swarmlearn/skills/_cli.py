@@ -5,6 +5,7 @@
     swarmlearn skills show runs/qa [--which best|current|initial]
     swarmlearn skills diff runs/qa [--from initial] [--to best]
     swarmlearn skills report runs/qa [--out runs/qa/report.html]
+    swarmlearn skills publish runs/qa --scope troubleshooting [--promote] [--store URL]
 
 ``optimize`` is the old name of ``train``. CONFIG.toml::
 
@@ -169,6 +170,40 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory")],
     run = SkillRun.from_dict(read_state(run_dir))
     _out.print(str(write_report(run, out or run_dir / "report.html",
                                 title=f"Skill run: {run_dir}")))
+
+
+@skills_app.command("publish")
+def publish(run_dir: Annotated[Path, typer.Argument(help="a finished run directory")],
+            scope: Annotated[str, typer.Option(help="the lineage: the scenario label the "
+                                                    "LLM workers run (e.g. troubleshooting)")],
+            promote: Annotated[bool, typer.Option(help="make it the champion now (a "
+                                                       "person's decision, logged)")] = False,
+            store: Annotated[str | None, typer.Option(help="store URL or path")] = None) -> None:
+    """Register a run's best skill as a version of kind ``skill`` (lineage: the run's
+    splits, config, calls, tokens and test); a champion reaches the LLM workers of
+    sessions of that scenario at their next episode."""
+    from swarmlearn._config import to_mapping
+    from swarmlearn.lifecycle import Lifecycle, Lineage, Produced
+    from swarmlearn.skills._kind import FORMAT_VERSION, SKILL_KIND, encode_skill
+    from swarmlearn.store import open_store
+
+    run = SkillRun.from_dict(read_state(run_dir))
+    if run.status != "done":
+        raise ConfigError(f"{run_dir}: the run is {run.status}, not done; resume it first",
+                          field="run_dir")
+    life = Lifecycle(open_store(store), SKILL_KIND, scope)
+    champion = life.champion(payload=False)
+    version = life.register(Produced(
+        payload=encode_skill(run.best, run), format_version=FORMAT_VERSION,
+        summary={"chars": len(run.best), "best_step": run.best_step, "run_dir": str(run_dir)},
+        lineage=Lineage(parent=champion.id if champion else None,
+                        inputs={"run_dir": str(run_dir), **run.splits},
+                        config=to_mapping(run.config),
+                        metrics={"calls": run.usage.calls, "tokens": run.usage.tokens,
+                                 "test": run.test})), reason=f"published from {run_dir}")
+    if promote:
+        version = life.promote(version, reason=f"promoted by hand from {run_dir}")
+    _out.print(f"{version.label}: {version.state}")
 
 
 def _doc(run: SkillRun, which: str) -> str:
