@@ -111,3 +111,18 @@ def tracked_command(name: str, *, params: Mapping[str, Any] | None = None,
         for path in artifacts:
             if path is not None and Path(path).exists():
                 run.log_artifact(path)
+
+
+def log_version(run: TrackedRun, version: Any) -> None:
+    """A registered lifecycle version on the run: its ids as tags (the link to the store
+    and to the registry mirror), its lineage config as params and metrics as metrics, and
+    its directory (an adapter, a skill document) as artifacts when it has one."""
+    lineage = version.lineage
+    run.set_tags({"swarmlearn.artifact_id": version.id, "swarmlearn.kind": version.kind,
+                  "swarmlearn.scope": version.scope, "swarmlearn.version": version.version})
+    run.log_params({"lineage": dict(lineage.config)})
+    run.log_metrics({f"lineage/{k}": float(v) for k, v in lineage.metrics.items()
+                     if isinstance(v, int | float) and not isinstance(v, bool)})
+    directory = version.meta.get("directory")
+    if isinstance(directory, str) and Path(directory).exists():
+        run.log_artifact(directory, "artifact")

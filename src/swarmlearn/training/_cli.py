@@ -135,18 +135,23 @@ def train(
 
 def _train(kind: Any, st: Any, progress: Progress, *, gate: bool, tasks: int) -> None:
     from swarmlearn.lifecycle import Lifecycle, ProduceContext
+    from swarmlearn.ops.hooks import log_version, tracked_command
 
     bar = progress.add_task("training", total=None, info="")
+    with tracked_command("lora.train", tags={"swarmlearn.scope": kind.scope}) as run:
+        log = run.callback(step="step", prefix="train/")
 
-    def step(p: Any) -> None:
-        progress.update(bar, total=p.steps, completed=p.step,
-                        info=f"loss {p.loss:.3f}  {p.tokens_per_s:.0f} tok/s  "
-                             f"ETA {p.eta:.0f}s")
+        def step(p: Any) -> None:
+            progress.update(bar, total=p.steps, completed=p.step,
+                            info=f"loss {p.loss:.3f}  {p.tokens_per_s:.0f} tok/s  "
+                                 f"ETA {p.eta:.0f}s")
+            log(p)
 
-    kind.on_progress = step
-    life = Lifecycle(st, kind.name, kind.scope)
-    version = life.register(kind.produce(ProduceContext(store=st, scope=kind.scope,
-                                                        champion=life.champion())))
+        kind.on_progress = step
+        life = Lifecycle(st, kind.name, kind.scope)
+        version = life.register(kind.produce(ProduceContext(store=st, scope=kind.scope,
+                                                            champion=life.champion())))
+        log_version(run, version)
     progress.update(bar, description="trained")
     m = version.lineage.metrics
     console.print(f"{version.label}: {m['examples']} examples, {m['steps']} steps, loss "
