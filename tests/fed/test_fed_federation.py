@@ -179,3 +179,26 @@ def test_result_is_json(tmp_path: Path) -> None:
     out = simulate(cfg).to_dict()
     json.dumps(out, default=float)
     assert out["kind"] == "federation" and DpConfig.from_dict(out["config"]["dp"]).mode == "off"
+
+
+def test_with_episodes_as_the_unit_one_episode_moves_the_update_by_at_most_c() -> None:
+    cfg = _config(HONEST, rounds=1)
+    codec = SnapshotCodec(vocabulary_for(cfg))
+    node = NodeSpec(name="a", scenarios=("troubleshooting",))
+    start = codec.decode(codec.zeros())
+    clip = 2.0
+    three = play_round(node, start, codec, round_=1, episodes=3, clip_each=clip)
+    two = play_round(node, start, codec, round_=1, episodes=2, clip_each=clip)
+    diff = np.linalg.norm(three.update[0] - two.update[0])
+    assert 0 < diff <= clip + 1e-9
+    assert np.linalg.norm(three.update[0]) <= 3 * clip + 1e-9
+    assert not np.any(three.update[1])  # the summary counts are not released under DP
+
+
+def test_episode_unit_federation_runs_and_accounts() -> None:
+    cfg = _config(HONEST, rounds=2, dp={"mode": "central", "unit": "episode", "clip": 3.0,
+                                        "target_epsilon": 8.0})
+    result = simulate(cfg)
+    assert result.epsilon is not None and result.epsilon <= 8.0 + 1e-6
+    assert all(r.noise_std == pytest.approx(3.0 * result.noise_multiplier) for r in result.rounds)
+    assert all(len(r.answered) == 3 for r in result.rounds)

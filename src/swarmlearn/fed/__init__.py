@@ -33,6 +33,7 @@ from swarmlearn.fed._config import (
 from swarmlearn.fed._dp import (
     DpConfig,
     DpMode,
+    DpUnit,
     PrivacyLedger,
     PrivacySpent,
     add_noise,
@@ -77,6 +78,7 @@ __all__ = [
     "Codec",
     "DpConfig",
     "DpMode",
+    "DpUnit",
     "DqnCodec",
     "EvalConfig",
     "FedConfig",

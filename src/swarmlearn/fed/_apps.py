@@ -99,9 +99,15 @@ def _node_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
     arrays = msg.content["arrays"].to_numpy_ndarrays()
     if node.behaviour is Behaviour.CRASH:
         raise RuntimeError(f"node {node.name}: crashed (behaviour = crash)")
-    start = _working(context, codec, arrays, float(conf.get("noise-std-total", 0.0)))
+    noise = float(conf.get("noise-std-total", 0.0))
+    per_episode = float(conf["clip-episode"]) if "clip-episode" in conf else None
+    if per_episode is not None:  # episodes as the unit: play from released numbers only
+        zeros = codec.zeros()
+        start = codec.decode(denoise(arrays, zeros, zeros, noise))
+    else:
+        start = _working(context, codec, arrays, noise)
     result = play_round(node, start, codec, round_=round_, episodes=cfg.federation.episodes,
-                        seed=cfg.federation.seed)
+                        seed=cfg.federation.seed, clip_each=per_episode)
     _local_only(context, node, codec, round_, cfg)
     update = result.update
     if node.behaviour is Behaviour.GARBAGE:
@@ -112,8 +118,9 @@ def _node_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
     if "clip" in conf:
         update = [update[0], np.zeros_like(update[1])]  # under DP only statistics are released
         update, norm = clip_update(update, float(conf["clip"]))
-    _remember(context, "mine-exact", exact)
-    _remember(context, "mine-clipped", update)
+    if per_episode is None:  # (with episodes as the unit a node uses released numbers only)
+        _remember(context, "mine-exact", exact)
+        _remember(context, "mine-clipped", update)
     if "local-noise-std" in conf:
         update = add_noise(update, float(conf["local-noise-std"]),
                            np.random.default_rng([cfg.federation.seed, index, round_]))
@@ -143,8 +150,9 @@ def _working(context: Any, codec: SnapshotCodec, arrays: list[Any],
              noise_std: float) -> Any:
     """The snapshot a node learns from: its own exact contributions plus what the
     others contributed, denoised (:func:`swarmlearn.fed.denoise`)."""
-    if "mine-exact" not in context.state.array_records:
-        return codec.decode(arrays)
+    if "mine-exact" not in context.state.array_records:  # nothing of its own in there
+        zeros = codec.zeros()
+        return codec.decode(denoise(arrays, zeros, zeros, noise_std))
     mine = _state_arrays(context, "mine-exact", codec)
     sent = _state_arrays(context, "mine-clipped", codec)
     return codec.decode(denoise(arrays, mine, sent, noise_std))
@@ -248,7 +256,9 @@ def run_federation(grid: Any, cfg: FedConfig, *,
               if dp.enabled and dp.noise_multiplier is not None else None)
     strategy = SwarmStrategy(aggregator=fed.aggregator, dp=dp, sample_rate=fed.sample_rate,
                              trim=fed.trim, expected_nodes=len(nodes), seed=fed.seed,
-                             ledger=ledger if dp.mode is DpMode.CENTRAL else None)
+                             ledger=ledger if dp.mode is DpMode.CENTRAL else None,
+                             episodes_per_node=fed.episodes * max(len(n.scenarios)
+                                                                  for n in cfg.nodes))
     vocabulary = vocabulary_for(cfg)
     strategy.node_config["vocabulary"] = json.dumps(vocabulary.to_dict())
     codec = SnapshotCodec(vocabulary)

@@ -60,13 +60,17 @@ def simulate_cmd(
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="Write the JSON report.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of success vs ε.")] = None,
+    unit: Annotated[str | None, typer.Option(
+        help="DP unit for the --epsilon settings: node (default) or episode.")] = None,
+    clip: Annotated[float | None, typer.Option(
+        help="DP clip C for the --epsilon settings (default: the config's dp.clip).")] = None,
     repeats: Annotated[int, typer.Option(
         help="Independent repetitions of each setting (federation seed, seed+1, …: other "
              "private tasks and other noise).")] = 1,
 ) -> None:
     """Simulate every node of CONFIG on this machine and report utility vs privacy."""
     from swarmlearn.fed._config import Backend, load_config
-    from swarmlearn.fed._dp import DpConfig, DpMode
+    from swarmlearn.fed._dp import DpConfig, DpMode, DpUnit
 
     cfg = load_config(config)
     settings = parse_epsilons(epsilon) if epsilon is not None else [cfg.dp]
@@ -76,6 +80,14 @@ def simulate_cmd(
         raise ConfigError(f"--backend: expected inprocess or ray, got {backend!r}",
                           field="--backend") from None
     check_range("--repeats", repeats, lo=1)
+    if clip is not None:
+        check_range("--clip", clip, lo=0.0, lo_open=True)
+    try:
+        dp_unit = DpUnit(unit) if unit is not None else cfg.dp.unit
+    except ValueError:
+        raise ConfigError(f"--unit: expected node or episode, got {unit!r}",
+                          field="--unit") from None
+    dp_clip = clip if clip is not None else cfg.dp.clip
     for path, name in ((output, "--output"), (plot, "--plot")):
         if path is not None:
             check_output_path(path, name)
@@ -84,9 +96,9 @@ def simulate_cmd(
         if isinstance(s, DpConfig):
             dp = s
         elif s is None:
-            dp = DpConfig(mode=DpMode.OFF, clip=cfg.dp.clip)
+            dp = DpConfig(mode=DpMode.OFF, clip=dp_clip)
         else:
-            dp = DpConfig(mode=DpMode.CENTRAL, clip=cfg.dp.clip, target_epsilon=s,
+            dp = DpConfig(mode=DpMode.CENTRAL, unit=dp_unit, clip=dp_clip, target_epsilon=s,
                           delta=cfg.dp.delta)
         reps = [_simulate_one(cfg.with_dp(dp).with_seed(cfg.federation.seed + r), kind)
                 for r in range(repeats)]
@@ -105,7 +117,8 @@ def _simulate_one(cfg: Any, kind: Any) -> dict[str, Any]:
     from swarmlearn.fed._report import summarize_utility
     from swarmlearn.fed._run import simulate
 
-    label = "no DP" if not cfg.dp.enabled else f"central DP, target ε = {cfg.dp.target_epsilon}"
+    label = ("no DP" if not cfg.dp.enabled else
+             f"central DP per {cfg.dp.unit}, target ε = {cfg.dp.target_epsilon}")
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"{label}: rounds", total=cfg.federation.rounds)

@@ -12,7 +12,12 @@ that crashes contributes a zero update, which the bound already covers.
 The privacy spent is accounted with Google's ``dp-accounting`` (RDP):
 each round composes ``PoissonSampledDpEvent(q, GaussianDpEvent(z))``
 (``GaussianDpEvent(z)`` when every node takes part, q = 1). The unit of
-privacy is a node: everything a node contributes in a round, all its episodes.
+privacy (``unit``) is by default a **node**: everything a node contributes, all
+its episodes. With ``unit = "episode"`` each episode's contribution is clipped
+to C instead (the node then plays every episode of a round from the released
+statistics alone, so one episode cannot change the others' contributions), and
+the guarantee is about one episode: weaker, for the same ε, and far less noise
+relative to the signal.
 :func:`noise_for_epsilon` finds the z that spends a target ε in a given
 number of rounds.
 """
@@ -36,6 +41,7 @@ from swarmlearn.errors import ConfigError
 __all__ = [
     "DpConfig",
     "DpMode",
+    "DpUnit",
     "PrivacyLedger",
     "PrivacySpent",
     "add_noise",
@@ -47,6 +53,11 @@ __all__ = [
 ]
 
 F64 = npt.NDArray[np.float64]
+
+
+class DpUnit(enum.StrEnum):
+    NODE = "node"  # a node's whole update is clipped: protects everything a node has
+    EPISODE = "episode"  # each episode's contribution is clipped: protects one episode
 
 
 class DpMode(enum.StrEnum):
@@ -62,6 +73,7 @@ class DpConfig:
     federation before a round that would spend more."""
 
     mode: DpMode = DpMode.OFF
+    unit: DpUnit = DpUnit.NODE
     clip: float = 1.0
     noise_multiplier: float | None = None
     target_epsilon: float | None = None
@@ -74,6 +86,11 @@ class DpConfig:
         except ValueError:
             raise ConfigError(f"dp.mode: expected one of {', '.join(DpMode)}, got {self.mode!r}",
                               field="dp.mode", value=self.mode) from None
+        try:
+            object.__setattr__(self, "unit", DpUnit(self.unit))
+        except ValueError:
+            raise ConfigError(f"dp.unit: expected one of {', '.join(DpUnit)}, got {self.unit!r}",
+                              field="dp.unit", value=self.unit) from None
         check_range("dp.clip", self.clip, lo=0.0, lo_open=True)
         check_range("dp.delta", self.delta, lo=0.0, hi=0.1, lo_open=True)
         if self.noise_multiplier is not None:
@@ -101,11 +118,11 @@ class DpConfig:
         z = noise_for_epsilon(self.target_epsilon, rounds=rounds, sample_rate=sample_rate,
                               delta=self.delta)
         budget = self.budget_epsilon if self.budget_epsilon is not None else self.target_epsilon
-        return DpConfig(mode=self.mode, clip=self.clip, noise_multiplier=z,
+        return DpConfig(mode=self.mode, unit=self.unit, clip=self.clip, noise_multiplier=z,
                         delta=self.delta, budget_epsilon=budget)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mode": self.mode.value, "clip": self.clip,
+        return {"mode": self.mode.value, "unit": self.unit.value, "clip": self.clip,
                 "noise_multiplier": self.noise_multiplier,
                 "target_epsilon": self.target_epsilon, "delta": self.delta,
                 "budget_epsilon": self.budget_epsilon}

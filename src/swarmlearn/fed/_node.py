@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.fed._config import EvalConfig, NodeSpec, scenario_ref
+from swarmlearn.fed._dp import clip_update
 from swarmlearn.fed._payload import SnapshotCodec
 from swarmlearn.learn.policies import LearningPolicies, LearningState
 from swarmlearn.learn.snapshot import LearningSnapshot, SnapshotScope
@@ -62,9 +63,18 @@ class NodeRound:
 
 
 def play_round(node: NodeSpec, start: LearningSnapshot, codec: SnapshotCodec, *,
-               round_: int, episodes: int, seed: int = 0) -> NodeRound:
+               round_: int, episodes: int, seed: int = 0,
+               clip_each: float | None = None) -> NodeRound:
     """Play the node's private tasks of round ``round_`` from the statistics of
-    ``start``; the update is what those episodes added (statistics and counts)."""
+    ``start``; the update is what those episodes added (statistics and counts).
+
+    With ``clip_each`` (DP with an episode as the unit) every episode starts from
+    ``start`` alone and its own contribution is clipped to that L2 norm, so the
+    update moves by at most ``clip_each`` when one episode is added or removed.
+    """
+    if clip_each is not None:
+        return _play_independent(node, start, codec, round_=round_, episodes=episodes,
+                                 seed=seed, clip=clip_each)
     state = LearningState(start.stats.copy())
     policies = LearningPolicies(STRATEGY, state)
     played: list[EpisodeEnded] = []
@@ -79,6 +89,23 @@ def play_round(node: NodeSpec, start: LearningSnapshot, codec: SnapshotCodec, *,
     update = [codec.encode_stats(state.stats) - codec.encode_stats(start.stats),
               codec.encode(mine)[1]]
     return NodeRound(update, played, state.stats)
+
+
+def _play_independent(node: NodeSpec, start: LearningSnapshot, codec: SnapshotCodec, *,
+                      round_: int, episodes: int, seed: int, clip: float) -> NodeRound:
+    base = codec.encode_stats(start.stats)
+    total = np.zeros_like(base)
+    played: list[EpisodeEnded] = []
+    for ref in node.scenarios:
+        sc = scenario_ref(ref).override(workers={"policy": STRATEGY})
+        for task in node_seeds(node, ref, round_, episodes, seed):
+            state = LearningState(start.stats.copy())
+            result = run_session(sc, seeds=[task], policies=LearningPolicies(STRATEGY, state))
+            played.extend(result.episodes)
+            (clipped,), _ = clip_update([codec.encode_stats(state.stats) - base], clip)
+            total += clipped
+    stats = codec.decode_stats(base + total)
+    return NodeRound([total, np.zeros(codec.shapes[1])], played, stats)
 
 
 @dataclass(frozen=True, slots=True)

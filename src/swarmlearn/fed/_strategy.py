@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from swarmlearn._extras import require
 from swarmlearn.fed._aggregate import Aggregator, aggregate
-from swarmlearn.fed._dp import DpConfig, DpMode, PrivacyLedger, add_noise, clip_update
+from swarmlearn.fed._dp import DpConfig, DpMode, DpUnit, PrivacyLedger, add_noise, clip_update
 
 __all__ = ["RoundRecord", "SwarmStrategy", "sample_nodes"]
 
@@ -79,7 +79,7 @@ class SwarmStrategy(_Strategy):  # type: ignore[misc]
     def __init__(self, *, aggregator: Aggregator, dp: DpConfig, sample_rate: float = 1.0,
                  trim: float = 0.2, expected_nodes: int, seed: int = 0,
                  ledger: PrivacyLedger | None = None, node_config: dict[str, Any] | None = None,
-                 ) -> None:
+                 episodes_per_node: int = 1) -> None:
         self.aggregator = aggregator
         self.dp = dp
         self.sample_rate = sample_rate
@@ -88,6 +88,9 @@ class SwarmStrategy(_Strategy):  # type: ignore[misc]
         self.rng = np.random.default_rng(seed)
         self.ledger = ledger
         self.node_config = node_config or {}
+        # the most a node's update may weigh: C, or with episodes as the unit C per
+        # episode (honest nodes stay under it; the server re-clips to it)
+        self.update_bound = dp.clip * (episodes_per_node if dp.unit is DpUnit.EPISODE else 1)
         self.current: list[F64] = []
         self.records: dict[int, RoundRecord] = {}
 
@@ -102,7 +105,10 @@ class SwarmStrategy(_Strategy):  # type: ignore[misc]
         config["noise-std-total"] = self.noise_std_total(server_round - 1)
         if self.dp.enabled:
             assert self.dp.noise_multiplier is not None
-            config["clip"] = self.dp.clip
+            if self.dp.unit is DpUnit.EPISODE:
+                config["clip-episode"] = self.dp.clip
+            else:
+                config["clip"] = self.dp.clip
             if self.dp.mode is DpMode.LOCAL:
                 config["local-noise-std"] = self.dp.noise_multiplier * self.dp.clip
         for k, v in self.node_config.items():
@@ -142,7 +148,7 @@ class SwarmStrategy(_Strategy):  # type: ignore[misc]
                 continue
             update, weight = checked
             if self.dp.enabled:
-                update, norm = clip_update(update, self.dp.clip)
+                update, norm = clip_update(update, self.update_bound)
                 rec.norms[node] = norm
             rec.answered.append(node)
             updates.append(update)
