@@ -3,9 +3,9 @@
 
     python benchmarks/metrics_overhead.py [--episodes 3000] [--repeat 5] [--policy random adaptive]
 
-"With" is what ``swarmlearn run --metrics-port`` attaches: the queued metrics
-subscriber on the bus (``Metrics.attach``) and the timed store writes
-(``Metrics.timed_store``), on a private registry. Each repeat runs both
+"With" is what ``swarmlearn run --metrics-port`` attaches with a store: the
+store's writes timed and their events counted in the recorder's thread
+(``Metrics.timed_store(count=True)``), on a private registry. Each repeat runs both
 sides, alternating which goes first; the figure is the median of the
 per-repeat ratios of actions per wall second and per CPU second (this
 process, every thread: the metrics subscriber's work is counted). On a
@@ -37,8 +37,9 @@ def _rate(episodes: int, url: str, policy: str, metrics: Metrics | None
     if metrics is None:
         result = run_session(sc, episodes=episodes, store=store, seed=1000)
     else:
-        result = run_session(sc, episodes=episodes, store=metrics.timed_store(store),
-                             seed=1000, subscribers=[metrics.attach])
+        counted = metrics.timed_store(store, count=True)
+        result = run_session(sc, episodes=episodes, store=counted, seed=1000,
+                             subscribers=[lambda bus: Metrics.bind(counted, bus)])
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert store.count_events(result.session) == result.actions
     store.close()

@@ -101,15 +101,25 @@ class SessionOps:
     run: TrackedRun
     metrics: Metrics | None
     _episodes: Callable[[EpisodeEnded], None] | None = None
+    _counting: Store | None = None
 
     @property
     def subscribers(self) -> Sequence[Callable[[EventBus[Event]], object]]:
-        return [self.metrics.attach] if self.metrics is not None else []
+        return [self._bind] if self.metrics is not None else []
+
+    def _bind(self, bus: EventBus[Event]) -> None:
+        """Counted in the store's writes when there is a store, else by a bus subscriber."""
+        from swarmlearn.ops.metrics import Metrics
+
+        if self._counting is None or not Metrics.bind(self._counting, bus):
+            assert self.metrics is not None
+            self.metrics.attach(bus)
 
     def store(self, store: Store | None) -> Store | None:
         if store is None or self.metrics is None:
             return store
-        return self.metrics.timed_store(store)
+        self._counting = self.metrics.timed_store(store, count=True)
+        return self._counting
 
     def on_episode(self, show: Callable[[EpisodeEnded], None] | None
                    ) -> Callable[[EpisodeEnded], None] | None:

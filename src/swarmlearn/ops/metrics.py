@@ -8,12 +8,14 @@ purposes, subscriber names, artifact kinds; never task, session or event ids.
 :data:`METRICS` lists every family with its labels and meaning (also in
 ``docs/ops.md``).
 
-The swarm's hot path is untouched: :meth:`Metrics.attach` adds a *queued*
-subscriber to the event bus (its own thread, ``Overflow.DROP``) that counts a
-batch of events at a time. The lifecycle (promotions, rollbacks, gates, the
-live version) comes from a :class:`~swarmlearn.lifecycle.LifecycleObserver`
-(:meth:`Metrics.observe_lifecycle`); store write latency from
-:meth:`Metrics.timed_store`.
+The swarm's hot path is untouched. With a store, the events are counted in
+the recorder's thread right after each batch is committed
+(:meth:`Metrics.timed_store` with ``count=True``, which also times the
+writes); without one, :meth:`Metrics.attach` adds a *queued* subscriber (its
+own thread, ``Overflow.DROP``). Either way a batch is counted at once, with
+``map``/``Counter`` and one update per label set. The lifecycle (promotions,
+rollbacks, gates, the live version) comes from a lifecycle observer
+(:meth:`Metrics.observe_lifecycle`).
 
 Several processes of one deployment (the daemon, its trainer children,
 ``serve``, runs) share their metrics in multi-process mode: give each the
@@ -23,8 +25,6 @@ same empty directory in ``PROMETHEUS_MULTIPROC_DIR`` (or ``--metrics-dir``)
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import operator
 import os
 import threading
@@ -72,11 +72,9 @@ METRICS: tuple[MetricSpec, ...] = (
                "Wall time of one task, by the swarm's clock."),
     MetricSpec("swarmlearn_episode_actions", "histogram", ("scenario",),
                "Actions spent on one task."),
-    MetricSpec("swarmlearn_decision_seconds", "histogram", ("scenario",),
-               "Time per tick outside the environment (observing, guidance, the workers' "
-               "decisions), one value per task: (task time - env.step time) / ticks."),
-    MetricSpec("swarmlearn_action_step_seconds", "histogram", ("scenario",),
-               "Time the environment took to apply one action."),
+    MetricSpec("swarmlearn_tick_seconds", "histogram", ("scenario",),
+               "Decision latency of the swarm: the mean wall time of one tick (the manager's "
+               "guidance, every worker's decision, their actions), one value per task."),
     MetricSpec("swarmlearn_llm_calls_total", "counter", ("purpose", "result"),
                "Language-model calls, by purpose (decide|guide|plan|reflect|other) and "
                "result (ok|error)."),
@@ -165,10 +163,24 @@ class Metrics:
                 self._bus_seen[key] = (max(d0, s.dropped), max(b0, s.blocked_seconds))
 
     # -- the store -----------------------------------------------------------------------
-    def timed_store(self, store: Store) -> Store:
-        """``store`` with its event writes timed (pass it to ``run_session``)."""
+    def timed_store(self, store: Store, *, count: bool = False) -> Store:
+        """``store`` with its event writes timed (pass it to ``run_session``); with
+        ``count`` the events are also counted there, in the recorder's thread, after
+        each write (then no bus subscriber is needed: :meth:`bind` gives it the bus)."""
+        counter = _BusCounter(self, None) if count else None
         return cast("Store", _TimedStore(store, self._m["swarmlearn_store_write_seconds"],
-                                         self._m["swarmlearn_store_written_events_total"]))
+                                         self._m["swarmlearn_store_written_events_total"],
+                                         counter))
+
+    @staticmethod
+    def bind(store: Store, bus: EventBus[Event]) -> bool:
+        """Tell a counting :meth:`timed_store` which bus it counts for (its drop and wait
+        stats); False if ``store`` does not count."""
+        counter = getattr(store, "counter", None)
+        if not isinstance(counter, _BusCounter):
+            return False
+        counter.bus = bus
+        return True
 
     # -- the lifecycle -------------------------------------------------------------------
     def observe_lifecycle(self, life: Lifecycle, record: LogRecord) -> None:
@@ -230,21 +242,18 @@ def _scenario(task: str) -> str:
 _task = operator.attrgetter("task")
 _action = operator.attrgetter("action")
 _result = operator.attrgetter("result")
-_duration = operator.attrgetter("duration")
 _success = operator.attrgetter("success")
 _invalid = operator.attrgetter("invalid")
-_first = operator.itemgetter(0)
-_second = operator.itemgetter(1)
 
 
 class _BusCounter:
-    """The metrics subscriber: counts a batch with C-level iteration (``map``,
-    ``Counter``), then one update per label set and histograms in bulk."""
+    """Counts a batch of events with C-level iteration (``map``, ``Counter``), then makes
+    one update per label set. Runs as a queued bus subscriber, or inside the recorder's
+    store writes (:meth:`Metrics.timed_store`)."""
 
-    def __init__(self, metrics: Metrics, bus: EventBus[Event]) -> None:
+    def __init__(self, metrics: Metrics, bus: EventBus[Event] | None) -> None:
         self.metrics = metrics
         self.bus = bus
-        self._step_time: Tally[str] = Tally()  # task → seconds in env.step so far
         self._scenarios: dict[str, str] = {}
 
     def _sc(self, task: str) -> str:
@@ -267,15 +276,13 @@ class _BusCounter:
                     ended = True
                 elif isinstance(e, LLMCallEvent):
                     self._llm(e)
-            if ended:
+            if ended and self.bus is not None:
                 self.metrics.bus_stats(id(self.bus), self.bus.stats())
 
     def _actions(self, acts: list[ActionEvent]) -> None:
-        m = self.metrics
-        tasks = list(map(_task, acts))
-        durations = list(map(_duration, acts))
         results = list(map(_result, acts))
-        counted = Tally(zip(tasks, map(_action, acts), map(_success, results), strict=True))
+        counted = Tally(zip(map(_task, acts), map(_action, acts), map(_success, results),
+                            strict=True))
         by_label: Tally[tuple[str, str, str]] = Tally()
         for (task, action, success), n in counted.items():
             by_label[(self._sc(task), action, "success" if success else "failure")] += n
@@ -285,29 +292,18 @@ class _BusCounter:
                     was = "success" if e.result.success else "failure"
                     by_label[(self._sc(e.task), e.action, was)] -= 1
                     by_label[(self._sc(e.task), INVALID_ACTION, "invalid")] += 1
-        counter = m["swarmlearn_actions_total"]
+        counter = self.metrics["swarmlearn_actions_total"]
         for labels, n in by_label.items():
             if n:
                 counter.labels(*labels).inc(n)
-        step_time = self._step_time
-        per_scenario: dict[str, list[float]] = {}
-        for task, group in itertools.groupby(zip(tasks, durations, strict=True), _first):
-            values = list(map(_second, group))
-            step_time[task] += sum(values)
-            per_scenario.setdefault(self._sc(task), []).extend(values)
-        hist = m["swarmlearn_action_step_seconds"]
-        for sc, values in per_scenario.items():
-            _observe_many(hist.labels(sc), values)
 
     def _episode(self, e: EpisodeEnded) -> None:
         m, sc = self.metrics, self._sc(e.task)
         m["swarmlearn_episodes_total"].labels(sc, e.outcome.kind.value).inc()
         m["swarmlearn_episode_duration_seconds"].labels(sc).observe(e.duration)
         m["swarmlearn_episode_actions"].labels(sc).observe(e.actions)
-        stepping = self._step_time.pop(e.task, 0.0)
         if e.ticks > 0:
-            m["swarmlearn_decision_seconds"].labels(sc).observe(
-                max(0.0, e.duration - stepping) / e.ticks)
+            m["swarmlearn_tick_seconds"].labels(sc).observe(e.duration / e.ticks)
         self._scenarios.pop(e.task, None)
 
     def _llm(self, e: LLMCallEvent) -> None:
@@ -320,38 +316,24 @@ class _BusCounter:
         m["swarmlearn_llm_latency_seconds"].labels(purpose).observe(e.latency)
 
 
-def _observe_many(child: Any, values: list[float]) -> None:
-    """``child.observe(v)`` for every value, with one update per bucket (the histogram's
-    cumulative buckets are filled the same way ``observe`` fills them)."""
-    bounds = getattr(child, "_upper_bounds", None)
-    buckets = getattr(child, "_buckets", None)
-    total = getattr(child, "_sum", None)
-    if bounds is None or buckets is None or total is None:  # another prometheus_client
-        for v in values:
-            child.observe(v)
-        return
-    counts = [0] * len(bounds)
-    for v in values:
-        counts[bisect.bisect_left(bounds, v)] += 1
-    total.inc(sum(values))
-    for i, n in enumerate(counts):
-        if n:
-            buckets[i].inc(n)
-
-
 class _TimedStore:
-    """A store whose ``write`` is timed; everything else goes to the store as it is."""
+    """A store whose ``write`` is timed (and its events counted, with a counter);
+    everything else goes to the store as it is."""
 
-    def __init__(self, store: Store, hist: Any, written: Any) -> None:
+    def __init__(self, store: Store, hist: Any, written: Any,
+                 counter: _BusCounter | None) -> None:
         self._store = store
         self._hist = hist
         self._written = written
+        self.counter = counter
 
     def write(self, batch: Sequence[Event]) -> None:
         t0 = time.perf_counter()
         self._store.write(batch)
         self._hist.observe(time.perf_counter() - t0)
         self._written.inc(len(batch))
+        if self.counter is not None:
+            self.counter(batch)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
