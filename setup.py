@@ -15,6 +15,12 @@ setup(
             # no fused multiply-add: the C numbers must equal Python's bit for bit
             extra_compile_args=["-O2", "-ffp-contract=off"],
             optional=True,
-        )
+        ),
+        Extension(
+            "swarmlearn.core._untrack",
+            sources=["src/swarmlearn/core/_untrack.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

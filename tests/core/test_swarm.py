@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
 import pytest
 
-from swarmlearn.core.actions import Action
+from swarmlearn.core.actions import Action, ActionResult
 from swarmlearn.core.bus import EventBus
 from swarmlearn.core.environment import Observation
 from swarmlearn.core.events import ActionEvent, EpisodeEnded, EpisodeStarted, Event, EventIds
@@ -215,6 +216,25 @@ def test_rule_manager_spreads_workers_and_avoids_settled_targets() -> None:
         assert g.focus[0] == svc[0]
 
 
+def test_rule_manager_reuses_parts_only_for_targets_that_look_the_same() -> None:
+    env = make_env("troubleshooting", {"services": 4})
+    obs = env.reset(0)
+    manager, prio = RuleManager(), env.context_priority()
+    first = manager.guide(SwarmView(0, obs, [0, 1], [], prio, "t"))
+    again = manager.guide(SwarmView(5, env.observe(), [0, 1], [], prio, "t"))
+    assert again.tick == 5 and again == Guidance(5, first.text, first.focus, first.avoid,
+                                                  first.assignments)
+    svc = list(obs.targets)
+    env.step(Action("CheckStatus", svc[0]))  # a context moves: new parts, as a new manager says
+    moved = manager.guide(SwarmView(6, env.observe(), [0, 1], [], prio, "t"))
+    assert moved == RuleManager().guide(SwarmView(6, env.observe(), [0, 1], [], prio, "t"))
+    assert moved.text != first.text
+    other = make_env("troubleshooting", {"services": 4})  # other priorities: not from the memo
+    other_obs = other.reset(0)
+    assert manager.guide(SwarmView(0, other_obs, [0, 1], [], other.context_priority(), "t")) \
+        == RuleManager().guide(SwarmView(0, other_obs, [0, 1], [], other.context_priority(), "t"))
+
+
 def test_episode_end_reaches_every_worker() -> None:
     seen: list[Outcome] = []
 
@@ -244,3 +264,18 @@ def test_sequential_environments_take_turns_on_a_fresh_observation() -> None:
     swarm = Swarm(env, [Watching(i) for i in range(3)], config=SwarmConfig(max_ticks=2))
     swarm.run_episode(seed=0, ids=EventIds(1))
     assert seen_steps[:3] == [0, 1, 2]  # each worker saw the previous worker's step
+
+
+def test_action_events_leave_the_cyclic_collector() -> None:
+    untrack = pytest.importorskip("swarmlearn.core._untrack", reason="not built").untrack
+    swarm, seen = _swarm()
+    swarm.run_episode(seed=3, ids=EventIds(1))
+    events = [e for e in seen if isinstance(e, ActionEvent)]
+    # NamedTuples stay tracked for life in CPython; these hold nothing that could form a cycle
+    assert events and not any(gc.is_tracked(e) or gc.is_tracked(e.result) for e in events)
+    holds_a_list = ActionEvent(1, 1, "t", "", 0, 0, 0, "A", "", (("k", []),),  # type: ignore[arg-type]
+                               ActionResult(True), 0.0, "", 0.0)
+    assert untrack(holds_a_list) is holds_a_list and gc.is_tracked(holds_a_list)
+    plain = ActionEvent(1, 1, "t", "", 0, 0, 0, "A", "", (("k", "v"),), ActionResult(True),
+                        0.0, "", 0.0)
+    assert gc.is_tracked(plain) and not gc.is_tracked(untrack(plain))

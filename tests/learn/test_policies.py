@@ -183,6 +183,18 @@ def test_adaptive_switches_and_notes_it() -> None:
     assert policy.current == "thompson"
 
 
+@settings(max_examples=40, deadline=None)
+@given(oks=st.lists(st.booleans(), max_size=60), window=st.integers(1, 7))
+def test_adaptive_error_rate_is_the_window_mean(oks: list[bool], window: int) -> None:
+    policy = AdaptivePolicy(LearningState(config=PolicyConfig(error_window=window)))
+    ids = EventIds(1)
+    for k, ok in enumerate(oks):
+        policy.update(_event(ids, "a", "x", ok))
+        last = [not o for o in oks[max(0, k + 1 - window): k + 1]]
+        assert policy.error_rate() == sum(last) / len(last)  # exact, as the sum over the window
+    assert policy.error_rate() == 0.0 or oks
+
+
 def test_policy_params_from_scenario_are_validated() -> None:
     from swarmlearn.errors import ConfigError
 

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from swarmlearn._config import check_range
 from swarmlearn.core.actions import Action, ActionResult
@@ -45,6 +45,18 @@ __all__ = ["Clock", "OutcomeJudge", "Swarm", "SwarmConfig"]
 logger = logging.getLogger(__name__)
 
 _new_event = tuple.__new__  # an ActionEvent without the NamedTuple's Python-level __new__
+
+_T = TypeVar("_T")
+
+
+def _keep(obj: _T) -> _T:
+    return obj
+
+
+try:  # events out of the cyclic GC's way (core/_untrack.c; optional)
+    from swarmlearn.core._untrack import untrack as _untrack
+except ImportError:  # not built: the collector keeps walking them, nothing else changes
+    _untrack = _keep
 
 Clock = Callable[[], float]
 
@@ -145,6 +157,7 @@ class Swarm:
         counters = _Counters()
         guidance = NO_GUIDANCE
         recent: list[ActionEvent] = []
+        worker_ids = tuple(w.id for w in self.workers)
         start = clock()
         tick = 0
         timed_out = False
@@ -155,15 +168,7 @@ class Swarm:
             obs = env.observe()
             if self.manager is not None and self._due(tick, recent):
                 guidance = self.manager.guide(
-                    SwarmView(
-                        tick,
-                        obs,
-                        [w.id for w in self.workers],
-                        recent,
-                        env.context_priority(),
-                        task,
-                    )
-                )
+                    SwarmView(tick, obs, worker_ids, recent, env.context_priority(), task))
                 counters.guidance += 1
             if self._turns:  # one agent in the world: each worker sees the last one's move
                 recent = []
@@ -306,6 +311,7 @@ class Swarm:
                 targets.get(target, "") if target else "",  # obs.context_of(action)
                 wall(),
             ))
+            _untrack(event)
             if result.invalid:
                 counters.invalid += 1
             worker.observe(event)

@@ -11,14 +11,11 @@ candidate,
 * ``G``: the greedy score ``(s+1)/(s+f+2) + w·bonus``,
 * ``TA``, ``TB``, ``W``: Thompson's Beta parameters and ``w·bonus``,
 
-computed from the statistics' tables when the decision is made: the arm
-counts straight from the table, the static bonus (transitions, n-grams)
-memoized per (tail, arm) only until the statistics' ``epoch`` moves (an
-episode end, the only time those tables change), in C as in
-:meth:`LearnedBonus.static`. Nothing is keyed by a candidate list or by
-object identity, so nothing goes stale as candidates, tails and counts move
-(a swarm makes a new candidate list and a new tail at nearly every
-decision). Selection asks the set itself: ``ucb(k,
+computed straight from the statistics' tables when the decision is made: a
+handful of dict lookups per candidate and nothing cached between decisions,
+so nothing can go stale as candidates, history tails and counts move (a
+swarm makes a new candidate list and a new tail at nearly every decision; a
+cache keyed by them never hit). Selection asks the set itself: ``ucb(k,
 rank)`` and ``greedy(rank)`` return the best index, ties going to the learned
 action order ``rank`` (then the listed order), ``first_unvisited(rank)`` the
 unvisited arm to try first, ``thompson(sampler)`` the best draw.

@@ -8,12 +8,12 @@
  * contraction; tests/learn/test_armset.py compares them), except Thompson's
  * draws, which come from a different (but equally exact) sampler.
  *
- * arms() computes a decision's numbers from the statistics' tables: the arm
- * counts (contexts) straight from the table at every decision, the static
- * bonus (transitions, n-grams) through a memo per history tail that is dropped
- * whenever the statistics' epoch moves (an episode end, the only time those
- * tables and the scale change), as LearnedBonus.static does in Python. A
- * decision is memory-bound, so each arm is looked up with one hash.
+ * arms() computes a decision's numbers straight from the statistics' tables
+ * (contexts, transitions, n-grams): a handful of dict lookups per candidate,
+ * no cache between decisions, so nothing can go stale. A decision is
+ * memory-bound, so each arm is hashed once for its counts and its token. (A
+ * memo of static bonuses per tail, as LearnedBonus.static keeps, was tried:
+ * a worker's tail moves at every action, so it almost never hit.)
  *
  * observe() and credit() are LearnedStats.observe's and .attribute's updates
  * (learn/stats.py holds the same code in Python; both leave the same tables).
@@ -155,8 +155,8 @@ static PyTypeObject RngType = {
 
 /* ------------------------------------------------------------------------ */
 /* ArmCore: the numbers of one decision's candidates, computed from the      */
-/* statistics' tables in one pass: two dict lookups per candidate, with the  */
-/* static bonus memoized per tail until the statistics' epoch moves.        */
+/* statistics' tables in one pass. Nothing is cached between decisions, so   */
+/* nothing can go stale: a decision costs a few dict lookups per candidate.  */
 
 typedef struct {
     PyObject_HEAD
@@ -170,7 +170,7 @@ typedef struct {
 } ArmCore;
 
 static PyObject *s_contexts, *s_transitions, *s_ngrams3, *s_ngrams4, *s_scale, *s_start, *s_at,
-    *s_epoch, *s_static, *s_actions, *s_targets, *s_sequences, *s_events_seen, *s_end_episode;
+    *s_actions, *s_targets, *s_sequences, *s_events_seen, *s_end_episode;
 
 static void ArmCore_dealloc(ArmCore *self) {
     PyObject_GC_UnTrack(self);
@@ -310,6 +310,19 @@ static PyObject *token_of(PyObject *memo, PyObject *name, PyObject *context) {
     return tok;
 }
 
+/* the token of arm (context, name), memoized under the arm (whose hash is known) */
+static PyObject *arm_token(PyObject *memo, PyObject *arm, Py_hash_t hash, PyObject *name,
+                           PyObject *context) {
+    PyObject *tok = _PyDict_GetItem_KnownHash(memo, arm, hash);
+    if (tok != NULL) {
+        Py_INCREF(tok);
+        return tok;
+    }
+    if (PyErr_Occurred() || (tok = step_token(name, context)) == NULL) return NULL;
+    if (memo_put(memo, arm, tok) < 0) Py_CLEAR(tok);
+    return tok;
+}
+
 /* the token of one recent step: a token (str) itself, or an ActionEvent (new reference) */
 #define EVENT_ACTION 7
 #define EVENT_CONTEXT 12
@@ -327,81 +340,6 @@ static PyObject *step_of(PyObject *memo, PyObject *item) {
     return NULL;
 }
 
-
-/* memo[s_static] = [epoch, {tail: {step: static}}]: the dict of `tail` (t[0..2]) for the
- * statistics' current epoch (arm -> static bonus), made when missing (a new reference: the memo may be cleared
- * while the caller uses it); NULL on error */
-#define STATIC_TAILS_MAX 65536
-static PyObject *tail_statics(PyObject *stats, PyObject *memo, PyObject *const t[4]) {
-    PyObject *epoch = PyObject_GetAttr(stats, s_epoch);
-    if (epoch == NULL) return NULL;
-    PyObject *slot = memo_get(memo, s_static);
-    int same = 0;
-    if (slot == NULL && PyErr_Occurred()) goto fail;
-    if (slot != NULL) {
-        if (!PyList_Check(slot) || PyList_GET_SIZE(slot) != 2) {
-            PyErr_SetString(PyExc_TypeError, "arms: the memo's static slot is not ours");
-            goto fail;
-        }
-        same = PyObject_RichCompareBool(PyList_GET_ITEM(slot, 0), epoch, Py_EQ);
-        if (same < 0) goto fail;
-        if (same && PyDict_GET_SIZE(PyList_GET_ITEM(slot, 1)) >= STATIC_TAILS_MAX) same = 0;
-    }
-    if (!same) {
-        PyObject *tails = PyDict_New();
-        slot = tails ? PyList_New(2) : NULL;
-        if (slot == NULL) {
-            Py_XDECREF(tails);
-            goto fail;
-        }
-        Py_INCREF(epoch);
-        PyList_SET_ITEM(slot, 0, epoch);
-        PyList_SET_ITEM(slot, 1, tails);
-        int rc = memo_put(memo, s_static, slot);
-        Py_DECREF(slot);
-        if (rc < 0 || (slot = memo_get(memo, s_static)) == NULL) goto fail;
-    }
-    Py_DECREF(epoch);
-    PyObject *tails = PyList_GET_ITEM(slot, 1);
-    PyObject *key = PyTuple_Pack(3, t[0], t[1], t[2]); /* t[3] follows from t[2] */
-    if (key == NULL) return NULL;
-    PyObject *statics = PyDict_GetItemWithError(tails, key);
-    if (statics != NULL) {
-        Py_INCREF(statics);
-    } else if (!PyErr_Occurred() && (statics = PyDict_New()) != NULL &&
-               PyDict_SetItem(tails, key, statics) < 0) {
-        Py_CLEAR(statics);
-    }
-    Py_DECREF(key);
-    return statics;
-fail:
-    Py_DECREF(epoch);
-    return NULL;
-}
-
-/* static_bonus of arm (context, name) through the tail's memo (statics: arm -> float, looked
- * up with the arm's hash); the step token is made only when the memo misses; -1 on error */
-static int memo_static(PyObject *statics, PyObject *memo, PyObject *arm, Py_hash_t hash,
-                       PyObject *name, PyObject *context, PyObject *const t[4],
-                       PyObject *tables[3], double scale, double prior, double tw, double nw,
-                       double *out) {
-    PyObject *hit = _PyDict_GetItem_KnownHash(statics, arm, hash);
-    if (hit != NULL) {
-        *out = PyFloat_AS_DOUBLE(hit);
-        return 0;
-    }
-    if (PyErr_Occurred()) return -1;
-    PyObject *step = token_of(memo, name, context);
-    if (step == NULL) return -1;
-    int rc = static_bonus(t, step, tables, scale, prior, tw, nw, out);
-    Py_DECREF(step);
-    if (rc < 0) return -1;
-    PyObject *v = PyFloat_FromDouble(*out);
-    if (v == NULL) return -1;
-    rc = PyDict_SetItem(statics, arm, v);
-    Py_DECREF(v);
-    return rc;
-}
 
 /* arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore
  * (the constant arguments first, so that a functools.partial can bind them)
@@ -430,7 +368,6 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     if (cands == NULL) return NULL;
     PyObject *contexts = NULL, *tables[3] = {NULL, NULL, NULL}, *scale_obj = NULL;
     PyObject *t[4] = {NULL, NULL, NULL, NULL}; /* owned */
-    PyObject *statics = NULL;
     ArmCore *self = NULL;
     const Py_ssize_t n = PySequence_Fast_GET_SIZE(cands);
     PyObject **items = PySequence_Fast_ITEMS(cands);
@@ -488,14 +425,9 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     self->TB = mem + 5 * n;
     self->W = mem + 6 * n;
 
-    /* the static bonus of this tail's candidates, memoized until the statistics' epoch
-     * changes (an episode end: the only time transitions, n-grams and the scale move) */
-    statics = NULL; /* arm -> float, for this tail and epoch */
-    if (want_static && (statics = tail_statics(stats, memo, t)) == NULL) goto fail;
-
     for (Py_ssize_t i = 0; i < n; i++) {
-        /* the arm (context, name): its counts, and its static bonus after this tail, both
-         * looked up with one hash (few objects touched: a decision is memory-bound) */
+        /* the arm (context, name): its counts and its step token, both looked up with one
+         * hash (few objects touched: a decision is memory-bound) */
         PyObject *name, *context;
         if (cand_parts(items[i], &name, &context) < 0) goto fail;
         PyObject *arm = PyTuple_Pack(2, context, name);
@@ -506,9 +438,11 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
         double bonus_w = 0.0;
         if (rc == 0 && w != 0.0) {
             double st = 0.0;
-            if (want_static)
-                rc = memo_static(statics, memo, arm, hash, name, context, t, tables, scale, prior,
-                                 tw, nw, &st);
+            if (want_static) {
+                PyObject *step = arm_token(memo, arm, hash, name, context);
+                rc = step == NULL ? -1 : static_bonus(t, step, tables, scale, prior, tw, nw, &st);
+                Py_XDECREF(step);
+            }
             /* w·(static/Σweights + cw·(s−f)/(n + prior·scale)/Σweights), as in Python */
             bonus_w = w * (st * den_inv + cw * (s - f) / (s + f + prior * scale) * den_inv);
         }
@@ -533,10 +467,8 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
     for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
     for (int j = 0; j < 4; j++) Py_XDECREF(t[j]);
     Py_DECREF(scale_obj);
-    Py_XDECREF(statics);
     return (PyObject *)self;
 fail:
-    Py_XDECREF(statics);
     Py_XDECREF(cands);
     Py_XDECREF(contexts);
     for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
@@ -1039,15 +971,13 @@ PyMODINIT_FUNC PyInit__fast(void) {
     s_scale = PyUnicode_InternFromString("_scale");
     s_start = PyUnicode_InternFromString("^");
     s_at = PyUnicode_InternFromString("@");
-    s_epoch = PyUnicode_InternFromString("epoch");
-    s_static = PyUnicode_InternFromString("\x01static bonus by tail"); /* no candidate key */
     s_actions = PyUnicode_InternFromString("actions");
     s_targets = PyUnicode_InternFromString("targets");
     s_sequences = PyUnicode_InternFromString("_sequences");
     s_events_seen = PyUnicode_InternFromString("events_seen");
     s_end_episode = PyUnicode_InternFromString("end_episode");
     if (!s_contexts || !s_transitions || !s_ngrams3 || !s_ngrams4 || !s_scale || !s_start ||
-        !s_at || !s_epoch || !s_static || !s_actions || !s_targets || !s_sequences ||
+        !s_at || !s_actions || !s_targets || !s_sequences ||
         !s_events_seen || !s_end_episode)
         return NULL;
     PyObject *m = PyModule_Create(&fastmodule);

@@ -124,7 +124,7 @@ class LearningState:
         den = b.transition_weight + b.ngram_weight + b.context_weight
         self._consts = (config.learning_weight, b.transition_weight, b.ngram_weight,
                         b.context_weight, b.prior, 1.0 / den if den else 0.0)
-        # candidate keys, step tokens and static bonuses for these weights (the C ArmSets)
+        # step tokens of the arms, for the C ArmSets (a pure memo; new with new weights)
         self._memo = {}
         self._make = armset_maker(self.bonus, self._consts, self._memo, fast=self.fast)
 
@@ -224,19 +224,24 @@ class AdaptivePolicy:
         self.current = Strategy.UCB1.value
         self.switches = 0
         self._errors: deque[bool] = deque(maxlen=state.config.error_window)
+        self._failed = 0  # how many of self._errors are True
         self._last: ActionEvent | None = None
+
+    def error_rate(self) -> float:
+        """This worker's error rate over its last ``error_window`` actions."""
+        return self._failed / len(self._errors) if self._errors else 0.0
 
     def choose(self) -> str:
         cfg = self.state.config
         if self.state.stats.events_seen < cfg.maturity:
             return Strategy.UCB1.value
-        rate = sum(self._errors) / len(self._errors) if self._errors else 0.0
+        rate = self.error_rate()
         return Strategy.GREEDY.value if rate <= cfg.error_threshold else Strategy.THOMPSON.value
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
         want = self.choose()
         if want != self.current:
-            rate = sum(self._errors) / len(self._errors) if self._errors else 0.0
+            rate = self.error_rate()
             self.state.note(self._last, self.worker, "strategy_switch",
                             f"worker {self.worker}: {self.current} → {want}",
                             {"from": self.current, "to": want, "error_rate": rate,
@@ -246,7 +251,11 @@ class AdaptivePolicy:
         return self._subs[self.current].select(candidates, ctx)
 
     def update(self, event: ActionEvent) -> None:
-        self._errors.append(not event.result.success)
+        errors, failed = self._errors, not event.result.success
+        if len(errors) == errors.maxlen:
+            self._failed -= errors[0]  # the oldest leaves the window
+        errors.append(failed)
+        self._failed += failed
         self._last = event
 
     def end_episode(self, outcome: Outcome) -> None:
