@@ -54,12 +54,16 @@ def configure(*, track_runs: bool, tracking_uri: str | None, metrics_port: int |
     cfg = TrackingConfig.from_env()
     if cfg is not None and not _state.mirror:
         from swarmlearn.lifecycle import add_observer
+        from swarmlearn.ops.hooks import LevelRunTracker
         from swarmlearn.ops.registry import MirrorObserver
 
         observer = MirrorObserver(tracking_uri=cfg.resolved_uri,
                                   artifact_location=cfg.artifact_location)
+        levels = LevelRunTracker(cfg)  # the daemon's level runs
         add_observer(observer)
+        add_observer(levels)
         atexit.register(observer.close)
+        atexit.register(levels.close)
         _state.mirror = True
     ensure_metrics(metrics_port, metrics_dir)
 

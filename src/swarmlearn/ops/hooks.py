@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarmlearn.ops.tracking import TrackedRun, Tracker, track
+from swarmlearn.ops.tracking import TrackedRun, Tracker, TrackingConfig, track
 
 if TYPE_CHECKING:
     from swarmlearn.core.events import EpisodeEnded
@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from swarmlearn.rl._records import EvalReport
     from swarmlearn.rl._run import Trainer
 
-__all__ = ["DqnTracking", "episode_logger", "track_dqn", "tracked_command"]
+__all__ = [
+    "DqnTracking",
+    "LevelRunTracker",
+    "episode_logger",
+    "log_version",
+    "track_dqn",
+    "tracked_command",
+]
 
 
 @dataclass(slots=True)
@@ -126,3 +133,58 @@ def log_version(run: TrackedRun, version: Any) -> None:
     directory = version.meta.get("directory")
     if isinstance(directory, str) and Path(directory).exists():
         run.log_artifact(directory, "artifact")
+
+
+class LevelRunTracker:
+    """A lifecycle observer that makes an MLflow run of each daemon level run.
+
+    The daemon notes ``run-start``, then the lifecycle records ``produce``,
+    ``evaluate``, ``promote`` / ``reject`` and the daemon ``run-done`` (or
+    ``run-failed``): the run gets the level's trigger as params, the produced
+    version's ids and lineage, the gate's numbers and the run's seconds, and
+    ends FINISHED or FAILED. The MLflow client is made at the first run.
+    """
+
+    def __init__(self, config: TrackingConfig) -> None:
+        self.config = config
+        self._tracker: Tracker | None = None
+        self._runs: dict[tuple[str, str], TrackedRun] = {}
+
+    def __call__(self, life: Any, record: Any) -> None:
+        key = (record.kind, record.scope)
+        data = dict(record.data)
+        if record.step == "run-start":
+            if self._tracker is None:
+                self._tracker = Tracker(self.config)
+            old = self._runs.pop(key, None)
+            if old is not None:
+                old.end("KILLED")
+            self._runs[key] = self._tracker.start_run(
+                f"daemon {record.kind}/{record.scope}", params={"trigger": data},
+                tags={"swarmlearn.command": "daemon", "swarmlearn.kind": record.kind,
+                      "swarmlearn.scope": record.scope, "swarmlearn.level": data.get("level")})
+            return
+        run = self._runs.get(key)
+        if run is None:
+            return
+        if record.step == "produce" and record.artifact_id:
+            log_version(run, life.get(int(data["version"])))
+        elif record.step in ("promote", "reject") and record.artifact_id:
+            gate = life.get(int(data["version"])).gate or {}
+            run.log_metrics({f"gate/{k}": float(v) for k, v in gate.items()
+                             if isinstance(v, int | float) and not isinstance(v, bool)})
+            run.set_tags({"swarmlearn.decision": record.step})
+        elif record.step in ("run-done", "run-failed"):
+            run.log_metrics({k: float(v) for k, v in data.items()
+                             if isinstance(v, int | float) and not isinstance(v, bool)})
+            if record.step == "run-failed":
+                run.set_tags({"swarmlearn.failure": record.reason[:5000]})
+            run.end("FINISHED" if record.step == "run-done" else "FAILED")
+            del self._runs[key]
+
+    def close(self) -> None:
+        for run in self._runs.values():
+            run.end("KILLED")
+        self._runs.clear()
+        if self._tracker is not None:
+            self._tracker.close()

@@ -191,7 +191,7 @@ class Metrics:
             seconds = _training_seconds(life, record)
             if seconds is not None:
                 m["swarmlearn_training_duration_seconds"].labels(kind).observe(seconds)
-        elif record.step == "fail":
+        elif record.step in ("fail", "run-failed"):  # evaluating failed / the daemon's trainer
             m["swarmlearn_training_runs_total"].labels(kind, "failed").inc()
         elif record.step == "reject":
             m["swarmlearn_gate_decisions_total"].labels(kind, "reject").inc()
