@@ -288,3 +288,17 @@ def test_unknown_actions_are_one_bounded_label() -> None:
                                             "result": "invalid"}) == 2
     assert get("swarmlearn_actions_total", {"scenario": "sc[v]", "action": "made-up-1",
                                             "result": "failure"}) is None
+
+
+def test_bulk_histogram_observe_equals_observe_one_by_one() -> None:
+    from swarmlearn.ops.metrics import _observe_many
+
+    values = [0.0, 1e-5, 0.0001, 0.00011, 0.3, 0.5, 7.0, 1e9, 0.005]
+    a, b = prometheus_client.CollectorRegistry(), prometheus_client.CollectorRegistry()
+    ha = prometheus_client.Histogram("h_seconds", "h", registry=a, buckets=(0.0001, 0.5, 5.0))
+    hb = prometheus_client.Histogram("h_seconds", "h", registry=b, buckets=(0.0001, 0.5, 5.0))
+    for v in values:
+        ha.observe(v)
+    _observe_many(hb, values)
+    assert prometheus_client.generate_latest(a).split(b"h_seconds_created")[0] == (
+        prometheus_client.generate_latest(b).split(b"h_seconds_created")[0])

@@ -25,6 +25,7 @@ same empty directory in ``PROMETHEUS_MULTIPROC_DIR`` (or ``--metrics-dir``)
 
 from __future__ import annotations
 
+import bisect
 import operator
 import os
 import threading
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from swarmlearn._extras import require
+from swarmlearn.core.actions import ActionResult
 from swarmlearn.core.bus import EventBus, Overflow, Subscription
 from swarmlearn.core.events import ActionEvent, EpisodeEnded, Event, LLMCallEvent
 
@@ -239,11 +241,12 @@ def _scenario(task: str) -> str:
     return task.rpartition(":")[0] or task
 
 
-_task = operator.attrgetter("task")
-_action = operator.attrgetter("action")
-_result = operator.attrgetter("result")
-_success = operator.attrgetter("success")
-_invalid = operator.attrgetter("invalid")
+# NamedTuple fields by position: itemgetter is the cheapest read there is
+_task = operator.itemgetter(ActionEvent._fields.index("task"))
+_action = operator.itemgetter(ActionEvent._fields.index("action"))
+_result = operator.itemgetter(ActionEvent._fields.index("result"))
+_success = operator.itemgetter(ActionResult._fields.index("success"))
+_invalid = operator.itemgetter(ActionResult._fields.index("invalid"))
 
 
 class _BusCounter:
@@ -256,55 +259,71 @@ class _BusCounter:
         self.bus = bus
         self._scenarios: dict[str, str] = {}
 
-    def _sc(self, task: str) -> str:
-        sc = self._scenarios.get(task)
-        if sc is None:
-            if len(self._scenarios) > 100_000:
-                self._scenarios.clear()
-            sc = self._scenarios[task] = _scenario(task)
-        return sc
+    def _scenarios_of(self, tasks: list[str]) -> list[str]:
+        cache = self._scenarios
+        for task in set(tasks).difference(cache):
+            cache[task] = _scenario(task)
+        return list(map(cache.__getitem__, tasks))
 
     def __call__(self, batch: Sequence[Event]) -> None:
         acts = [e for e in batch if type(e) is ActionEvent]
         if acts:
             self._actions(acts)
-        if len(acts) < len(batch):
-            ended = False
-            for e in batch:
-                if isinstance(e, EpisodeEnded):
-                    self._episode(e)
-                    ended = True
-                elif isinstance(e, LLMCallEvent):
-                    self._llm(e)
-            if ended and self.bus is not None:
-                self.metrics.bus_stats(id(self.bus), self.bus.stats())
+        if len(acts) == len(batch):
+            return
+        others = [e for e in batch if type(e) is not ActionEvent]
+        ended = [e for e in others if type(e) is EpisodeEnded]
+        if ended:
+            self._episodes(ended)
+        for e in others:
+            if type(e) is LLMCallEvent:
+                self._llm(e)
+        if ended and self.bus is not None:
+            self.metrics.bus_stats(id(self.bus), self.bus.stats())
+        if len(self._scenarios) > 100_000:
+            self._scenarios.clear()
 
     def _actions(self, acts: list[ActionEvent]) -> None:
         results = list(map(_result, acts))
-        counted = Tally(zip(map(_task, acts), map(_action, acts), map(_success, results),
+        scenarios = self._scenarios_of(list(map(_task, acts)))
+        counted = Tally(zip(scenarios, map(_action, acts), map(_success, results),
                             strict=True))
         by_label: Tally[tuple[str, str, str]] = Tally()
-        for (task, action, success), n in counted.items():
-            by_label[(self._sc(task), action, "success" if success else "failure")] += n
+        for (sc, action, success), n in counted.items():
+            by_label[(sc, action, "success" if success else "failure")] += n
         if any(map(_invalid, results)):  # rare: an action the environment does not know
-            for e in acts:
+            for e, sc in zip(acts, scenarios, strict=True):
                 if e.result.invalid:
                     was = "success" if e.result.success else "failure"
-                    by_label[(self._sc(e.task), e.action, was)] -= 1
-                    by_label[(self._sc(e.task), INVALID_ACTION, "invalid")] += 1
+                    by_label[(sc, e.action, was)] -= 1
+                    by_label[(sc, INVALID_ACTION, "invalid")] += 1
         counter = self.metrics["swarmlearn_actions_total"]
         for labels, n in by_label.items():
             if n:
                 counter.labels(*labels).inc(n)
 
-    def _episode(self, e: EpisodeEnded) -> None:
-        m, sc = self.metrics, self._sc(e.task)
-        m["swarmlearn_episodes_total"].labels(sc, e.outcome.kind.value).inc()
-        m["swarmlearn_episode_duration_seconds"].labels(sc).observe(e.duration)
-        m["swarmlearn_episode_actions"].labels(sc).observe(e.actions)
-        if e.ticks > 0:
-            m["swarmlearn_tick_seconds"].labels(sc).observe(e.duration / e.ticks)
-        self._scenarios.pop(e.task, None)
+    def _episodes(self, ended: list[EpisodeEnded]) -> None:
+        m = self.metrics
+        scenarios = self._scenarios_of([e.task for e in ended])
+        outcomes: Tally[tuple[str, str]] = Tally()
+        series: dict[str, dict[str, list[float]]] = {}
+        for e, sc in zip(ended, scenarios, strict=True):
+            outcomes[(sc, e.outcome.kind.value)] += 1
+            got = series.get(sc)
+            if got is None:
+                got = series[sc] = {"swarmlearn_episode_duration_seconds": [],
+                                    "swarmlearn_episode_actions": [],
+                                    "swarmlearn_tick_seconds": []}
+            got["swarmlearn_episode_duration_seconds"].append(e.duration)
+            got["swarmlearn_episode_actions"].append(float(e.actions))
+            if e.ticks > 0:
+                got["swarmlearn_tick_seconds"].append(e.duration / e.ticks)
+        for labels, n in outcomes.items():
+            m["swarmlearn_episodes_total"].labels(*labels).inc(n)
+        for sc, by_name in series.items():
+            for name, values in by_name.items():
+                if values:
+                    _observe_many(m[name].labels(sc), values)
 
     def _llm(self, e: LLMCallEvent) -> None:
         m = self.metrics
@@ -314,6 +333,25 @@ class _BusCounter:
         tokens.labels(purpose, "prompt").inc(e.prompt_tokens)
         tokens.labels(purpose, "completion").inc(e.completion_tokens)
         m["swarmlearn_llm_latency_seconds"].labels(purpose).observe(e.latency)
+
+
+def _observe_many(child: Any, values: list[float]) -> None:
+    """``child.observe(v)`` for every value, with one update per bucket (filled as
+    ``Histogram.observe`` fills them; checked against it in the tests)."""
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total = getattr(child, "_sum", None)
+    if bounds is None or buckets is None or total is None:  # another prometheus_client
+        for v in values:
+            child.observe(v)
+        return
+    counts = [0] * len(bounds)
+    for v in values:
+        counts[bisect.bisect_left(bounds, v)] += 1
+    total.inc(sum(values))
+    for i, n in enumerate(counts):
+        if n:
+            buckets[i].inc(n)
 
 
 class _TimedStore:
