@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from swarmlearn.errors import ArtifactError, ConfigError, StoreError, exit_code_for
+from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
 from swarmlearn.learn.snapshot import SNAPSHOT_KIND
 from swarmlearn.store import SqlStore
@@ -17,6 +18,7 @@ from swarmlearn.store import SqlStore
 app = typer.Typer()
 app.add_typer(profile_app, name="profile")
 app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(learn_app, name="learn")
 
 
 @pytest.fixture
@@ -143,3 +145,25 @@ def test_snapshot_errors_are_one_line(cli: CliRunner, store_url: str, tmp_path: 
     assert "no stored snapshots to merge (scenario:nothing)" in str(r.exception)
     assert _fails(cli, "snapshot", "merge", "planet", "x").exit_code == 2  # usage error
     assert _state(store_url) == before
+
+
+def test_learn_analyze_registers_a_lifecycle_candidate(cli: CliRunner, store_url: str) -> None:
+    from swarmlearn.core.scenario import load_scenario
+    from swarmlearn.lifecycle import ArtifactState, Lifecycle
+    from swarmlearn.session import run_session
+
+    sc = load_scenario("troubleshooting").override(workers={"policy": "adaptive"})
+    with SqlStore(store_url) as st:
+        sessions = [run_session(sc, episodes=4, store=st, seed=s).session for s in (1, 50)]
+    out = _ok(cli, "learn", "analyze", "troubleshooting", "--trials", "0")
+    assert "offline_model/troubleshooting v1: candidate" in out
+    out = _ok(cli, "learn", "analyze", "troubleshooting", "--trials", "0", "--promote")
+    assert "offline_model/troubleshooting v2: promoted" in out
+    with SqlStore(store_url) as st:
+        life = Lifecycle(st, "offline_model", "troubleshooting")
+        first, second = life.get(1), life.get(2)
+        assert first.state is ArtifactState.CANDIDATE and life.champion().id == second.id
+        assert second.lineage.parent == first.id
+        assert sorted(second.lineage.inputs["sessions"]) == sorted(sessions)
+        steps = [r.step for r in life.log()]
+        assert steps[:3] == ["promote", "evaluate", "produce"] and steps.count("produce") == 2

@@ -85,7 +85,13 @@ def test_analyzer_builds_saves_and_loads_a_model(recorded: tuple[SqlStore, Learn
         "default_value"]
     assert model.action_order[0] == "CheckStatus"
     assert model.paths and model.strategy == "adaptive"
-    version = analyzer.save(model)
+    version = analyzer.save(model, sessions=[1, 2])
+    from swarmlearn.lifecycle import ArtifactState, Lifecycle
+
+    registered = Lifecycle(store, "offline_model", model.scenario).get(version)
+    assert registered.state is ArtifactState.CANDIDATE  # the gate decides, not the save
+    assert registered.lineage.inputs["sessions"] == [1, 2]
+    assert registered.lineage.config["trials"] == 6
     again = analyzer.load(model.scenario, version)
     assert again is not None and again.to_dict() == model.to_dict()
     cfg = again.policy_config()

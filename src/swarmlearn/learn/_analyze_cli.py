@@ -11,8 +11,9 @@ from swarmlearn._config import check_range
 from swarmlearn.core.events import ActionEvent, EpisodeEnded
 from swarmlearn.core.scenario import load_scenario
 from swarmlearn.errors import ConfigError
-from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel
+from swarmlearn.learn.offline import ARTIFACT_KIND, AnalyzerConfig, OfflineAnalyzer, OfflineModel
 from swarmlearn.learn.stats import LearnedStats
+from swarmlearn.lifecycle import Lifecycle
 from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.store import EventQuery, SqlStore, Store, open_store
 
@@ -42,9 +43,17 @@ def analyze(
     variant: Annotated[str, typer.Option(help="Only sessions of this variant.")] = "",
     sessions: Annotated[int, typer.Option(help="Analyze at most the latest N sessions.")] = 50,
     trials: Annotated[int, typer.Option(help="Parameter-search trials (0: no search).")] = 24,
+    promote: Annotated[bool, typer.Option(
+        "--promote", help="Make the new model the champion at once (a person's decision, "
+        "logged) instead of leaving it a candidate for the gate.")] = False,
     store: Annotated[str | None, typer.Option("--store", help="Store URL or path.")] = None,
 ) -> None:
-    """Analyze a scenario's recorded sessions; store the offline model the next session loads."""
+    """Analyze a scenario's recorded sessions; register the offline model as a candidate.
+
+    The model is the next version of the scenario's ``offline_model`` lineage
+    (``swarmlearn artifacts list``); the daemon's gate, ``swarmlearn artifacts
+    promote`` or ``--promote`` makes it the champion sessions start from.
+    """
     check_range("--sessions", sessions, lo=1)
     check_range("--trials", trials, lo=0)
     sc = load_scenario(scenario, variant=variant)
@@ -58,11 +67,21 @@ def analyze(
     ids = [s.id for s in recs]
     stats = stats_from_store(st, ids)
     analyzer = OfflineAnalyzer(st, AnalyzerConfig(trials=trials, max_sessions=sessions))
+    life = Lifecycle(st, ARTIFACT_KIND, sc.label)
+    latest = next(iter(life.versions()), None)
     previous = analyzer.load(sc.label)
     with console.status(f"analyzing {len(ids)} sessions of {escape(sc.label)}…"):
         model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous)
-    version = analyzer.save(model)
+    version = analyzer.save(model, sessions=ids, parent=latest.id if latest else None,
+                            reason="swarmlearn learn analyze")
+    registered = life.get(version)
+    if promote:
+        registered = life.promote(registered, reason="promoted by hand: learn analyze --promote")
     _show(model, version)
+    console.print(f"{registered.label}: {registered.state}"
+                  + ("" if promote else f" (champion: `swarmlearn artifacts promote "
+                     f"{ARTIFACT_KIND} '{sc.label}' {version}`, or the daemon's gate)"),
+                  markup=False)
     _finish_optimizing(st, sc.name)
 
 

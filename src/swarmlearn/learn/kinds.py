@@ -344,16 +344,8 @@ class OfflineModelKind(_SwarmKind):
         model = analyzer.analyze(self.scenario, stats=live.stats, sessions=sessions,
                                  previous=live.model)
         model.scenario = self.scenario.label
-        return Produced(
-            payload=model.to_json(), format_version=OFFLINE_FORMAT,
-            summary={"episodes": model.episodes, "successes": model.successes,
-                     "strategy": model.strategy},
-            lineage=Lineage(parent=live.model_id,
-                            inputs={"scenario": self.scenario.label, "sessions": sessions,
-                                    "stats_from": live.snapshot_id},
-                            config={"trials": self.trials, "max_sessions": self.max_sessions},
-                            metrics={"params": dict(model.params),
-                                     "best": model.search.get("best_value")}))
+        return analyzer.produced(model, sessions=sessions, parent=live.model_id,
+                                 stats_from=live.snapshot_id)
 
     def evaluate(self, version: ArtifactVersion | None, tasks: HeldOutTasks
                  ) -> list[TaskResult]:

@@ -491,7 +491,8 @@ def run_learning(
             model = analyzer.analyze(sc, stats=policies.state.stats, sessions=on_sessions,
                                      previous=model)
             model.scenario = key
-            model_version = analyzer.save(model)
+            model_version = analyzer.save(model, sessions=on_sessions,
+                                          reason=f"learning run {run}, after session {i + 1}")
         save_state(store, key, policies.state.stats, model, history, on_sessions)
         point = _point(i, result.session, measured(result.episodes))
         point.model_version = model_version

@@ -26,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from swarmlearn._config import check_range
 from swarmlearn.core.events import ActionEvent
@@ -36,6 +36,9 @@ from swarmlearn.learn.policies import STRATEGIES, LearningPolicies, LearningStat
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.store import EventQuery, Store
 from swarmlearn.types import OutcomeKind
+
+if TYPE_CHECKING:
+    from swarmlearn.lifecycle import Produced
 
 __all__ = [
     "AnalyzerConfig",
@@ -352,15 +355,44 @@ class OfflineAnalyzer:
         return out
 
     # -- persistence -------------------------------------------------------------------
-    def save(self, model: OfflineModel) -> int:
-        rec = self.store.put_artifact(ARTIFACT_KIND, model.scenario, model.to_json(),
-                                      meta={"episodes": model.episodes,
-                                            "successes": model.successes,
-                                            "strategy": model.strategy},
-                                      format_version=FORMAT_VERSION)
-        return rec.version
+    def produced(self, model: OfflineModel, *, sessions: Sequence[int] = (),
+                 parent: int | None = None, stats_from: int | None = None) -> Produced:
+        """``model`` as a lifecycle artifact: its payload, summary and lineage (the
+        sessions it was analysed from, the model and snapshot it started from, the
+        analyzer's settings and the search's result)."""
+        from swarmlearn.lifecycle import Lineage, Produced
+
+        cfg = self.config
+        return Produced(
+            payload=model.to_json(), format_version=FORMAT_VERSION,
+            summary={"episodes": model.episodes, "successes": model.successes,
+                     "strategy": model.strategy},
+            lineage=Lineage(parent=parent,
+                            inputs={"scenario": model.scenario, "sessions": list(sessions),
+                                    "stats_from": stats_from},
+                            config={"trials": cfg.trials, "max_sessions": cfg.max_sessions,
+                                    "seed": cfg.seed},
+                            metrics={"params": dict(model.params),
+                                     "best": model.search.get("best_value")}))
+
+    def save(self, model: OfflineModel, *, sessions: Sequence[int] = (),
+             parent: int | None = None, stats_from: int | None = None,
+             reason: str = "offline analysis") -> int:
+        """Register ``model`` as the next version of its scenario's ``offline_model``
+        lineage: a lifecycle candidate (:class:`~swarmlearn.lifecycle.Lifecycle`,
+        scope = the scenario label) with its lineage; the gate (the daemon's, or a
+        person's ``swarmlearn artifacts promote``) decides whether it goes live.
+        Returns its version."""
+        from swarmlearn.lifecycle import Lifecycle
+
+        version = Lifecycle(self.store, ARTIFACT_KIND, model.scenario).register(
+            self.produced(model, sessions=sessions, parent=parent, stats_from=stats_from),
+            reason=reason)
+        return version.version
 
     def load(self, scenario_label: str, version: int | None = None) -> OfflineModel | None:
+        """Version ``version`` of the scenario's model (default: the latest, whatever its
+        lifecycle state; the champion is ``Lifecycle(...).champion()``), None if none."""
         try:
             rec = self.store.get_artifact(ARTIFACT_KIND, scenario_label, version)
         except StoreError:
