@@ -188,3 +188,37 @@ class LevelRunTracker:
         self._runs.clear()
         if self._tracker is not None:
             self._tracker.close()
+
+
+def skill_logger(run: TrackedRun) -> Callable[[Any], None]:
+    """An ``on_step`` callback for the skill optimizer: each step's numbers (the rollout,
+    the edits proposed / merged / applied, validation), calls and tokens so far."""
+    def observe(skill_run: Any) -> None:
+        h = skill_run.history[-1] if skill_run.history else {}
+        metrics: dict[str, float] = {"calls": float(skill_run.usage.calls),
+                                     "tokens": float(skill_run.usage.tokens)}
+        for key, value in h.items():
+            if isinstance(value, Mapping):
+                metrics.update({f"{key}/{k}": float(v) for k, v in value.items()
+                                if isinstance(v, int | float) and not isinstance(v, bool)})
+            elif isinstance(value, list):
+                metrics[f"{key}/count"] = float(len(value))
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                metrics[key] = float(value)
+        run.log_metrics(metrics, skill_run.step)
+    return observe
+
+
+def finish_skill(run: TrackedRun, skill_run: Any, run_dir: Path, report: Path | None) -> None:
+    """The skill run's end: status, test numbers, the best document, state and report."""
+    run.set_tags({"swarmlearn.status": skill_run.status, "swarmlearn.run_dir": str(run_dir),
+                  "swarmlearn.best_step": skill_run.best_step})
+    test = skill_run.test or {}
+    for side in ("initial", "best"):
+        if isinstance(test.get(side), Mapping):
+            run.log_metrics({f"test/{side}_{k}": float(v) for k, v in test[side].items()
+                             if isinstance(v, int | float) and not isinstance(v, bool)})
+    run.log_text(skill_run.best, "skill/best.md")
+    for path in (run_dir / "state.json", report):
+        if path is not None and Path(path).exists():
+            run.log_artifact(path)

@@ -117,17 +117,27 @@ def _train(config: Path, run_dir: Path) -> None:
                                                                      data["target"]),
                                            where="optimizer"))
     cfg = SkillOptConfig.from_mapping(data.get("optimize", {}))
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=_out, transient=True) as bar:
-        ui = _Progress(bar)
-        opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
-                             config=cfg, initial_skill=str(data.get("initial_skill", "")),
-                             on_step=ui.step, on_stage=ui.stage)
-        ui.opt = opt
-        run = opt.train()
+    from swarmlearn.ops.hooks import finish_skill, skill_logger, tracked_command
     from swarmlearn.skills._report import write_report
 
-    page = write_report(run, run_dir / "report.html", title=f"Skill run: {env.name}")
+    with tracked_command("skills.train", params={"optimize": data.get("optimize", {}),
+                                                 "env": env.name}) as tracked:
+        log = skill_logger(tracked)
+
+        def on_step(r: SkillRun) -> None:
+            ui.step(r)
+            log(r)
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=_out, transient=True) as bar:
+            ui = _Progress(bar)
+            opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
+                                 config=cfg, initial_skill=str(data.get("initial_skill", "")),
+                                 on_step=on_step, on_stage=ui.stage)
+            ui.opt = opt
+            run = opt.train()
+        page = write_report(run, run_dir / "report.html", title=f"Skill run: {env.name}")
+        finish_skill(tracked, run, run_dir, page)
     _out.print(f"status {run.status}; best from step {run.best_step}; calls "
                f"{run.usage.calls}, tokens {run.usage.tokens}; report {page}")
     if run.test.get("best"):
