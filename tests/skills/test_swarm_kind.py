@@ -164,3 +164,25 @@ def test_a_qa_skill_is_gated_on_the_test_split(tmp_path: Path) -> None:
     base, chal = kind.evaluate(None, held), kind.evaluate(v, held)
     assert [r.task for r in base] == list(env.tasks(Split.TEST)) == [r.task for r in chal]
     assert sum(r.solved for r in chal) == len(chal) > sum(r.solved for r in base) == 0
+
+
+def test_the_daemon_builds_the_skill_kind_of_its_scenario(tmp_path: Path) -> None:
+    from swarmlearn._daemon_config import LevelConfig, build_kind
+    from swarmlearn.core.scenario import load_scenario
+    from swarmlearn.lifecycle import HeldOutTasks
+    from swarmlearn.skills._fake import serve
+
+    server, url = serve(target)
+    try:
+        sc = load_scenario("code_exploration").override(workers={"count": 2})
+        level = LevelConfig(name="skill", kind="swarmlearn.skills:skill_kind", group="skill",
+                            trigger="count >= 20",
+                            options={"url": url, "train": 3, "val": 5,
+                                     "run_root": str(tmp_path), "epochs": 1})
+        kind = build_kind(level, sc, SqlStore(f"sqlite:///{tmp_path}/s.db"), "adaptive")
+        assert isinstance(kind, SkillKind) and kind.scope == sc.label
+        assert kind.config.epochs == 1 and len(kind.env.tasks(Split.VAL)) == 5
+        got = kind.evaluate(None, HeldOutTasks(scope=kind.scope, seeds=(900_000, 900_001)))
+        assert [r.task for r in got] == [900_000, 900_001]  # played over HTTP
+    finally:
+        server.shutdown()

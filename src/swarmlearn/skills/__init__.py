@@ -23,7 +23,14 @@ constructing the optimizer on an existing directory resumes it exactly.
 
 from swarmlearn.skills._edits import Edit, EditOp, EditOutcome, EditStatus, Source, apply_edits
 from swarmlearn.skills._env import SkillEnv, Split, Trajectory
-from swarmlearn.skills._kind import SKILL_KIND, LiveSkill, SkillKind, decode_skill, encode_skill
+from swarmlearn.skills._kind import (
+    SKILL_KIND,
+    LiveSkill,
+    SkillKind,
+    decode_skill,
+    encode_skill,
+    skill_kind,
+)
 from swarmlearn.skills._merge import merge
 from swarmlearn.skills._meter import Budget, BudgetExhausted, Meter, Usage
 from swarmlearn.skills._optimizer import SkillOptConfig, SkillOptimizer, SkillRun
@@ -65,5 +72,6 @@ __all__ = [
     "exact_match",
     "merge",
     "rollout",
+    "skill_kind",
     "token_f1",
 ]

@@ -16,6 +16,9 @@ which hands the current champion to LLM workers without a restart.
   failed task;
 * ``apply`` / ``revert`` have nothing to do: workers read the champion alias.
 
+:func:`skill_kind` builds one for the learning daemon from a scenario
+(``[levels.skill] kind = "swarmlearn.skills:skill_kind"``, ``url = …``).
+
 :class:`LiveSkill` is that reader: a callable an
 :class:`~swarmlearn.llm.worker.LLMWorker` takes as ``skill_source`` (the workers of a
 session with a store get one), asking the store at most every ``poll_s``
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from swarmlearn._config import to_mapping
+from swarmlearn.core.scenario import Scenario
 from swarmlearn.errors import ArtifactError, ConfigError, StoreError, TrainingError
 from swarmlearn.lifecycle import (
     Alias,
@@ -52,7 +56,7 @@ from swarmlearn.skills._rollout import rollout
 from swarmlearn.store import Store
 
 __all__ = ["FORMAT_VERSION", "SKILL_KIND", "LiveSkill", "SkillKind", "decode_skill",
-           "encode_skill"]
+           "encode_skill", "skill_kind"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +152,29 @@ class SkillKind:
 
     def revert(self, to: ArtifactVersion | None) -> None:
         self.apply(to)
+
+
+def skill_kind(scenario: Scenario, store: Store, *, url: str = "http://127.0.0.1:8080",
+               optimizer_url: str = "", run_root: str = ".swarmlearn/skill-runs",
+               first_seed: int = 50_000, train: int = 8, val: int = 8, workers: int = 0,
+               max_ticks: int = 0, **optimize: Any) -> SkillKind:
+    """The daemon's builder (``[levels.skill] kind = "swarmlearn.skills:skill_kind"``):
+    the LLM workers' skill of ``scenario`` (scope: its label, which the workers'
+    :class:`LiveSkill` reads), optimized on ``train``/``val`` seeds from ``first_seed``
+    with the target at ``url`` and the optimizer at ``optimizer_url`` (default: the
+    same); other options are :class:`SkillOptConfig` fields. ``store`` is unused: the
+    tasks are played, not read from the record."""
+    from swarmlearn.llm import HttpLLMClient, LLMClientConfig
+    from swarmlearn.skills._swarm import SwarmSkillEnv, SwarmTasksConfig
+
+    del store
+    env = SwarmSkillEnv(SwarmTasksConfig(scenario=scenario.name, first_seed=first_seed,
+                                         train=train, val=val, test=0, workers=workers,
+                                         max_ticks=max_ticks), scenario=scenario)
+    target = HttpLLMClient(LLMClientConfig(base_url=url))
+    opt = HttpLLMClient(LLMClientConfig(base_url=optimizer_url)) if optimizer_url else target
+    return SkillKind(env, target=target, optimizer=opt, run_root=run_root,
+                     config=SkillOptConfig.from_mapping(optimize))
 
 
 class LiveSkill:
