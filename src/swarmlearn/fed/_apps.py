@@ -103,7 +103,7 @@ def _node_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
     per_episode = float(conf["clip-episode"]) if "clip-episode" in conf else None
     if per_episode is not None:  # episodes as the unit: play from released numbers only
         zeros = codec.zeros()
-        start = codec.decode(denoise(arrays, zeros, zeros, noise))
+        start = codec.decode(denoise(arrays, zeros, zeros, noise, groups=codec.groups()))
     else:
         start = _working(context, codec, arrays, noise)
     result = play_round(node, start, codec, round_=round_, episodes=cfg.federation.episodes,
@@ -114,13 +114,13 @@ def _node_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
         rng = np.random.default_rng(round_)
         update = [rng.normal(0.0, 1e6, a.shape) for a in update]
     norm = float(np.sqrt(sum(float(np.sum(a * a)) for a in update)))
-    exact = update
+    exact = update if result.exact is None else result.exact
     if "clip" in conf:
         update = [update[0], np.zeros_like(update[1])]  # under DP only statistics are released
         update, norm = clip_update(update, float(conf["clip"]))
-    if per_episode is None:  # (with episodes as the unit a node uses released numbers only)
-        _remember(context, "mine-exact", exact)
-        _remember(context, "mine-clipped", update)
+    # its own part, for its evaluation (and, with a node as the unit, for its training)
+    _remember(context, "mine-exact", exact)
+    _remember(context, "mine-clipped", update)
     if "local-noise-std" in conf:
         update = add_noise(update, float(conf["local-noise-std"]),
                            np.random.default_rng([cfg.federation.seed, index, round_]))
@@ -152,10 +152,10 @@ def _working(context: Any, codec: SnapshotCodec, arrays: list[Any],
     others contributed, denoised (:func:`swarmlearn.fed.denoise`)."""
     if "mine-exact" not in context.state.array_records:  # nothing of its own in there
         zeros = codec.zeros()
-        return codec.decode(denoise(arrays, zeros, zeros, noise_std))
+        return codec.decode(denoise(arrays, zeros, zeros, noise_std, groups=codec.groups()))
     mine = _state_arrays(context, "mine-exact", codec)
     sent = _state_arrays(context, "mine-clipped", codec)
-    return codec.decode(denoise(arrays, mine, sent, noise_std))
+    return codec.decode(denoise(arrays, mine, sent, noise_std, groups=codec.groups()))
 
 
 def _local_only(context: Any, node: Any, codec: SnapshotCodec, round_: int,

@@ -160,28 +160,35 @@ def add_noise(arrays: Sequence[npt.NDArray[Any]], std: float,
 
 def denoise(total: Sequence[npt.NDArray[Any]], mine: Sequence[npt.NDArray[Any]],
             sent: Sequence[npt.NDArray[Any]], noise_std: float, *,
+            groups: Sequence[npt.NDArray[np.int64] | None] | None = None,
             false_keys: float = 0.05) -> list[F64]:
     """A node's view of noisy federated counts (post-processing: no privacy cost).
 
     ``total`` is the released sum (everyone's clipped updates plus noise of std
     ``noise_std`` per coordinate, accumulated over the rounds); ``sent`` what this
     node put into it, ``mine`` its own exact, unclipped counts. The others' part,
-    ``total - sent``, is kept only for the pairs of coordinates (a key's success and
-    failure weight) whose sum stands above the noise — above k·√2·std, with k such
-    that pure noise passes for ``false_keys`` keys of the whole vector on average
-    (one false key is shared by every node, so the rate is per vector, not per key)
-    — and clamped at 0; the node's own counts are added back exactly. With no noise,
-    this is ``total`` again.
+    ``total - sent``, is read in pairs of coordinates (a key's success and failure
+    weight) gathered in ``groups`` (one id per pair, per array; default: every pair
+    its own group; :meth:`SnapshotCodec.groups` puts the actions of one context
+    together, as a bandit needs them together). A group is kept when its sum stands
+    above the noise — above k·√(coordinates)·std, with k such that pure noise passes
+    for ``false_keys`` groups of the whole vector on average (a false group is shared
+    by every node, so the rate is per vector) — and clamped at 0; the node's own
+    counts are added back exactly. With no noise, this is ``total`` again.
     """
     out: list[F64] = []
-    for t, m, s in zip(total, mine, sent, strict=True):
+    for i, (t, m, s) in enumerate(zip(total, mine, sent, strict=True)):
         others = np.asarray(t, np.float64) - np.asarray(s, np.float64)
         if noise_std > 0:
             pairs = others.reshape(-1, 2) if others.size % 2 == 0 else others.reshape(-1, 1)
-            width = pairs.shape[1]
-            k = NormalDist().inv_cdf(1.0 - false_keys / max(1, pairs.shape[0]))
-            keep = pairs.sum(axis=1) > k * math.sqrt(width) * noise_std
-            others = np.maximum(pairs * keep[:, None], 0.0).reshape(others.shape)
+            g = groups[i] if groups is not None else None
+            ids = np.arange(pairs.shape[0]) if g is None else np.asarray(g, np.int64)
+            n_groups = int(ids.max()) + 1 if ids.size else 0
+            size = np.bincount(ids, minlength=n_groups) * pairs.shape[1]
+            sums = np.bincount(ids, weights=pairs.sum(axis=1), minlength=n_groups)
+            k = NormalDist().inv_cdf(1.0 - false_keys / max(1, n_groups))
+            passed = sums > k * np.sqrt(np.maximum(size, 1)) * noise_std
+            others = np.maximum(pairs * passed[ids][:, None], 0.0).reshape(others.shape)
         out.append(np.asarray(m, np.float64) + others)
     return out
 

@@ -56,6 +56,7 @@ class NodeRound:
     update: list[F64]
     episodes: list[EpisodeEnded]
     stats: LearnedStats  # the statistics after the round (start + the node's episodes)
+    exact: list[F64] | None = None  # the unclipped update, when ``update`` was clipped
 
     @property
     def successes(self) -> int:
@@ -95,6 +96,7 @@ def _play_independent(node: NodeSpec, start: LearningSnapshot, codec: SnapshotCo
                       round_: int, episodes: int, seed: int, clip: float) -> NodeRound:
     base = codec.encode_stats(start.stats)
     total = np.zeros_like(base)
+    exact = np.zeros_like(base)
     played: list[EpisodeEnded] = []
     for ref in node.scenarios:
         sc = scenario_ref(ref).override(workers={"policy": STRATEGY})
@@ -102,10 +104,13 @@ def _play_independent(node: NodeSpec, start: LearningSnapshot, codec: SnapshotCo
             state = LearningState(start.stats.copy())
             result = run_session(sc, seeds=[task], policies=LearningPolicies(STRATEGY, state))
             played.extend(result.episodes)
-            (clipped,), _ = clip_update([codec.encode_stats(state.stats) - base], clip)
+            delta = codec.encode_stats(state.stats) - base
+            (clipped,), _ = clip_update([delta], clip)
             total += clipped
+            exact += delta
     stats = codec.decode_stats(base + total)
-    return NodeRound([total, np.zeros(codec.shapes[1])], played, stats)
+    zeros = np.zeros(codec.shapes[1])
+    return NodeRound([total, zeros], played, stats, exact=[exact, zeros])
 
 
 @dataclass(frozen=True, slots=True)

@@ -166,6 +166,17 @@ class SnapshotCodec:
     def zeros(self) -> list[F64]:
         return [np.zeros(s) for s in self.shapes]
 
+    def groups(self) -> list[npt.NDArray[np.int64] | None]:
+        """Pair groups for :func:`swarmlearn.fed.denoise`: the keys of one context (the
+        arms a bandit compares) together, every other key alone."""
+        ids: dict[tuple[str, ...], int] = {}
+        out = []
+        for table, key in self.vocabulary.keys:
+            g = ("contexts", key[0]) if table == "contexts" else (table, *key)
+            out.append(ids.setdefault(g, len(ids)))
+        out.append(len(ids))  # episodes won / lost
+        return [np.asarray(out, np.int64), None]
+
     def encode_stats(self, stats: LearnedStats) -> F64:
         vec = np.zeros(2 * len(self.vocabulary) + 2)
         index = self._index
