@@ -164,3 +164,63 @@ def test_metrics_params_artifacts_reach_sqlite_and_a_late_store_recovers(
     assert sorted(m.step for m in history) == list(range(1500))
     assert "train/name" not in got.data.metrics and "train/done" not in got.data.metrics
     assert [f.path for f in client.list_artifacts(run.run_id)] == ["report.html"]
+
+
+@pytest.mark.slow
+def test_a_refused_write_is_dropped_not_an_outage(mlflow_uri: str, mlflow_artifacts: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from mlflow.tracking import MlflowClient
+
+    caplog.set_level(logging.WARNING)
+    tracker = Tracker(TrackingConfig(uri=mlflow_uri, artifacts=mlflow_artifacts,
+                                     flush_interval=0.05))
+    run = tracker.start_run("refused", params={"a": 1})
+    assert tracker.flush(60)
+    run.log_params({"a": 2})  # MLflow never changes a param
+    run.log_metric("after", 1.0, 3)
+    run.end()
+    assert tracker.flush(60)
+    tracker.close()
+    assert tracker.gaps == []
+    assert any("refused params" in m for m in _warnings(caplog))
+    got = MlflowClient(mlflow_uri).get_run(run.run_id)
+    assert got.data.params == {"a": "1"} and got.data.metrics == {"after": 1.0}
+    assert got.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_versions_produced_in_a_tracked_command_are_linked_to_its_run(
+        tmp_path: Path, mlflow_uri: str, mlflow_artifacts: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from swarmlearn.lifecycle import Lifecycle, Lineage, Produced, add_observer
+    from swarmlearn.ops.hooks import LevelRunTracker
+    from swarmlearn.store import SqlStore
+
+    cfg = TrackingConfig(uri=mlflow_uri, artifacts=mlflow_artifacts, experiment="linked",
+                         flush_interval=0.05)
+    store = SqlStore(f"sqlite:///{tmp_path}/s.db")
+    levels = LevelRunTracker(cfg)
+    remove = add_observer(levels)
+    try:
+        with track("cmd", config=cfg) as run:
+            life = Lifecycle(store, "profile", "p")
+            for n in (1, 2):
+                life.register(Produced(payload=b"{}", lineage=Lineage(
+                    config={"lr": n}, metrics={"loss": 1.0 / n})))
+        Lifecycle(store, "profile", "q").register(Produced(payload=b"{}"))  # no command
+    finally:
+        remove()
+        levels.close()
+    client = MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name("linked")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    cmd = runs["cmd"]
+    assert cmd.info.run_id == run.run_id
+    assert cmd.data.params == {"profile.v1.lr": "1", "profile.v2.lr": "2"}
+    assert cmd.data.tags["swarmlearn.artifact_ids"] == ",".join(
+        str(v.id) for v in reversed(life.versions()))
+    assert [m.value for m in client.get_metric_history(run.run_id, "lineage/profile/loss")
+            ] == [1.0, 0.5]
+    assert runs["produce profile/q"].data.tags["swarmlearn.kind"] == "profile"
+    store.close()

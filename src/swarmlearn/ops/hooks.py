@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarmlearn.ops.tracking import TrackedRun, Tracker, TrackingConfig, track
+from swarmlearn.ops.tracking import TrackedRun, Tracker, TrackingConfig, current_run, track
 
 if TYPE_CHECKING:
     from swarmlearn.core.events import EpisodeEnded
@@ -124,19 +124,27 @@ def log_version(run: TrackedRun, version: Any) -> None:
     """A registered lifecycle version on the run: its ids as tags (the link to the store
     and to the registry mirror), its lineage config as params and metrics as metrics, and
     its directory (an adapter, a skill document) as artifacts when it has one."""
+    if version.id in run.versions:
+        return
+    run.versions.add(version.id)
     lineage = version.lineage
     run.set_tags({"swarmlearn.artifact_id": version.id, "swarmlearn.kind": version.kind,
-                  "swarmlearn.scope": version.scope, "swarmlearn.version": version.version})
-    run.log_params({"lineage": dict(lineage.config)})
-    run.log_metrics({f"lineage/{k}": float(v) for k, v in lineage.metrics.items()
-                     if isinstance(v, int | float) and not isinstance(v, bool)})
+                  "swarmlearn.scope": version.scope, "swarmlearn.version": version.version,
+                  "swarmlearn.artifact_ids": ",".join(map(str, sorted(run.versions)))})
+    # params never change in MLflow: each version's lineage under its own name
+    run.log_params({f"{version.kind}.v{version.version}": dict(lineage.config)})
+    run.log_metrics({f"lineage/{version.kind}/{k}": float(v)
+                     for k, v in lineage.metrics.items()
+                     if isinstance(v, int | float) and not isinstance(v, bool)},
+                    version.version)
     directory = version.meta.get("directory")
     if isinstance(directory, str) and Path(directory).exists():
         run.log_artifact(directory, "artifact")
 
 
 class LevelRunTracker:
-    """A lifecycle observer that makes an MLflow run of each daemon level run.
+    """A lifecycle observer that makes an MLflow run of each daemon level run (and
+    links every other produced version to a run, see :meth:`_produced`).
 
     The daemon notes ``run-start``, then the lifecycle records ``produce``,
     ``evaluate``, ``promote`` / ``reject`` and the daemon ``run-done`` (or
@@ -166,6 +174,8 @@ class LevelRunTracker:
             return
         run = self._runs.get(key)
         if run is None:
+            if record.step == "produce" and record.artifact_id:
+                self._produced(life, record)
             return
         if record.step == "produce" and record.artifact_id:
             log_version(run, life.get(int(data["version"])))
@@ -181,6 +191,23 @@ class LevelRunTracker:
                 run.set_tags({"swarmlearn.failure": record.reason[:5000]})
             run.end("FINISHED" if record.step == "run-done" else "FAILED")
             del self._runs[key]
+
+    def _produced(self, life: Any, record: Any) -> None:
+        """A version produced outside a daemon run: on the tracked command's run when
+        there is one (``lora train``), else on a run of its own (``learn analyze``,
+        ``skills publish``, snapshots and profiles saved by a session)."""
+        version = life.get(int(record.data["version"]))
+        current = current_run()
+        if current is not None:
+            log_version(current, version)
+            return
+        if self._tracker is None:
+            self._tracker = Tracker(self.config)
+        run = self._tracker.start_run(f"produce {record.kind}/{record.scope}",
+                                      tags={"swarmlearn.command": "produce",
+                                            "swarmlearn.reason": record.reason[:5000]})
+        log_version(run, version)
+        run.end()
 
     def close(self) -> None:
         for run in self._runs.values():

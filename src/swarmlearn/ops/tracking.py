@@ -30,6 +30,8 @@ off again). :func:`track` is what the commands use::
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import logging
 import math
 import os
@@ -52,6 +54,7 @@ __all__ = [
     "TrackedRun",
     "Tracker",
     "TrackingConfig",
+    "current_run",
     "flatten",
     "track",
 ]
@@ -150,6 +153,27 @@ def _numbers(record: Any) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
+_REFUSED = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS",
+            "INVALID_STATE", "PERMISSION_DENIED", "RESOURCE_DOES_NOT_EXIST"}
+
+
+def _refused(exc: BaseException) -> bool:
+    """MLflow answered and said no (a changed param, a bad value): retrying cannot help.
+    Anything else (no answer, a server error) is an outage."""
+    return getattr(exc, "error_code", None) in _REFUSED
+
+
+def _unless_refused(send: Callable[[], Any], what: str) -> None:
+    """``send()``; a refusal is logged and dropped, an outage raised (kept and retried)."""
+    try:
+        send()
+    except Exception as exc:
+        if not _refused(exc):
+            raise
+        logger.warning("MLflow refused %s (%s); left out", what,
+                       str(exc).splitlines()[0][:300])
+
+
 @dataclass(slots=True)
 class Gap:
     """One stretch of time MLflow could not be reached."""
@@ -199,6 +223,7 @@ class TrackedRun:
     def __init__(self, tracker: Tracker, state: _Run) -> None:
         self._tracker = tracker
         self._state = state
+        self.versions: set[int] = set()  # artifact ids already logged (ops.hooks.log_version)
 
     @property
     def run_id(self) -> str | None:
@@ -417,7 +442,9 @@ class Tracker:
                 chunk = [run.points[i] for i in range(min(_BATCH, len(run.points)))]
             if not chunk:
                 break
-            client.log_batch(run.run_id, metrics=[Metric(*p) for p in chunk])
+            _unless_refused(functools.partial(client.log_batch, run.run_id,
+                                              metrics=[Metric(*p) for p in chunk]),
+                            f"{len(chunk)} metric value(s) of run {run.name}")
             with self._lock:
                 for _ in chunk:
                     run.points.popleft()
@@ -426,7 +453,8 @@ class Tracker:
                     self.gaps[-1].delayed += len(chunk)
         while run.ops and not run.points:
             kind, payload = run.ops[0]
-            self._apply(client, run, kind, payload, Param, RunTag)
+            _unless_refused(functools.partial(self._apply, client, run, kind, payload,
+                                              Param, RunTag), f"{kind} of run {run.name}")
             with self._lock:
                 run.ops.popleft()
             if run.points:  # logged while this op was sent: metrics first, in order
@@ -481,7 +509,7 @@ class _NullRun(TrackedRun):
     """What :func:`track` yields with tracking off: every call does nothing."""
 
     def __init__(self) -> None:
-        pass
+        self.versions = set()
 
     @property
     def run_id(self) -> str | None:
@@ -514,6 +542,16 @@ class _NullRun(TrackedRun):
         return None
 
 
+_CURRENT: contextvars.ContextVar[TrackedRun | None] = contextvars.ContextVar(
+    "swarmlearn_tracked_run", default=None)
+
+
+def current_run() -> TrackedRun | None:
+    """The run of the tracked command this code runs in (lifecycle observers link the
+    versions a command produces to its run), or None."""
+    return _CURRENT.get()
+
+
 @contextlib.contextmanager
 def track(name: str, *, params: Mapping[str, Any] | None = None,
           tags: Mapping[str, Any] | None = None,
@@ -536,6 +574,7 @@ def track(name: str, *, params: Mapping[str, Any] | None = None,
     run = tracker.start_run(name, params=params,
                             tags={"swarmlearn.command": name, **(tags or {})})
     status = "FAILED"
+    token = _CURRENT.set(run)
     try:
         yield run
         status = "FINISHED"
@@ -543,6 +582,7 @@ def track(name: str, *, params: Mapping[str, Any] | None = None,
         status = "KILLED"
         raise
     finally:
+        _CURRENT.reset(token)
         run.end(status)
         if owned:
             tracker.close()
