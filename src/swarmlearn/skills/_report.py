@@ -60,7 +60,8 @@ def _accuracy_figure(run: SkillRun, series: Sequence[dict[str, Any]]) -> Figure:
     n_val = len(run.splits.get("val", []))
     part = [(r["step"], r["champion_val"]) for r in series if r["champion_val_tasks"] < n_val]
     if part:
-        ax.scatter(*zip(*part, strict=True), marker="o", s=60, facecolors="white",
+        xs, ys = zip(*part, strict=True)
+        ax.scatter(xs, ys, marker="o", s=60, facecolors="white",
                    edgecolors="tab:blue", zorder=3,
                    label="champion on part of validation (curtailed, never completed)")
     for action, marker, color in (("accept", "^", "tab:green"), ("reject", "v", "tab:red"),
