@@ -407,23 +407,31 @@ def _eval_learning(
         strategy=policy or strategy or defaults.strategy, last=min(defaults.last, n_sessions),
         seed=defaults.seed if seed is None else seed, runs=defaults.runs if runs is None else runs)
     st = None if no_store else open_store(store)
-    with _progress() as progress:
+    from swarmlearn._config import to_mapping
+    from swarmlearn.ops._cli import learning_logger, log_files, session_ops
+
+    with _progress() as progress, session_ops(
+            "eval.learning", params={"learning": to_mapping(cfg), "scenario": sc.label},
+            tags={"swarmlearn.scenario": sc.label}) as ops:
         task = progress.add_task(f"learning {escape(sc.label)}",
                                  total=2 * cfg.sessions * cfg.runs, rate="–")
+        log = learning_logger(ops.run)
 
         def tick(run: int, mode: str, i: int, point: Any) -> None:
             progress.update(task, advance=1, rate=f"{point.success_rate:.0%}",
                             description=f"learning run {run + 1}/{cfg.runs} {mode} "
                                         f"{escape(sc.label)}")
+            log(run, mode, i, point)
 
         proof = run_proof(sc, st, cfg, progress=tick)
-    _print_learning(proof)
-    if output:
-        _write(output, json.dumps(proof.to_dict(), indent=2, default=str), "-o/--output")
-        console.print(f"JSON report: {output}")
-    if html_out:
-        _write(html_out, learning_html(proof).render(), "--html")
-        console.print(f"HTML report: {html_out}")
+        _print_learning(proof)
+        if output:
+            _write(output, json.dumps(proof.to_dict(), indent=2, default=str), "-o/--output")
+            console.print(f"JSON report: {output}")
+        if html_out:
+            _write(html_out, learning_html(proof).render(), "--html")
+            console.print(f"HTML report: {html_out}")
+        log_files(ops.run, [output, html_out])
 
 
 def _print_learning(report: Any) -> None:

@@ -227,3 +227,15 @@ def _progress_line(what: str) -> Iterator[None]:
     console = Console(stderr=True)
     with console.status(what):
         yield
+
+
+def learning_logger(run: TrackedRun) -> Callable[[int, str, int, Any], None]:
+    """``run_proof``'s progress callback: each session's success rate and actions per
+    solved task, per learning run and side (``learning/on/run0/success_rate`` …)."""
+    def observe(r: int, mode: str, i: int, point: Any) -> None:
+        solved = point.successes
+        metrics = {f"learning/{mode}/run{r}/success_rate": point.success_rate}
+        if solved:
+            metrics[f"learning/{mode}/run{r}/actions_per_solve"] = sum(point.actions) / solved
+        run.log_metrics(metrics, i)
+    return observe
