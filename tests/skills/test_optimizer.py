@@ -260,3 +260,14 @@ def test_edit_budget_schedules() -> None:
     cos = [edit_budget(Schedule.COSINE, s, 5, high=4, low=1) for s in range(1, 6)]
     assert lin[0] == cos[0] == 4 and lin[-1] == cos[-1] == 1
     assert lin == sorted(lin, reverse=True) and cos == sorted(cos, reverse=True)
+
+
+def test_the_concurrency_changes_no_decision(world: tuple[ScriptedWorld, QAEnv],
+                                             tmp_path: Path) -> None:
+    w, env = world
+    one = _run(env, w, tmp_path / "one", cfg=SkillOptConfig(**{**_fields(CFG),
+                                                              "concurrency": 1})).train()
+    four = _run(env, w, tmp_path / "four", cfg=SkillOptConfig(**{**_fields(CFG),
+                                                                "concurrency": 4})).train()
+    assert _steps(one.history) == _steps(four.history) and one.best == four.best
+    assert any(h.get("val_tasks", 11) < 11 for h in one.history)  # some gate was curtailed

@@ -313,13 +313,19 @@ class SkillOptimizer:
         order = validation_order(champion, tasks)
         cand: list[Trajectory] = []
         why, v = "", Verdict.OPEN
+        # run ``concurrency`` tasks at a time, but judge after each one in order: the
+        # decision and the tasks it counts do not depend on the concurrency (a task run
+        # past the verdict stays in the cache, outside the decision)
         for i in range(0, len(order), cfg.concurrency):
-            cand += self._rollout(order[i:i + cfg.concurrency], candidate, "validate")
-            rest = order[len(cand):]
-            if not rest:
-                break
-            v, why = verdict(champion, {t.task: t.result() for t in cand}, rest, gcfg)
-            if v is not Verdict.OPEN:
+            for t in self._rollout(order[i:i + cfg.concurrency], candidate, "validate"):
+                cand.append(t)
+                rest = order[len(cand):]
+                if rest:
+                    v, why = verdict(champion, {t.task: t.result() for t in cand}, rest,
+                                     gcfg)
+                if not rest or v is not Verdict.OPEN:
+                    break
+            if len(cand) == len(order) or v is not Verdict.OPEN:
                 break
         base = [full[t.task] for t in cand]
         d = gate([t.result() for t in base], [t.result() for t in cand],
