@@ -202,3 +202,25 @@ def test_episode_unit_federation_runs_and_accounts() -> None:
     assert result.epsilon is not None and result.epsilon <= 8.0 + 1e-6
     assert all(r.noise_std == pytest.approx(3.0 * result.noise_multiplier) for r in result.rounds)
     assert all(len(r.answered) == 3 for r in result.rounds)
+
+
+def test_dqn_policies_are_federated_with_fedavg() -> None:
+    pytest.importorskip("gymnasium")
+    cfg = FedConfig.from_dict({
+        "federation": {"payload": "dqn", "aggregator": "mean", "rounds": 2,
+                       "round_timeout": 60.0},
+        "dqn": {"steps": 300, "learning_starts": 100, "eval_episodes": 2, "hidden": [16]},
+        "nodes": [{"name": "a"}, {"name": "b"},
+                  {"name": "x", "behaviour": "crash"}]})
+    from swarmlearn.fed._dqn import initial_params
+
+    first = initial_params(cfg.dqn, rounds=2, seed=0)
+    result = simulate(cfg)
+    assert [len(r.answered) for r in result.rounds] == [2, 2]
+    assert all(len(r.failures) == 1 for r in result.rounds)
+    assert result.rounds[0].metrics["num-examples"] == 600  # 2 nodes × 300 steps
+    assert not np.allclose(result.final[0], first[0])  # the global weights moved
+    for m in result.evaluation.values():
+        assert 0 < m["fed.return"] <= 500 and 0 < m["local.return"] <= 500
+    with pytest.raises(Exception, match="a node needs at least one scenario"):
+        FedConfig.from_dict({"nodes": [{"name": "a"}]})

@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 
 from swarmlearn._extras import require
-from swarmlearn.fed._config import Behaviour, FedConfig, load_config
+from swarmlearn.fed import _dqn as dqn
+from swarmlearn.fed._config import Behaviour, FedConfig, Payload, load_config
 from swarmlearn.fed._dp import DpMode, PrivacyLedger, add_noise, clip_update, denoise
 from swarmlearn.fed._node import evaluate_stats, play_round
-from swarmlearn.fed._payload import SnapshotCodec, Vocabulary, build_vocabulary
+from swarmlearn.fed._payload import DqnCodec, SnapshotCodec, Vocabulary, build_vocabulary
 from swarmlearn.fed._strategy import RoundRecord, SwarmStrategy
 
 __all__ = ["FedResult", "client_app", "make_apps", "run_federation", "server_app",
@@ -91,6 +92,8 @@ def _config_of(context: Any, bound: FedConfig | None) -> FedConfig:
 
 # -- the node --------------------------------------------------------------------------------
 def _node_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
+    if cfg.federation.payload is Payload.DQN:
+        return _dqn_train(msg, context, cfg)
     index = int(context.node_config["partition-id"])
     node = cfg.node(index)
     conf = msg.content["config"]
@@ -170,7 +173,58 @@ def _local_only(context: Any, node: Any, codec: SnapshotCodec, round_: int,
                                           zip(own, result.update, strict=True)])
 
 
+def _dqn_train(msg: Any, context: Any, cfg: FedConfig) -> Any:
+    """A DQN node's round: its agent takes the global weights, trains, replies with the
+    change; its local-only twin trains the same steps on its own weights."""
+    index = int(context.node_config["partition-id"])
+    node = cfg.node(index)
+    conf = msg.content["config"]
+    round_ = int(conf["server-round"])
+    if node.behaviour is Behaviour.CRASH:
+        raise RuntimeError(f"node {node.name}: crashed (behaviour = crash)")
+    rounds, d = cfg.federation.rounds, cfg.dqn
+    seed = cfg.federation.seed * 1000 + index
+    env_seed = 10_000 * (index + 1) + 1000 * round_
+    glob = msg.content["arrays"].to_numpy_ndarrays()
+    agent = dqn.load_agent(context, "dqn-fed", d, rounds=rounds, seed=seed)
+    DqnCodec(agent).decode(glob)
+    episodes = dqn.train_steps(agent, d, seed=env_seed)
+    dqn.save_agent(context, "dqn-fed", agent)
+    update = [a - np.asarray(g, np.float64) for a, g in
+              zip(DqnCodec(agent).encode(agent), glob, strict=True)]
+    alone = dqn.load_agent(context, "dqn-local", d, rounds=rounds, seed=seed)
+    if round_ == 1:
+        DqnCodec(alone).decode(glob)  # both start from the same first weights
+    dqn.train_steps(alone, d, seed=env_seed)
+    dqn.save_agent(context, "dqn-local", alone)
+    if node.behaviour is Behaviour.GARBAGE:
+        update = [np.random.default_rng(round_).normal(0.0, 1e3, a.shape) for a in update]
+    norm = float(np.sqrt(sum(float(np.sum(a * a)) for a in update)))
+    if "clip" in conf:
+        update, norm = clip_update(update, float(conf["clip"]))
+    if "local-noise-std" in conf:
+        update = add_noise(update, float(conf["local-noise-std"]),
+                           np.random.default_rng([cfg.federation.seed, index, round_]))
+    metrics = {"num-examples": d.steps, "episodes": episodes, "update-norm": norm}
+    return fl.Message(fl.RecordDict({"update": fl.ArrayRecord([np.asarray(a) for a in update]),
+                                     "metrics": fl.MetricRecord(metrics)}), reply_to=msg)
+
+
+def _dqn_evaluate(msg: Any, context: Any, cfg: FedConfig) -> Any:
+    index = int(context.node_config["partition-id"])
+    rounds, d = cfg.federation.rounds, cfg.dqn
+    glob = msg.content["arrays"].to_numpy_ndarrays()
+    alone = dqn.load_agent(context, "dqn-local", d, rounds=rounds, seed=index)
+    metrics = {"partition-id": index,
+               "fed.return": dqn.greedy_return(glob, d, rounds=rounds),
+               "local.return": dqn.greedy_return(DqnCodec(alone).encode(alone), d,
+                                                 rounds=rounds)}
+    return fl.Message(fl.RecordDict({"metrics": fl.MetricRecord(metrics)}), reply_to=msg)
+
+
 def _node_evaluate(msg: Any, context: Any, cfg: FedConfig) -> Any:
+    if cfg.federation.payload is Payload.DQN:
+        return _dqn_evaluate(msg, context, cfg)
     index = int(context.node_config["partition-id"])
     node = cfg.node(index)
     conf = msg.content["config"]
@@ -259,10 +313,12 @@ def run_federation(grid: Any, cfg: FedConfig, *,
                              ledger=ledger if dp.mode is DpMode.CENTRAL else None,
                              episodes_per_node=fed.episodes * max(len(n.scenarios)
                                                                   for n in cfg.nodes))
-    vocabulary = vocabulary_for(cfg)
-    strategy.node_config["vocabulary"] = json.dumps(vocabulary.to_dict())
-    codec = SnapshotCodec(vocabulary)
-    arrays = fl.ArrayRecord(codec.zeros())
+    if fed.payload is Payload.DQN:
+        arrays = fl.ArrayRecord(dqn.initial_params(cfg.dqn, rounds=fed.rounds, seed=fed.seed))
+    else:
+        vocabulary = vocabulary_for(cfg)
+        strategy.node_config["vocabulary"] = json.dumps(vocabulary.to_dict())
+        arrays = fl.ArrayRecord(SnapshotCodec(vocabulary).zeros())
     result = FedResult(cfg.to_dict(), noise_multiplier=dp.noise_multiplier)
     for r in range(1, fed.rounds + 1):
         if ledger is not None and ledger.would_exceed():

@@ -114,6 +114,7 @@ def simulate_cmd(
 
 
 def _simulate_one(cfg: Any, kind: Any) -> dict[str, Any]:
+    from swarmlearn.fed._config import Payload
     from swarmlearn.fed._report import summarize_utility
     from swarmlearn.fed._run import simulate
 
@@ -131,11 +132,23 @@ def _simulate_one(cfg: Any, kind: Any) -> dict[str, Any]:
             bar.advance(task)
 
         result = simulate(cfg, backend=kind, on_round=tick)
-    summary = summarize_utility(result.evaluation, cfg.evaluation.scenarios, result.epsilon)
     if result.stopped != "completed":
         console.print(f"{label}: stopped: {result.stopped}")
+    if cfg.federation.payload is Payload.DQN:
+        utility = {side: _interval([m[f"{side}.return"] for m in result.evaluation.values()])
+                   for side in ("fed", "local")}
+    else:
+        utility = summarize_utility(result.evaluation, cfg.evaluation.scenarios,
+                                    result.epsilon).to_dict()
     return {"setting": label, "target_epsilon": cfg.dp.target_epsilon,
-            "result": result.to_dict(), "utility": summary.to_dict()}
+            "result": result.to_dict(), "utility": utility}
+
+
+def _interval(values: list[float]) -> tuple[float, float, float]:
+    from swarmlearn._stats import summarize
+
+    s = summarize(values)
+    return (s.mean, s.ci_low, s.ci_high)
 
 
 def _combine(reps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -144,8 +157,8 @@ def _combine(reps: list[dict[str, Any]]) -> dict[str, Any]:
     draw), and how many (repetition, node) pairs gained."""
     from swarmlearn._stats import summarize, wilson
 
-    if len(reps) == 1:
-        return reps[0]
+    if len(reps) == 1 or "fed" in reps[0]["utility"]:
+        return reps[0] if len(reps) == 1 else {**reps[0], "runs": reps}
     utility: dict[str, Any] = {"nodes": [n for r in reps for n in r["utility"]["nodes"]]}
     for side in ("fed_unseen", "local_unseen", "fed_seen", "local_seen"):
         k = sum(round(r["utility"][side][0] * r["utility"]["episodes"][side]) for r in reps)
@@ -164,6 +177,12 @@ def _combine(reps: list[dict[str, Any]]) -> dict[str, Any]:
 def _print_table(runs: list[dict[str, Any]]) -> None:
     from swarmlearn.ops.report import print_rows, terminal_console
 
+    if runs and "fed" in runs[0]["utility"]:  # DQN policies: greedy returns
+        print_rows(terminal_console(), "greedy return on held-out episodes (t 95% over nodes)",
+                   ["setting", "federated", "local-only"],
+                   [[r["setting"], _fmt(r["utility"]["fed"]), _fmt(r["utility"]["local"])]
+                    for r in runs])
+        return
     rows = []
     for r in runs:
         u = r["utility"]

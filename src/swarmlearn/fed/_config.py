@@ -29,6 +29,7 @@ from swarmlearn.core.scenario import Scenario, load_scenario
 from swarmlearn.errors import ConfigError, ScenarioError
 from swarmlearn.fed._aggregate import Aggregator
 from swarmlearn.fed._dp import DpConfig, DpMode
+from swarmlearn.fed._dqn import DqnFedConfig
 
 __all__ = [
     "BUILTIN_SCENARIOS",
@@ -38,6 +39,7 @@ __all__ = [
     "FedConfig",
     "FederationConfig",
     "NodeSpec",
+    "Payload",
     "VocabConfig",
     "load_config",
     "scenario_ref",
@@ -54,6 +56,11 @@ class Behaviour(enum.StrEnum):
     SLOW = "slow"  # answers after the round's timeout
 
 
+class Payload(enum.StrEnum):
+    STATISTICS = "statistics"  # learned statistics / snapshots (sums)
+    DQN = "dqn"  # DQN policy weights (FedAvg)
+
+
 class Backend(enum.StrEnum):
     INPROCESS = "inprocess"  # our Grid: ClientApps called in threads of this process
     RAY = "ray"  # Flower's simulation engine
@@ -68,15 +75,12 @@ def scenario_ref(ref: str) -> Scenario:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NodeSpec:
     name: str
-    scenarios: tuple[str, ...]
+    scenarios: tuple[str, ...] = ()  # its private scenarios (the statistics payload)
     behaviour: Behaviour = Behaviour.HONEST
 
     def __post_init__(self) -> None:
         if not self.name.strip():
             raise ConfigError("nodes.name: expected a non-empty name", field="name")
-        if not self.scenarios:
-            raise ConfigError("nodes.scenarios: a node needs at least one scenario",
-                              field="scenarios")
 
     @property
     def scenario_names(self) -> set[str]:
@@ -93,6 +97,7 @@ class FederationConfig:
     round_timeout: float = 120.0
     seed: int = 0
     backend: Backend = Backend.INPROCESS
+    payload: Payload = Payload.STATISTICS
 
     def __post_init__(self) -> None:
         check_range("rounds", self.rounds, lo=1)
@@ -131,6 +136,7 @@ class FedConfig:
     dp: DpConfig = field(default_factory=DpConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     vocabulary: VocabConfig = field(default_factory=VocabConfig)
+    dqn: DqnFedConfig = field(default_factory=DqnFedConfig)
     nodes: tuple[NodeSpec, ...] = ()
     path: str = ""
 
@@ -143,6 +149,11 @@ class FedConfig:
         if dup:
             raise ConfigError(f"nodes: the name {sorted(dup)[0]!r} is used twice",
                               field="nodes.name")
+        if self.federation.payload is Payload.STATISTICS:
+            for i, n in enumerate(self.nodes):
+                if not n.scenarios:
+                    raise ConfigError(f"nodes[{i}].scenarios: a node needs at least one "
+                                      "scenario", field=f"nodes[{i}].scenarios")
         robust = self.federation.aggregator in (Aggregator.TRIMMED_MEAN, Aggregator.MEDIAN)
         if robust and self.dp.mode is DpMode.CENTRAL:
             raise ConfigError(
@@ -179,13 +190,14 @@ class FedConfig:
         out: dict[str, Any] = to_mapping({"federation": self.federation,
                                           "evaluation": self.evaluation,
                                           "vocabulary": self.vocabulary,
+                                          "dqn": self.dqn,
                                           "nodes": list(self.nodes)})
         out["dp"] = self.dp.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: str = "") -> FedConfig:
-        known = {"federation", "dp", "evaluation", "vocabulary", "nodes"}
+        known = {"federation", "dp", "evaluation", "vocabulary", "dqn", "nodes"}
         unknown = [k for k in data if k not in known]
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown table (known: {', '.join(sorted(known))})",
@@ -199,6 +211,7 @@ class FedConfig:
             dp=from_mapping(DpConfig, data.get("dp", {}), where="dp"),
             evaluation=from_mapping(EvalConfig, data.get("evaluation", {}), where="evaluation"),
             vocabulary=from_mapping(VocabConfig, data.get("vocabulary", {}), where="vocabulary"),
+            dqn=from_mapping(DqnFedConfig, data.get("dqn", {}), where="dqn"),
             nodes=tuple(from_mapping(NodeSpec, n, where=f"nodes[{i}]")
                         for i, n in enumerate(nodes)),
             path=path,

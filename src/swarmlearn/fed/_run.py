@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from swarmlearn.errors import ConfigError
-from swarmlearn.fed._config import Backend, FedConfig
+from swarmlearn.fed._config import Backend, FedConfig, Payload
 from swarmlearn.fed._strategy import RoundRecord
 
 __all__ = ["simulate"]
@@ -28,7 +28,8 @@ def simulate(config: FedConfig, *, backend: Backend | None = None,
     from swarmlearn.fed._grid import InProcessGrid
 
     kind = backend or config.federation.backend
-    vocabulary_for(config)  # built once, before any node asks for it
+    if config.federation.payload is Payload.STATISTICS:
+        vocabulary_for(config)  # built once, before any node asks for it
     if kind is Backend.INPROCESS:
         _, client = make_apps(config)
         grid = InProcessGrid(client, len(config.nodes), max_workers=threads)
