@@ -271,3 +271,11 @@ def test_the_concurrency_changes_no_decision(world: tuple[ScriptedWorld, QAEnv],
                                                                 "concurrency": 4})).train()
     assert _steps(one.history) == _steps(four.history) and one.best == four.best
     assert any(h.get("val_tasks", 11) < 11 for h in one.history)  # some gate was curtailed
+
+
+def test_resume_refuses_other_tasks(world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    _run(env, w, tmp_path / "c", cfg=SkillOptConfig(**{**_fields(CFG), "max_calls": 10})).train()
+    other = QAEnv.from_config(QAConfig(path=str(ScriptedWorld(5, 6).write(tmp_path / "o.jsonl"))))
+    with pytest.raises(ConfigError, match="tasks of o are not the run's"):
+        _run(other, w, tmp_path / "c")

@@ -196,7 +196,13 @@ class SkillOptimizer:
         train = list(env.tasks(Split.TRAIN))
         self._steps_per_epoch = max(1, math.ceil(len(train) / cfg.batch_size))
         self.run.total_steps = self._steps_per_epoch * cfg.epochs
-        self.run.splits = {s.value: list(env.tasks(s)) for s in Split}
+        splits = {s.value: list(env.tasks(s)) for s in Split}
+        if self.run.splits and self.run.splits != splits:
+            changed = [k for k in splits if splits[k] != self.run.splits.get(k)]
+            raise ConfigError(f"{self.run_dir}: the {', '.join(changed)} tasks of "
+                              f"{env.name} are not the run's; cannot resume on other tasks",
+                              field="tasks")
+        self.run.splits = splits
 
     def _resume(self, config: SkillOptConfig | None) -> SkillRun:
         run = SkillRun.from_dict(read_state(self.run_dir))
