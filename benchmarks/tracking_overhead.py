@@ -12,9 +12,13 @@ reports, then the per-episode curves and the run's files). The sides
 alternate which goes first, so the neighbours' load hits both.
 
 Timed: ``Trainer.run`` — the training (wall and this process's CPU time,
-which includes the MLflow writer thread). Not in the training figure, and
-printed apart: opening the tracker (importing MLflow, creating the sqlite
-database on first use) and the final flush after training. The default
+which includes the MLflow writer thread) — and, directly, tracking's own work
+during it: the time spent in the tracking callbacks plus the writer thread's
+CPU time. On a shared machine the same run's CPU time varies by several
+percent from run to run, more than tracking costs; the direct figure does not.
+Not in the training figure, and printed apart: opening the tracker (importing
+MLflow, creating the sqlite database on first use) and the final flush after
+training. The default
 target is the embedded store, ``sqlite:///…/mlflow.db`` in a temp dir.
 """
 
@@ -25,8 +29,10 @@ import logging
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from swarmlearn.ops.hooks import track_dqn
 from swarmlearn.ops.tracking import Tracker, TrackingConfig
@@ -37,7 +43,19 @@ from swarmlearn.rl import RunConfig, Trainer
 class Side:
     wall: float
     cpu: float
-    values: int = 0
+    work: float = 0.0  # tracking's own work: the callbacks + the writer thread's CPU
+
+
+class _Timed:
+    """The tracking callbacks, with the time spent in them summed."""
+
+    def __init__(self, fn: Callable[[Any], None]) -> None:
+        self.fn, self.seconds = fn, 0.0
+
+    def __call__(self, record: Any) -> None:
+        t0 = time.perf_counter()
+        self.fn(record)
+        self.seconds += time.perf_counter() - t0
 
 
 def _train(root: Path, steps: int, seed: int, tracker: Tracker | None) -> Side:
@@ -50,9 +68,13 @@ def _train(root: Path, steps: int, seed: int, tracker: Tracker | None) -> Side:
             trainer.run()
             return Side(time.perf_counter() - w0, time.process_time() - c0)
         with track_dqn(trainer, "bench.rl.train", tracker=tracker) as tracked:
+            progress, evals = _Timed(tracked.on_progress), _Timed(tracked.on_eval)
+            writer0 = tracker.writer_cpu_seconds
             w0, c0 = time.perf_counter(), time.process_time()
-            trainer.run(on_progress=tracked.on_progress, on_eval=tracked.on_eval)
+            trainer.run(on_progress=progress, on_eval=evals)
             side = Side(time.perf_counter() - w0, time.process_time() - c0)
+            side.work = (progress.seconds + evals.seconds
+                         + tracker.writer_cpu_seconds - writer0)
         return side
     finally:
         trainer.close()
@@ -93,7 +115,9 @@ def main() -> None:
             a, b = plain[-1], tracked[-1]
             print(f"pair {k}: plain {a.wall:6.2f}s wall {a.cpu:6.2f}s cpu | tracked "
                   f"{b.wall:6.2f}s wall {b.cpu:6.2f}s cpu | ratio wall {b.wall / a.wall:.3f} "
-                  f"cpu {b.cpu / a.cpu:.3f}   (final flush {flushes[-1]:.2f}s)")
+                  f"cpu {b.cpu / a.cpu:.3f} | tracking's own work {b.work * 1000:.0f} ms = "
+                  f"{100 * b.work / b.cpu:.2f}% of the tracked run's cpu   "
+                  f"(final flush {flushes[-1]:.2f}s)")
         tracker.close()
         if tracker.gaps:
             print(f"  warning: {len(tracker.gaps)} tracking gap(s): {tracker.gaps[0]}")
@@ -106,6 +130,9 @@ def main() -> None:
     print(f"training cpu,  median: plain {med(s.cpu for s in plain):.2f}s, tracked "
           f"{med(s.cpu for s in tracked):.2f}s; per-pair ratio median {med(ratios_c):.3f} "
           f"(overhead {100 * (med(ratios_c) - 1):+.1f}%)")
+    print(f"tracking's own work during training (callbacks + writer thread cpu), median "
+          f"{1000 * med(s.work for s in tracked):.0f} ms = "
+          f"{100 * med(s.work / s.cpu for s in tracked):.2f}% of the run's cpu")
     print(f"outside training: tracker setup {setup:.1f}s once, final flush median "
           f"{med(flushes):.2f}s a run")
 

@@ -282,6 +282,7 @@ class Tracker:
         self.config = config or TrackingConfig()
         self.uri = self.config.resolved_uri
         self.gaps: list[Gap] = []
+        self.writer_cpu_seconds = 0.0  # CPU the writer thread spent sending (benchmarks)
         self._runs: list[_Run] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -388,6 +389,7 @@ class Tracker:
                 if self._closed:
                     return
                 self._busy = True
+            cpu0 = time.thread_time()
             try:
                 self._send_all()
             except Exception as exc:  # MLflow's errors have no common base: any is an outage
@@ -398,6 +400,7 @@ class Tracker:
                 delay = self.config.flush_interval
             finally:
                 with self._lock:
+                    self.writer_cpu_seconds += time.thread_time() - cpu0
                     self._busy = False
                     self._wake.notify_all()
 
