@@ -299,10 +299,13 @@ var COLORS=["#1f77b4","#ff7f0e","#2ca02c","#d62728","#9467bd","#8c564b","#e377c2
   "#bcbd22","#17becf"];
 function el(tag,attrs,parent){var e=document.createElementNS(NS,tag);
   for(var k in attrs){e.setAttribute(k,attrs[k]);}if(parent){parent.appendChild(e);}return e;}
-function fmt(v,time){if(time){var d=new Date(v*1000);return d.toISOString().slice(5,16)
-  .replace("T"," ");}var a=Math.abs(v);if(a!==0&&(a<0.01||a>=1e5)){return v.toExponential(1);}
+function fmt(v,time,span){if(time){var d=new Date(v*1000).toISOString();
+  return span<3600?d.slice(11,19):d.slice(5,16).replace("T"," ");}
+  var a=Math.abs(v);if(a!==0&&(a<0.01||a>=1e5)){return v.toExponential(1);}
   return (Math.round(v*100)/100).toString();}
-function ticks(lo,hi,n){var out=[];for(var i=0;i<=n;i++){out.push(lo+(hi-lo)*i/n);}return out;}
+function ticks(lo,hi,n,whole){var out=[];if(whole&&hi-lo<=n){for(var k=Math.ceil(lo);k<=hi;
+  k++){out.push(k);}return out;}for(var i=0;i<=n;i++){var t=lo+(hi-lo)*i/n;
+  out.push(whole?Math.round(t):t);}return out;}
 function drawPlot(fig,p){
   var cap=document.createElement("figcaption");cap.textContent=p.title;fig.appendChild(cap);
   var names=Object.keys(p.series);var W=1000,H=300,L=60,R=10,T=10,B=40;
@@ -322,8 +325,9 @@ function drawPlot(fig,p){
   ticks(y0,y1,4).forEach(function(v){el("line",{x1:L,x2:W-R,y1:sy(v),y2:sy(v),
     stroke:"#eee"},svg);el("text",{x:L-4,y:sy(v)+4,"text-anchor":"end"},svg)
     .textContent=fmt(v,false);});
-  ticks(x0,x1,5).forEach(function(v){el("text",{x:sx(v),y:H-B+16,"text-anchor":"middle"},svg)
-    .textContent=fmt(v,p.time);});
+  var whole=!p.time&&xs.every(function(v){return v===Math.round(v);});var span=x1-x0;
+  ticks(x0,x1,5,whole).forEach(function(v){el("text",{x:sx(v),y:H-B+16,
+    "text-anchor":"middle"},svg).textContent=fmt(v,p.time,span);});
   el("text",{x:(W+L)/2,y:H-6,"text-anchor":"middle"},svg).textContent=p.x;
   el("text",{x:12,y:(H-B)/2,transform:"rotate(-90 12 "+((H-B)/2)+")",
     "text-anchor":"middle"},svg).textContent=p.y;
@@ -333,7 +337,7 @@ function drawPlot(fig,p){
       d+=(j?" L":"M")+sx(pt[0])+","+sy(pt[1]);});
     el("path",{d:d,fill:"none",stroke:c,"stroke-width":1.5,"class":"series"},svg);
     if(pts.length<=300){pts.forEach(function(pt){var m=el("circle",{cx:sx(pt[0]),
-      cy:sy(pt[1]),r:2.5,fill:c},svg);el("title",{},m).textContent=n+": "+fmt(pt[0],p.time)
+      cy:sy(pt[1]),r:2.5,fill:c},svg);el("title",{},m).textContent=n+": "+fmt(pt[0],p.time,0)
       +", "+fmt(pt[1],false);});}
     var s=document.createElement("span");s.style.setProperty("--c",c);s.textContent=n;
     legend.appendChild(s);});
