@@ -205,7 +205,7 @@ def hidden_signal_study(
 
     ``config.trials`` must be 0 (the offline search scores its rollouts by
     the environment's outcome); every condition uses the same ``config``, so
-    the three differ only in what the swarm is told.
+    they differ only in what the swarm is told.
     """
     from swarmlearn.learn.loop import run_proof
 

@@ -34,8 +34,9 @@ from typing import Any, Protocol
 
 from swarmlearn._config import check_range
 from swarmlearn._stats import ratio_ci, summarize, wilson
-from swarmlearn.core.events import EpisodeEnded, Event
+from swarmlearn.core.events import EpisodeEnded
 from swarmlearn.core.scenario import Scenario, WorkerKind
+from swarmlearn.core.swarm import OutcomeJudge
 from swarmlearn.errors import ConfigError
 from swarmlearn.learn.offline import AnalyzerConfig, OfflineAnalyzer, OfflineModel, policies_from
 from swarmlearn.learn.policies import STRATEGIES, LearningPolicies, LearningState
@@ -66,10 +67,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class HiddenSignal(Protocol):
+class HiddenSignal(OutcomeJudge, Protocol):
     """An outcome judge (core.swarm.OutcomeJudge) that also keeps the outcomes it hid."""
-
-    def judge(self, ended: EpisodeEnded) -> tuple[EpisodeEnded, Sequence[Event]]: ...
 
     def truth(self, ended: EpisodeEnded) -> Outcome:
         """The environment's outcome of an episode this judge judged."""
