@@ -84,7 +84,7 @@ class TrackingConfig:
     uri: str = ""
     artifacts: str = ""
     experiment: str = "swarmlearn"
-    flush_interval: float = 1.0
+    flush_interval: float = 5.0
     retry_min: float = 1.0
     retry_max: float = 30.0
     max_buffered: int = 500_000
