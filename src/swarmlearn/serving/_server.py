@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import swarmlearn
+from swarmlearn._proc import inherit_priority
 from swarmlearn.errors import BackendError, BackendUnavailable, ConfigError, MissingExtraError
 from swarmlearn.llm import HttpLLMClient, LLMClientConfig, LoraScale
 from swarmlearn.serving._admin import LlamaAdmin
@@ -306,7 +307,7 @@ class LlamaServer:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"=== {stamp} swarmlearn: starting llama.cpp server ===\n".encode())
             log.flush()
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "swarmlearn.serving._child", str(spec_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -314,6 +315,8 @@ class LlamaServer:
                 env=env,
                 start_new_session=True,  # a Ctrl-C in the terminal is the parent's to handle
             )
+        inherit_priority(proc.pid)
+        return proc
 
     def _restart_child(self, why: str) -> None:
         """Replace a healthy child by a new one (same port) and restore the adapter scales."""

@@ -43,6 +43,7 @@ from typing import Any
 
 import swarmlearn
 from swarmlearn._config import check_range
+from swarmlearn._proc import inherit_priority
 from swarmlearn.errors import ConfigError, TrainingError
 from swarmlearn.training._base import BaseModel, check_base
 
@@ -215,6 +216,7 @@ class LoraTrainer:
                 [sys.executable, "-m", "swarmlearn.training._train_child", str(spec)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env,
                 start_new_session=True)
+        inherit_priority(proc.pid)
         try:
             return self._wait(proc, deadline, on_progress, staging / "train.log")
         finally:
