@@ -100,6 +100,8 @@ def test_server_killed_mid_run_loses_no_training(server: MlflowServer, tmp_path:
     killed_at: list[float] = []
     try:
         with track_dqn(trainer, tracker=tracker) as tracked:
+            tracked.every = 0.0  # every progress call, so each one can be checked
+
             def on_progress(p):  # type: ignore[no-untyped-def]
                 tracked.on_progress(p)
                 if math.isfinite(p.mean_return):  # before the first episode ends: no value
