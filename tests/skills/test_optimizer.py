@@ -279,3 +279,14 @@ def test_resume_refuses_other_tasks(world: tuple[ScriptedWorld, QAEnv], tmp_path
     other = QAEnv.from_config(QAConfig(path=str(ScriptedWorld(5, 6).write(tmp_path / "o.jsonl"))))
     with pytest.raises(ConfigError, match="tasks of o are not the run's"):
         _run(other, w, tmp_path / "c")
+
+
+def test_an_edit_copying_the_format_placeholder_is_invalid() -> None:
+    from swarmlearn.skills._reflect import parse_edits
+
+    reply = ('{"edits": [{"op": "append", "content": "new text (not for delete)"}, '
+             '{"op": "append", "content": "Answer in one word."}]}')
+    edits, failures = parse_edits(reply, Source.FAILURE, 2, 4, "reflect[F1]")
+    assert [e.content for e in edits] == ["Answer in one word."]
+    assert [f.kind for f in failures] == [FailureKind.INVALID_EDIT]
+    assert "placeholder" in failures[0].detail

@@ -45,6 +45,9 @@ PACKED_SYSTEM = (
     "Analyse each minibatch on its own: for failed tasks, find what the skill should say so "
     "that they are solved; for solved tasks, what made them work (or what did not help), "
     "and propose edits to the skill for that minibatch.")
+#: the format's own placeholder texts: an edit that copies one is invalid (small models do)
+PLACEHOLDERS = frozenset(("exact text of the skill (not for append)",
+                          "new text (not for delete)", "why"))
 PACKED_FORMAT = (
     'Reply with JSON only: {"minibatches": {"<minibatch id, e.g. F1>": [{"op": '
     '"append|insert_after|replace|delete", "anchor": "exact text of the skill (not for '
@@ -152,6 +155,12 @@ def edits_of(value: Any, source: Source, size: int, budget: int,
             e = Edit.from_dict(d, source=source, support=size)
         except BadResponse as exc:
             failures.append(Failure(FailureKind.INVALID_EDIT, stage, f"edit {i}: {exc}"))
+            continue
+        copied = [t for t in (e.content, e.anchor) if t.strip().lower() in PLACEHOLDERS]
+        if copied:
+            failures.append(Failure(FailureKind.INVALID_EDIT, stage,
+                                    f"edit {i}: copies the reply format's placeholder "
+                                    f"{copied[0]!r}"))
             continue
         edits.append(e.with_support(min(e.support, size)))
     return edits, failures
