@@ -23,8 +23,18 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from swarmlearn._config import check_output_path, check_range
 from swarmlearn._daemon_cli import artifacts_app, daemon_app
@@ -199,13 +209,23 @@ def _write(path: Path, text: str, option: str) -> Path:
     return path
 
 
+class _RateColumn(ProgressColumn):
+    """Tasks (episodes, sessions) per second, once rich has measured a speed."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("–/s" if speed is None else f"{speed:.1f}/s")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("success {task.fields[rate]}"),
+        _RateColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=err_console,
         transient=False,
         disable=not err_console.is_terminal,
