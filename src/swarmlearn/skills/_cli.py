@@ -36,7 +36,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from swarmlearn._config import from_mapping
 from swarmlearn.errors import ConfigError
@@ -129,7 +136,8 @@ def _train(config: Path, run_dir: Path) -> None:
             log(r)
 
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=_out, transient=True) as bar:
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=_out,
+                      transient=True) as bar:
             ui = _Progress(bar)
             opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
                                  config=cfg, initial_skill=str(data.get("initial_skill", "")),
