@@ -29,7 +29,7 @@ CONFIG = """
 [federation]
 rounds = 2
 episodes = 3
-round_timeout = 15.0
+round_timeout = 45.0
 
 [evaluation]
 episodes = 3

@@ -245,6 +245,7 @@ def server_cmd(
     workdir.mkdir(parents=True, exist_ok=True)
     console.print(f"SuperLink on {host}:{port}; start the {len(cfg.nodes)} nodes with "
                   f"`swarmlearn fed node {config} --index I --superlink {host}:{port}`")
+    _exit_on_sigterm()
     with stopping([start_superlink(workdir, port=port, host=host)]):
         done = run_app(workdir, config, output)
         if done.returncode != 0 or not output.exists():
@@ -277,7 +278,17 @@ def node_cmd(
                            port=port if port is not None else 9100 + index,
                            fed_config=config.resolve())
     console.print(f"node {index} ({cfg.node(index).name}) → {superlink}; log {proc.log}")
+    _exit_on_sigterm()
     try:
         proc.proc.wait()
     finally:
         proc.stop()
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM ends the command through its ``finally`` (which stops the Flower
+    processes it started) instead of killing it and orphaning them."""
+    import signal
+    import sys
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -161,7 +161,7 @@ def add_noise(arrays: Sequence[npt.NDArray[Any]], std: float,
 def denoise(total: Sequence[npt.NDArray[Any]], mine: Sequence[npt.NDArray[Any]],
             sent: Sequence[npt.NDArray[Any]], noise_std: float, *,
             groups: Sequence[npt.NDArray[np.int64] | None] | None = None,
-            false_keys: float = 0.05) -> list[F64]:
+            false_keys: float = 0.001) -> list[F64]:
     """A node's view of noisy federated counts (post-processing: no privacy cost).
 
     ``total`` is the released sum (everyone's clipped updates plus noise of std
