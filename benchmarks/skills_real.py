@@ -2,6 +2,7 @@
 and as optimizer), short, on held-out tasks, with intervals.
 
     nice -n 10 .venv/bin/python benchmarks/skills_real.py swarm --seeds 6 --max-ticks 15
+    nice -n 10 .venv/bin/python benchmarks/skills_real.py swarm-opt --seeds 6 --max-ticks 12
     nice -n 10 .venv/bin/python benchmarks/skills_real.py qa --run-dir /tmp/skills-real-qa
 
 ``swarm``: does a skill change what the LLM workers of a scenario do? The same
@@ -9,6 +10,9 @@ held-out task seeds (never used for anything else) are played with no skill
 and with ``--skill`` (default: a short procedure for the troubleshooting
 scenario), paired by seed: success rate with Wilson 95% intervals, actions per
 solved task, the paired sign test of the gate.
+
+``swarm-opt``: the whole optimizer on the scenario (the 135M plays the
+episodes and writes the edits), then initial and best skill on held-out seeds.
 
 ``qa``: the whole optimizer on a small QA set (capitals, sums, plurals;
 answers of one word or number) with the 135M model as target and as optimizer
@@ -131,6 +135,50 @@ def swarm(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def swarm_opt(args: argparse.Namespace) -> dict[str, Any]:
+    """The optimizer on the scenario itself: the 135M plays the episodes and writes the
+    edits; initial and best skill on the held-out test seeds."""
+    env = SwarmSkillEnv(SwarmTasksConfig(scenario=args.scenario, workers=args.workers,
+                                         max_ticks=args.max_ticks, first_seed=args.first_seed,
+                                         train=args.train, val=args.val, test=args.seeds))
+    cfg = SkillOptConfig(epochs=1, batch_size=args.train, minibatch_size=2, edit_budget=2,
+                         gate_alpha=0.25, gate_min_tasks=3, concurrency=1, retries=1)
+    server, client = start_server(args.threads)
+    t0 = time.time()
+    try:
+        run = SkillOptimizer(env, target=client, optimizer=client, run_dir=args.run_dir,
+                             config=cfg, on_stage=lambda s, st: print(
+                                 f"step {s}: {st} ({time.time() - t0:.0f}s)", flush=True)
+                             ).train()
+    finally:
+        server.stop()
+
+    def test_of(skill: str) -> list[TaskResult]:
+        got = run.scores.get(skill_hash(skill), {})
+        return [Trajectory.from_dict(got[str(t)]).result() for t in env.tasks(Split.TEST)]
+
+    initial, best = test_of(run.initial), test_of(run.best)
+    d = gate(initial, best, GateConfig(alpha=0.05, min_tasks=1))
+    kinds: dict[str, int] = {}
+    for h in run.history:
+        for f in h["failures"]:
+            kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+    print(f"\n{env.name}, {args.workers} LLM worker(s), max_ticks {args.max_ticks}; train "
+          f"{list(env.tasks(Split.TRAIN))}, val {list(env.tasks(Split.VAL))}, held-out test "
+          f"{list(env.tasks(Split.TEST))}; {run.step} step(s), {time.time() - t0:.0f}s")
+    print("| skill | test success (Wilson 95%) | actions per solved task |")
+    print("|---|---|---|")
+    print(f"| initial (empty) | {_rate(initial)} | {_per_solve(initial)} |")
+    print(f"| optimized (best, step {run.best_step}) | {_rate(best)} | {_per_solve(best)} |")
+    print(f"paired: {d.wins} wins, {d.losses} losses, {d.ties} ties, p={d.p_value:.3g}")
+    print(f"calls {run.usage.calls}, tokens {run.usage.tokens}; failures by kind {kinds}; "
+          f"actions of the steps: {[h.get('action') for h in run.history]}")
+    print(f"best skill: {run.best!r}")
+    return {"initial": [list(r) for r in initial], "best": [list(r) for r in best],
+            "best_skill": run.best, "paired": d.to_dict(), "calls": run.usage.calls,
+            "tokens": run.usage.tokens, "failures": kinds, "history": run.history}
+
+
 def _exact(trajs: Sequence[Trajectory]) -> list[TaskResult]:
     return [t.result() for t in trajs]
 
@@ -202,13 +250,22 @@ def main() -> None:
     s.add_argument("--seeds", type=int, default=6)
     s.add_argument("--first-seed", type=int, default=70_000)
     s.add_argument("--skill", default="", help="a file with the skill (default: built in)")
+    o = sub.add_parser("swarm-opt")
+    o.add_argument("--scenario", default="troubleshooting")
+    o.add_argument("--workers", type=int, default=1)
+    o.add_argument("--max-ticks", type=int, default=12)
+    o.add_argument("--train", type=int, default=2)
+    o.add_argument("--val", type=int, default=4)
+    o.add_argument("--seeds", type=int, default=6, help="held-out test seeds")
+    o.add_argument("--first-seed", type=int, default=80_000)
+    o.add_argument("--run-dir", default="/tmp/skills-real-swarm-opt")
     q = sub.add_parser("qa")
     q.add_argument("--run-dir", default="/tmp/skills-real-qa")
-    for p in (s, q):
+    for p in (s, o, q):
         p.add_argument("--threads", type=int, default=1)
         p.add_argument("--json", default="", help="also write the numbers to this file")
     args = ap.parse_args()
-    result = swarm(args) if args.what == "swarm" else qa(args)
+    result = {"swarm": swarm, "swarm-opt": swarm_opt, "qa": qa}[args.what](args)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 
