@@ -202,6 +202,9 @@ def _dqn_runs(d: Dashboard, runs_dir: Path) -> None:
 
 def _mlflow(d: Dashboard, uri: str) -> None:
     try:
+        from swarmlearn.ops.tracking import require_mlflow
+
+        require_mlflow()
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)

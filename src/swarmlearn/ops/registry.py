@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from swarmlearn._extras import require
+from swarmlearn.ops.tracking import require_mlflow
 
 if TYPE_CHECKING:
     from swarmlearn.lifecycle import Lifecycle
@@ -103,7 +103,7 @@ class RegistryMirror:
 
     def __init__(self, store: Store, *, tracking_uri: str, registry_uri: str | None = None,
                  artifact_location: str | None = None) -> None:
-        require("mlflow", "ops")
+        require_mlflow()
         from mlflow.tracking import MlflowClient
 
         self.store = store

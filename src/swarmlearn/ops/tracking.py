@@ -56,6 +56,7 @@ __all__ = [
     "TrackingConfig",
     "current_run",
     "flatten",
+    "require_mlflow",
     "track",
 ]
 
@@ -121,6 +122,13 @@ class TrackingConfig:
                 return cls()
             return None
         return cls() if value.lower() in _ON else cls(uri=value)
+
+
+def require_mlflow() -> Any:
+    """Import MLflow with its usage telemetry off (unless the environment says otherwise):
+    swarmlearn does not send usage data to a server on the internet on anyone's behalf."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    return require("mlflow", "ops")
 
 
 def _as_uri(path: str) -> str:
@@ -292,10 +300,9 @@ class Tracker:
         self._client: Any = None
         self._experiment_id: str | None = None
         self._ready = threading.Event()
-        require("mlflow", "ops")  # import here (seconds), not in the writer during training
-        for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0"),
-                            ("MLFLOW_HTTP_REQUEST_TIMEOUT", str(self.config.request_timeout))):
-            os.environ.setdefault(name, value)  # the writer retries itself, without waiting
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the writer retries
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(self.config.request_timeout))
+        require_mlflow()  # import here (seconds), not in the writer during training
         self._thread = threading.Thread(target=self._loop, name="mlflow-writer", daemon=True)
         self._thread.start()
 
