@@ -22,5 +22,12 @@ setup(
             extra_compile_args=["-O2"],
             optional=True,
         ),
+        Extension(  # needs sqlite3.h (libsqlite3-dev); store/_sql.py falls back without it
+            "swarmlearn.store._sqlite_batch",
+            sources=["src/swarmlearn/store/_sqlite_batch.c"],
+            libraries=["sqlite3"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )

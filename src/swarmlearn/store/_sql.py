@@ -57,6 +57,8 @@ from swarmlearn.core.events import (
 from swarmlearn.errors import SchemaError, StoreError
 from swarmlearn.store import _codec as codec
 from swarmlearn.store import _schema as schema
+from swarmlearn.store._batch import AVAILABLE as _C_WRITER
+from swarmlearn.store._batch import BatchWriter, insert_sql
 from swarmlearn.store._protocol import (
     AliasRecord,
     ArtifactRecord,
@@ -83,6 +85,36 @@ _KEYED_ROWS: dict[type, tuple[Table, Callable[[Any], dict[str, Any]]]] = {
     NoteEvent: (schema.notes, codec.note_row),
     FeedbackEvent: (schema.feedback, codec.feedback_row),
 }
+
+
+#: the bulk-written tables' INSERT, every column in table order
+_INSERT = {t.name: insert_sql(t.name, tuple(c.name for c in t.columns))
+           for t in (schema.events, schema.llm_calls, schema.episodes)}
+
+
+def _rows(
+    batch: Sequence[Event],
+) -> tuple[list[tuple[Table, list[tuple[Any, ...]]]], dict[Table, list[dict[str, Any]]]]:
+    """A batch's rows: (table, tuples) of the bulk-written tables in the order events,
+    LLM calls, episodes (non-empty ones only), and dict rows of the own-keyed tables."""
+    ev_rows: list[tuple[Any, ...]] = []
+    llm_rows: list[tuple[Any, ...]] = []
+    ep_rows: list[tuple[Any, ...]] = []
+    keyed: dict[Table, list[dict[str, Any]]] = {}  # notes, feedback: they number their rows
+    for e in batch:
+        t = type(e)
+        if t is ActionEvent:
+            ev_rows.append(codec.event_row(e))  # type: ignore[arg-type]
+        elif t is EpisodeEnded:
+            ep_rows.append(codec.episode_row(e))  # type: ignore[arg-type]
+        elif t is LLMCallEvent:
+            llm_rows.append(tuple(e))
+        elif (own := _KEYED_ROWS.get(t)) is not None:
+            keyed.setdefault(own[0], []).append(own[1](e))
+    bulk = [(table, rows) for table, rows in (
+        (schema.events, ev_rows), (schema.llm_calls, llm_rows), (schema.episodes, ep_rows),
+    ) if rows]
+    return bulk, keyed
 
 
 def resolve_url(url: str | None) -> URL:
@@ -195,6 +227,11 @@ class SqlStore:
             self.exists = self._check_readable()
         else:
             self._migrate()
+        #: writes of event batches without the GIL (store/_batch.py); None: through sqlite3
+        self._batch: BatchWriter | None = None
+        if _C_WRITER and self.dialect == "sqlite" and not self._memory and not self.read_only:
+            path = str(Path(self._url.database or "").resolve())
+            self._batch = BatchWriter(path, self.url)
         logger.info("opened store %s%s", self.url, " (read-only)" if self.read_only else "")
 
     # -- connections ------------------------------------------------------------
@@ -212,7 +249,7 @@ class SqlStore:
                         yield conn
         except StoreError:
             raise
-        except (SQLAlchemyError, self._dbapi_error) as exc:
+        except (SQLAlchemyError, self._dbapi_error, OverflowError) as exc:  # int > 64 bits
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise StoreError(f"{what} in {self.url} failed: {detail}") from exc
 
@@ -263,6 +300,8 @@ class SqlStore:
             return schema.read_version(conn)
 
     def close(self) -> None:
+        if self._batch is not None:
+            self._batch.close()
         listener: Any = getattr(self, "_listener", None)
         if listener is not None:
             self._listener = None
@@ -385,33 +424,24 @@ class SqlStore:
     # -- events -----------------------------------------------------------------
     def write(self, batch: Sequence[Event]) -> None:
         """Write a batch of events in one transaction (episode starts are not stored)."""
-        ev_rows: list[tuple[Any, ...]] = []
-        llm_rows: list[tuple[Any, ...]] = []
-        ep_rows: list[tuple[Any, ...]] = []
-        dict_rows: dict[Table, list[dict[str, Any]]] = {}  # notes, feedback: own-keyed tables
-        for e in batch:
-            t = type(e)
-            if t is ActionEvent:
-                ev_rows.append(codec.event_row(e))  # type: ignore[arg-type]
-            elif t is EpisodeEnded:
-                ep_rows.append(codec.episode_row(e))  # type: ignore[arg-type]
-            elif t is LLMCallEvent:
-                llm_rows.append(tuple(e))
-            elif (keyed := _KEYED_ROWS.get(t)) is not None:
-                dict_rows.setdefault(keyed[0], []).append(keyed[1](e))
-        if not (ev_rows or llm_rows or ep_rows or dict_rows):
+        bulk, keyed = _rows(batch)
+        if not (bulk or keyed):
             return
-        with self._tx(write=True, what=f"writing {len(batch)} events") as conn:
-            for table, rows in (
-                (schema.events, ev_rows),
-                (schema.llm_calls, llm_rows),
-                (schema.episodes, ep_rows),
-            ):
-                if rows:
-                    self._bulk_insert(conn, table, rows)
-            for keyed_table, keyed_rows in dict_rows.items():
-                conn.execute(keyed_table.insert(), keyed_rows)
-            if ep_rows and self.dialect == "postgresql":
+        what = f"writing {len(batch)} events"
+        if self._batch is not None:  # the whole transaction in one call without the GIL
+            parts = [(_INSERT[table.name], rows) for table, rows in bulk]
+            for table, dicts in keyed.items():
+                cols = tuple(dicts[0])
+                parts.append((insert_sql(table.name, cols),
+                              [tuple(d[c] for c in cols) for d in dicts]))
+            self._batch.write(parts, what=what)
+            return
+        with self._tx(write=True, what=what) as conn:
+            for table, rows in bulk:
+                self._bulk_insert(conn, table, rows)
+            for table, dicts in keyed.items():
+                conn.execute(table.insert(), dicts)
+            if any(t is schema.episodes for t, _ in bulk) and self.dialect == "postgresql":
                 conn.exec_driver_sql(f"NOTIFY {EPISODES_CHANNEL}")  # delivered at commit
 
     def _bulk_insert(self, conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
