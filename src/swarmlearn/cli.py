@@ -857,7 +857,9 @@ def main() -> None:
         if type(exc).__name__ != "NoArgsIsHelpError":  # that one has printed the help
             ctx = getattr(exc, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            _error(" ".join(exc.format_message().split()) + hint)
+            fmt = getattr(exc, "format_message", None)
+            text = str(fmt()) if callable(fmt) else str(exc)
+            _error(" ".join(text.split()) + hint)
         sys.exit(getattr(exc, "exit_code", 2))
     except SwarmlearnError as exc:
         _error(str(exc))
