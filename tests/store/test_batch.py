@@ -52,14 +52,15 @@ def _stores(tmp_path: Path) -> tuple[SqlStore, SqlStore]:
 
 
 def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table with each value's SQLite storage class beside it."""
+    """Every row of every table (its rowid first), each value's storage class beside it."""
     con = sqlite3.connect(path)
     try:
         out = {}
         for table in TABLES:
             cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
             typed = ", ".join(f"{c}, typeof({c})" for c in cols)
-            out[table] = con.execute(f"SELECT {typed} FROM {table} ORDER BY rowid").fetchall()
+            out[table] = con.execute(f"SELECT rowid, {typed} FROM {table} ORDER BY rowid"
+                                     ).fetchall()
         return out
     finally:
         con.close()
@@ -177,8 +178,8 @@ def test_postgresql_reads_back_what_the_c_writer_stored(tmp_path: Path, pg_serve
 @pytest.mark.parametrize("bad", ["duplicate id", "nan", "huge int", "object"])
 def test_a_bad_batch_is_one_store_error_and_stores_nothing(tmp_path: Path, bad: str) -> None:
     ids = EventIds(1)
-    good, batch, after = _batch(1, ids, 10), _batch(1, ids, 10), _batch(1, ids, 5)
-    k = [i for i, e in enumerate(batch) if isinstance(e, ActionEvent)][3]
+    good, batch, after = _batch(1, ids, 10), _batch(1, ids, 200), _batch(1, ids, 5)
+    k = [i for i, e in enumerate(batch) if isinstance(e, ActionEvent)][150]  # a later INSERT
     e = batch[k]
     assert isinstance(e, ActionEvent)
     if bad == "duplicate id":

@@ -8,7 +8,7 @@ let go of it (up to the 5 ms switch interval): the recorder falls behind, its
 queue fills, the swarm blocks, and the two run one after the other.
 :class:`BatchWriter` runs the whole transaction (``BEGIN IMMEDIATE``, every
 row, ``COMMIT``) in one C call (``_sqlite_batch.c``) that releases the GIL
-once, on a connection of its own to the store's file. The values bound are
+once, on a connection of its own to the store's file, 64 rows an ``INSERT``. The values bound are
 the very ones ``sqlite3`` would bind (int, float, str, bytes, None), so what
 is stored does not change (tests/store/test_batch.py compares both paths).
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from swarmlearn.errors import StoreError
@@ -31,19 +32,20 @@ try:
 except ImportError:  # pragma: no cover - the extension is optional
     _sqlite_batch = None  # type: ignore[assignment]
 
-__all__ = ["AVAILABLE", "BatchWriter", "insert_sql"]
+__all__ = ["AVAILABLE", "BatchWriter", "Part", "insert_sql"]
 
 #: whether the C writer was built
 AVAILABLE = _sqlite_batch is not None
 
 Rows = list[tuple[Any, ...]]
+#: (sql, rows) or (sql, rows, spec): see _sqlite_batch.c
+Part = tuple[str, Rows] | tuple[str, Rows, tuple[tuple[int, int, Callable[[Any], str] | None], ...]]
 
 
 @functools.lru_cache(maxsize=64)
 def insert_sql(table: str, columns: tuple[str, ...]) -> str:
-    """``INSERT INTO table (columns) VALUES (?, ...)``."""
-    return (f"INSERT INTO {table} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})")
+    """``INSERT INTO table (columns) VALUES``: the writer adds a row's placeholders per row."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES"
 
 
 class BatchWriter:
@@ -64,7 +66,7 @@ class BatchWriter:
         self._pid = 0
         self._lock = threading.Lock()
 
-    def write(self, parts: list[tuple[str, Rows]], *, what: str) -> None:
+    def write(self, parts: list[Part], *, what: str) -> None:
         assert _sqlite_batch is not None
         with self._lock:
             try:

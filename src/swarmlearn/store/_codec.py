@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -22,6 +23,7 @@ from swarmlearn.store._protocol import ArtifactRecord, EventQuery, SessionRecord
 from swarmlearn.types import Outcome, OutcomeKind, outcome_from_dict
 
 __all__ = [
+    "EVENT_SPEC",
     "artifact_from_row",
     "episode_from_row",
     "episode_row",
@@ -59,7 +61,7 @@ def event_row(e: ActionEvent) -> tuple[Any, ...]:
         worker,
         action,
         target,
-        _dumps(dict(args)) if args else "",
+        _args_json(args) if args else "",
         success,
         output,
         error,
@@ -69,6 +71,22 @@ def event_row(e: ActionEvent) -> tuple[Any, ...]:
         context,
         ts,
     )
+
+
+def _args_json(args: tuple[tuple[str, str], ...]) -> str:
+    return _dumps(dict(args))
+
+
+#: event_row for the C writer (store/_sqlite_batch.c), one (i, j, conv) per column: the
+#: value is event[i] (j == -1) or event[i][j], and with a conv "" if empty, else conv(value)
+EVENT_SPEC: tuple[tuple[int, int, Callable[[Any], str] | None], ...] = (
+    *((i, -1, None) for i in range(9)),  # id … target
+    (9, -1, _args_json),
+    (10, 0, None), (10, 1, None), (10, 2, None),  # result: success, output, error
+    (10, 3, _list_json),  # discoveries
+    (10, 4, None),  # invalid
+    (11, -1, None), (12, -1, None), (13, -1, None),  # duration, context, ts
+)
 
 
 def event_from_row(row: Any) -> ActionEvent:

@@ -58,7 +58,7 @@ from swarmlearn.errors import SchemaError, StoreError
 from swarmlearn.store import _codec as codec
 from swarmlearn.store import _schema as schema
 from swarmlearn.store._batch import AVAILABLE as _C_WRITER
-from swarmlearn.store._batch import BatchWriter, insert_sql
+from swarmlearn.store._batch import BatchWriter, Part, insert_sql
 from swarmlearn.store._protocol import (
     AliasRecord,
     ArtifactRecord,
@@ -93,10 +93,11 @@ _INSERT = {t.name: insert_sql(t.name, tuple(c.name for c in t.columns))
 
 
 def _rows(
-    batch: Sequence[Event],
+    batch: Sequence[Event], *, raw_events: bool = False,
 ) -> tuple[list[tuple[Table, list[tuple[Any, ...]]]], dict[Table, list[dict[str, Any]]]]:
     """A batch's rows: (table, tuples) of the bulk-written tables in the order events,
-    LLM calls, episodes (non-empty ones only), and dict rows of the own-keyed tables."""
+    LLM calls, episodes (non-empty ones only), and dict rows of the own-keyed tables.
+    ``raw_events``: the action events themselves, not their rows (codec.EVENT_SPEC)."""
     ev_rows: list[tuple[Any, ...]] = []
     llm_rows: list[tuple[Any, ...]] = []
     ep_rows: list[tuple[Any, ...]] = []
@@ -104,7 +105,7 @@ def _rows(
     for e in batch:
         t = type(e)
         if t is ActionEvent:
-            ev_rows.append(codec.event_row(e))  # type: ignore[arg-type]
+            ev_rows.append(e if raw_events else codec.event_row(e))  # type: ignore[arg-type]
         elif t is EpisodeEnded:
             ep_rows.append(codec.episode_row(e))  # type: ignore[arg-type]
         elif t is LLMCallEvent:
@@ -424,12 +425,14 @@ class SqlStore:
     # -- events -----------------------------------------------------------------
     def write(self, batch: Sequence[Event]) -> None:
         """Write a batch of events in one transaction (episode starts are not stored)."""
-        bulk, keyed = _rows(batch)
+        bulk, keyed = _rows(batch, raw_events=self._batch is not None)
         if not (bulk or keyed):
             return
         what = f"writing {len(batch)} events"
         if self._batch is not None:  # the whole transaction in one call without the GIL
-            parts = [(_INSERT[table.name], rows) for table, rows in bulk]
+            parts: list[Part] = [(_INSERT[table.name], rows, codec.EVENT_SPEC)
+                                 if table is schema.events else (_INSERT[table.name], rows)
+                                 for table, rows in bulk]
             for table, dicts in keyed.items():
                 cols = tuple(dicts[0])
                 parts.append((insert_sql(table.name, cols),

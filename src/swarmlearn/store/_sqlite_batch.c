@@ -9,8 +9,13 @@
  * waits for it, and the two end up running one after the other.
  *
  * Writer(path, busy_timeout_ms) opens a connection of its own to a database file.
- * Writer.write(parts) takes a list of (sql, rows): an INSERT with n placeholders
- * and a list of n-tuples. With the GIL held it reads every value into a C array
+ * Writer.write(parts) takes a list of (sql, rows) or (sql, rows, spec): the start
+ * of an INSERT ("INSERT INTO t (a, b) VALUES", the writer adds the placeholders:
+ * 64 rows a statement) and a list of n-tuples, or of tuples (events) the n values
+ * are picked from by spec, one (i, j, conv) per column: row[i], or row[i][j] if
+ * j >= 0, and if conv is not None, "" for an empty value or else conv(value) (a
+ * str: the JSON of a field), so no row tuple is ever made for an event. With the
+ * GIL held it reads every value into a C array
  * (None -> NULL, int/bool -> int64, float -> double, str -> UTF-8 text, bytes ->
  * blob: what sqlite3 binds for them); then, with the GIL released once, it runs
  * BEGIN IMMEDIATE, every row of every part, and COMMIT (ROLLBACK on an error,
@@ -25,6 +30,7 @@
 #include <unistd.h>
 
 static PyObject *BatchError;
+static PyObject *EmptyText; /* "" */
 
 enum { V_NULL, V_INT, V_REAL, V_TEXT, V_BLOB };
 
@@ -46,10 +52,23 @@ typedef struct {
     Value *values; /* rows * cols */
 } Part;
 
+/* Prepared multi-row INSERTs, kept for the connection's life: an INSERT of ROWS rows
+ * runs the statement machinery once for all of them, not once a row. */
+#define ROWS 64
+#define CACHED 32
+
+typedef struct {
+    char *prefix; /* "INSERT INTO t (cols) VALUES " */
+    Py_ssize_t cols;
+    int rows;
+    sqlite3_stmt *st;
+} Cached;
+
 typedef struct {
     PyObject_HEAD
     sqlite3 *db;
     pid_t owner; /* a connection is never used or closed across fork() */
+    Cached cache[CACHED];
 } Writer;
 
 static int read_value(PyObject *obj, Value *v) {
@@ -97,94 +116,205 @@ static int bind_value(sqlite3_stmt *st, int i, const Value *v) {
     }
 }
 
-/* Runs the transaction; 0 or an SQLite error code (message copied into err). No GIL. */
-static int run(sqlite3 *db, const Part *parts, Py_ssize_t nparts, char *err, size_t errlen) {
-    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) goto fail;
-    for (Py_ssize_t k = 0; k < nparts; k++) {
-        const Part *part = &parts[k];
-        sqlite3_stmt *st = NULL;
-        rc = sqlite3_prepare_v2(db, part->sql, (int)part->sql_len, &st, NULL);
-        if (rc != SQLITE_OK) goto rollback;
-        const int marks = sqlite3_bind_parameter_count(st);
-        if (part->rows && marks != part->cols) {
-            sqlite3_finalize(st);
-            snprintf(err, errlen, "the statement has %d placeholders, the rows %zd values",
-                     marks, part->cols);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return SQLITE_MISUSE;
+
+static void forget_all(Cached *cache) {
+    for (int i = 0; i < CACHED; i++) {
+        sqlite3_finalize(cache[i].st);
+        free(cache[i].prefix);
+        cache[i] = (Cached){0};
+    }
+}
+
+/* The statement inserting `rows` rows of part; NULL on an error (rc set). No GIL. */
+static sqlite3_stmt *statement(sqlite3 *db, Cached *cache, const Part *part, int rows, int *rc) {
+    int slot = -1;
+    for (int i = 0; i < CACHED; i++) {
+        if (cache[i].st == NULL) {
+            if (slot < 0) slot = i;
+            continue;
         }
-        for (Py_ssize_t r = 0; r < part->rows && rc == SQLITE_OK; r++) {
-            const Value *row = &part->values[r * part->cols];
-            for (Py_ssize_t c = 0; c < part->cols && rc == SQLITE_OK; c++)
-                rc = bind_value(st, (int)c + 1, &row[c]);
-            if (rc != SQLITE_OK) break;
+        if (cache[i].rows == rows && cache[i].cols == part->cols &&
+            strlen(cache[i].prefix) == (size_t)part->sql_len &&
+            memcmp(cache[i].prefix, part->sql, (size_t)part->sql_len) == 0)
+            return cache[i].st;
+    }
+    if (slot < 0) { /* full: start over (a store writes to a handful of tables) */
+        forget_all(cache);
+        slot = 0;
+    }
+    const size_t group = 2 * (size_t)part->cols + 2; /* "(?,?)," */
+    const size_t len = (size_t)part->sql_len + group * (size_t)rows + 1;
+    char *sql = malloc(len), *prefix = malloc((size_t)part->sql_len + 1);
+    if (sql == NULL || prefix == NULL) {
+        free(sql);
+        free(prefix);
+        *rc = SQLITE_NOMEM;
+        return NULL;
+    }
+    memcpy(prefix, part->sql, (size_t)part->sql_len);
+    prefix[part->sql_len] = '\0';
+    char *w = sql + part->sql_len;
+    memcpy(sql, part->sql, (size_t)part->sql_len);
+    for (int r = 0; r < rows; r++) {
+        *w++ = r ? ',' : ' ';
+        *w++ = '(';
+        for (Py_ssize_t c = 0; c < part->cols; c++) {
+            if (c) *w++ = ',';
+            *w++ = '?';
+        }
+        *w++ = ')';
+    }
+    *w = '\0';
+    sqlite3_stmt *st = NULL;
+    *rc = sqlite3_prepare_v3(db, sql, (int)(w - sql), SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    free(sql);
+    if (*rc != SQLITE_OK) {
+        free(prefix);
+        return NULL;
+    }
+    cache[slot] = (Cached){prefix, part->cols, rows, st};
+    return st;
+}
+
+/* Inserts part's rows, ROWS at a time, then the rest in halves; 0 or an SQLite code. */
+static int insert(sqlite3 *db, Cached *cache, const Part *part) {
+    Py_ssize_t done = 0;
+    int rc = SQLITE_OK;
+    const int marks = sqlite3_limit(db, SQLITE_LIMIT_VARIABLE_NUMBER, -1); /* 999 before 3.32 */
+    const int fit = part->cols ? (int)(marks / part->cols) : 1;
+    const int most = fit < ROWS ? (fit > 0 ? fit : 1) : ROWS;
+    while (done < part->rows && rc == SQLITE_OK) {
+        int rows = most;
+        while (rows > part->rows - done) rows /= 2;
+        sqlite3_stmt *st = statement(db, cache, part, rows, &rc);
+        if (st == NULL) break;
+        const Value *v = &part->values[done * part->cols];
+        const int n = rows * (int)part->cols;
+        for (int i = 0; i < n && rc == SQLITE_OK; i++) rc = bind_value(st, i + 1, &v[i]);
+        if (rc == SQLITE_OK) {
             rc = sqlite3_step(st);
             rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-            if (rc != SQLITE_OK) break;
-            rc = sqlite3_reset(st);
         }
-        if (rc != SQLITE_OK) {
-            snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-            sqlite3_finalize(st);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return rc;
-        }
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st); /* no pointer into Python objects outlives the call */
+        done += rows;
     }
-    rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    if (rc == SQLITE_OK) return 0;
-rollback:
-    snprintf(err, errlen, "%s", sqlite3_errmsg(db));
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-fail:
-    snprintf(err, errlen, "%s", sqlite3_errmsg(db));
     return rc;
 }
 
-static int read_part(PyObject *item, Part *part, Value **next) {
-    PyObject *sql, *rows;
+/* Runs the transaction; 0 or an SQLite error code (message copied into err). No GIL. */
+static int run(sqlite3 *db, Cached *cache, const Part *parts, Py_ssize_t nparts, char *err,
+               size_t errlen) {
+    int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) goto fail;
+    for (Py_ssize_t k = 0; k < nparts && rc == SQLITE_OK; k++)
+        if (parts[k].rows) rc = insert(db, cache, &parts[k]);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK) return 0;
+fail:
+    snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+typedef struct {
+    Py_ssize_t i, j; /* the value is row[i], or row[i][j] when j >= 0 */
+    PyObject *conv;  /* if not None: "" for an empty value, else conv(value) (a str) */
+} Column;
+
+static int read_spec(PyObject *spec, Column *cols, Py_ssize_t n) {
+    for (Py_ssize_t c = 0; c < n; c++) {
+        PyObject *col = PyTuple_GET_ITEM(spec, c);
+        if (!PyTuple_Check(col) || PyTuple_GET_SIZE(col) != 3) {
+            PyErr_Format(PyExc_TypeError, "column %zd of the spec is not an (i, j, conv) tuple", c);
+            return -1;
+        }
+        cols[c].i = PyLong_AsSsize_t(PyTuple_GET_ITEM(col, 0));
+        cols[c].j = PyLong_AsSsize_t(PyTuple_GET_ITEM(col, 1));
+        if (PyErr_Occurred()) return -1;
+        cols[c].conv = PyTuple_GET_ITEM(col, 2);
+        if (cols[c].conv == Py_None) cols[c].conv = NULL;
+    }
+    return 0;
+}
+
+/* row[i] or row[i][j]; a borrowed reference, or a new one kept alive in keep */
+static PyObject *pick(PyObject *row, const Column *col, PyObject *keep, Py_ssize_t r) {
+    PyObject *obj = NULL;
+    if (col->i < PyTuple_GET_SIZE(row)) obj = PyTuple_GET_ITEM(row, col->i);
+    if (obj != NULL && col->j >= 0)
+        obj = PyTuple_Check(obj) && col->j < PyTuple_GET_SIZE(obj) ? PyTuple_GET_ITEM(obj, col->j)
+                                                                    : NULL;
+    if (obj == NULL) {
+        PyErr_Format(PyExc_ValueError, "row %zd has no value [%zd][%zd]", r, col->i, col->j);
+        return NULL;
+    }
+    if (col->conv == NULL) return obj;
+    const int truth = PyObject_IsTrue(obj);
+    if (truth < 0) return NULL;
+    if (!truth) return EmptyText;
+    PyObject *text = PyObject_CallOneArg(col->conv, obj);
+    if (text == NULL) return NULL;
+    const int rc = PyList_Append(keep, text);
+    Py_DECREF(text);
+    return rc < 0 ? NULL : text;
+}
+
+static int read_part(PyObject *item, Part *part, Value **next, PyObject *keep) {
+    /* item: (sql, rows, spec) as hold_parts made it */
+    PyObject *rows = PyTuple_GET_ITEM(item, 1), *spec = PyTuple_GET_ITEM(item, 2);
     Py_ssize_t cols;
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
-        PyErr_SetString(PyExc_TypeError, "each part must be a (sql, rows) tuple");
-        return -1;
-    }
-    sql = PyTuple_GET_ITEM(item, 0);
-    rows = PyTuple_GET_ITEM(item, 1);
-    if (!PyUnicode_Check(sql) || !PyTuple_Check(rows)) {
-        PyErr_SetString(PyExc_TypeError, "each part must be a (str, list) tuple");
-        return -1;
-    }
-    part->sql = PyUnicode_AsUTF8AndSize(sql, &part->sql_len);
+    Column *columns = NULL;
+    part->sql = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &part->sql_len);
     if (part->sql == NULL) return -1;
     part->rows = PyTuple_GET_SIZE(rows);
-    part->cols = cols = part->rows ? -1 : 0;
     part->values = *next;
+    if (spec != Py_None) {
+        part->cols = cols = PyTuple_GET_SIZE(spec);
+        columns = PyMem_Calloc((size_t)(cols ? cols : 1), sizeof(Column));
+        if (columns == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (read_spec(spec, columns, cols) < 0) goto fail;
+    } else {
+        part->cols = cols = part->rows ? -1 : 0;
+    }
     for (Py_ssize_t r = 0; r < part->rows; r++) {
         PyObject *row = PyTuple_GET_ITEM(rows, r);
         if (!PyTuple_Check(row)) {
             PyErr_Format(PyExc_TypeError, "row %zd is a %.100s, not a tuple", r, Py_TYPE(row)->tp_name);
-            return -1;
+            goto fail;
+        }
+        if (columns != NULL) {
+            for (Py_ssize_t c = 0; c < cols; c++) {
+                PyObject *obj = pick(row, &columns[c], keep, r);
+                if (obj == NULL || read_value(obj, (*next)++) < 0) goto fail;
+            }
+            continue;
         }
         if (cols < 0) part->cols = cols = PyTuple_GET_SIZE(row);
         if (PyTuple_GET_SIZE(row) != cols) {
             PyErr_Format(PyExc_ValueError, "row %zd has %zd values, row 0 has %zd", r,
                          PyTuple_GET_SIZE(row), cols);
-            return -1;
+            goto fail;
         }
         for (Py_ssize_t c = 0; c < cols; c++) {
-            if (read_value(PyTuple_GET_ITEM(row, c), (*next)++) < 0) return -1;
+            if (read_value(PyTuple_GET_ITEM(row, c), (*next)++) < 0) goto fail;
         }
     }
+    PyMem_Free(columns);
     return 0;
+fail:
+    PyMem_Free(columns);
+    return -1;
 }
 
-/* (sql, tuple(rows)) pairs holding a reference to every row for the whole call, so
- * nothing a value points into can go while the GIL is released */
+/* (sql, tuple(rows), spec or None) triples holding a reference to every row for the
+ * whole call, so nothing a value points into can go while the GIL is released */
 static PyObject *hold_parts(PyObject *parts_list, Py_ssize_t *total) {
     if (!PyList_Check(parts_list)) {
-        PyErr_SetString(PyExc_TypeError, "write() takes a list of (sql, rows) tuples");
+        PyErr_SetString(PyExc_TypeError, "write() takes a list of (sql, rows[, spec]) tuples");
         return NULL;
     }
     const Py_ssize_t n = PyList_GET_SIZE(parts_list);
@@ -193,20 +323,26 @@ static PyObject *hold_parts(PyObject *parts_list, Py_ssize_t *total) {
     *total = 0;
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *item = PyList_GET_ITEM(parts_list, k);
-        if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
-            !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) || !PyList_Check(PyTuple_GET_ITEM(item, 1))) {
-            PyErr_Format(PyExc_TypeError, "part %zd is not a (str, list) tuple", k);
+        const Py_ssize_t size = PyTuple_Check(item) ? PyTuple_GET_SIZE(item) : 0;
+        PyObject *spec = size == 3 ? PyTuple_GET_ITEM(item, 2) : Py_None;
+        if ((size != 2 && size != 3) || !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+            !PyList_Check(PyTuple_GET_ITEM(item, 1)) || (spec != Py_None && !PyTuple_Check(spec))) {
+            PyErr_Format(PyExc_TypeError, "part %zd is not a (str, list[, tuple]) tuple", k);
             Py_DECREF(held);
             return NULL;
         }
         PyObject *rows = PyList_AsTuple(PyTuple_GET_ITEM(item, 1));
-        PyObject *pair = rows ? PyTuple_Pack(2, PyTuple_GET_ITEM(item, 0), rows) : NULL;
+        PyObject *triple = rows ? PyTuple_Pack(3, PyTuple_GET_ITEM(item, 0), rows, spec) : NULL;
         Py_XDECREF(rows);
-        if (pair == NULL) {
+        if (triple == NULL) {
             Py_DECREF(held);
             return NULL;
         }
-        PyTuple_SET_ITEM(held, k, pair);
+        PyTuple_SET_ITEM(held, k, triple);
+        if (spec != Py_None) {
+            *total += PyTuple_GET_SIZE(rows) * PyTuple_GET_SIZE(spec);
+            continue;
+        }
         for (Py_ssize_t r = 0; r < PyTuple_GET_SIZE(rows); r++) {
             PyObject *row = PyTuple_GET_ITEM(rows, r);
             if (PyTuple_Check(row)) *total += PyTuple_GET_SIZE(row);
@@ -232,12 +368,14 @@ static PyObject *writer_write(Writer *self, PyObject *parts_list) {
     Value *values = PyMem_Calloc((size_t)(total ? total : 1), sizeof(Value));
     int rc = parts == NULL || values == NULL ? -2 : 0;
     Value *next = values;
+    PyObject *keep = PyList_New(0); /* texts made by a column's conv, alive for the call */
+    if (keep == NULL) rc = -1;
     for (Py_ssize_t k = 0; k < nparts && rc == 0; k++)
-        rc = read_part(PyTuple_GET_ITEM(held, k), &parts[k], &next);
+        rc = read_part(PyTuple_GET_ITEM(held, k), &parts[k], &next, keep);
     char err[512] = "";
     if (rc == 0) {
         Py_BEGIN_ALLOW_THREADS
-        rc = run(self->db, parts, nparts, err, sizeof err);
+        rc = run(self->db, self->cache, parts, nparts, err, sizeof err);
         Py_END_ALLOW_THREADS
         if (rc != 0) PyErr_SetString(BatchError, err[0] ? err : sqlite3_errstr(rc));
     } else if (rc == -2) {
@@ -245,6 +383,7 @@ static PyObject *writer_write(Writer *self, PyObject *parts_list) {
     }
     PyMem_Free(parts);
     PyMem_Free(values);
+    Py_XDECREF(keep);
     Py_DECREF(held);
     if (rc != 0) return NULL;
     Py_RETURN_NONE;
@@ -253,7 +392,9 @@ static PyObject *writer_write(Writer *self, PyObject *parts_list) {
 static void writer_close_db(Writer *self) {
     if (self->db != NULL && self->owner == getpid()) {
         sqlite3 *db = self->db;
+        Cached *cache = self->cache;
         Py_BEGIN_ALLOW_THREADS
+        forget_all(cache);
         sqlite3_close_v2(db);
         Py_END_ALLOW_THREADS
     }
@@ -328,7 +469,8 @@ PyMODINIT_FUNC PyInit__sqlite_batch(void) {
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     BatchError = PyErr_NewException("swarmlearn.store._sqlite_batch.Error", NULL, NULL);
-    if (BatchError == NULL || PyModule_AddObjectRef(m, "Error", BatchError) < 0 ||
+    EmptyText = PyUnicode_FromString("");
+    if (BatchError == NULL || EmptyText == NULL || PyModule_AddObjectRef(m, "Error", BatchError) < 0 ||
         PyModule_AddObjectRef(m, "Writer", (PyObject *)&WriterType) < 0 ||
         PyModule_AddIntConstant(m, "sqlite_version_number", sqlite3_libversion_number()) < 0) {
         Py_DECREF(m);
