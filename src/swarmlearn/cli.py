@@ -848,6 +848,11 @@ def main() -> None:
     A usage error (a missing argument, a value of the wrong type) exits 2; a
     swarmlearn error exits with the code of its class.
     """
+    bad = next((i for i, a in enumerate(sys.argv[1:], 1) if "\x00" in a), None)
+    if bad is not None:  # click's path checks raise ValueError on a NUL (click < 8.3)
+        _error(f"argument {bad} ({sys.argv[bad]!r}) contains a NUL byte (see `swarmlearn "
+               f"--help`)")
+        sys.exit(2)
     try:
         code = _command().main(prog_name="swarmlearn", standalone_mode=False)
     except (KeyboardInterrupt, typer.Abort):
