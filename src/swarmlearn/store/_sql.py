@@ -5,7 +5,9 @@ SQLite every write transaction starts with ``BEGIN IMMEDIATE`` so that two
 processes writing one file queue up on the lock (``busy_timeout``) instead
 of failing on a read→write upgrade; WAL keeps readers unblocked and makes a
 ``kill -9`` lose at most the transaction in flight. Bulk inserts use the
-driver's fastest path: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
+fastest path: on SQLite a C writer that runs the whole transaction with the
+GIL released (store/_batch.py; ``executemany`` without the extension or in
+memory), ``COPY`` on PostgreSQL.
 
 ``SqlStore(url, read_only=True)`` (the CLI's listing and export commands)
 creates and changes nothing: SQLite opens the file with ``mode=ro``, the
