@@ -230,3 +230,15 @@ def test_a_forked_child_writes_on_a_connection_of_its_own(forked_store: SqlStore
     assert proc.exitcode == 0
     store.write([_action(ids, i) for i in range(5)])  # the parent's still works
     assert store.count_events() == 35
+
+
+def test_the_writer_is_used_only_on_the_sqlite_library_of_sqlite3(tmp_path: Path) -> None:
+    import _sqlite3
+
+    from swarmlearn.store import _sqlite_batch
+
+    assert _sqlite_batch.same_library(_sqlite3.__file__)
+    assert not _sqlite_batch.same_library(_sqlite_batch.__file__.replace("store/_sqlite_batch",
+                                                                        "no/such"))
+    untrack = pytest.importorskip("swarmlearn.core._untrack")
+    assert not _sqlite_batch.same_library(untrack.__file__)  # an extension without SQLite

@@ -12,20 +12,23 @@ once, on a connection of its own to the store's file, 64 rows an ``INSERT``. The
 the very ones ``sqlite3`` would bind (int, float, str, bytes, None), so what
 is stored does not change (tests/store/test_batch.py compares both paths).
 
-Without the extension (no C compiler or no ``sqlite3.h`` at install) the
-store writes through ``sqlite3`` as before; an in-memory or read-only store
-always does.
+Without the extension (no C compiler or no ``sqlite3.h`` at install), or
+where Python's ``sqlite3`` has a SQLite of its own built in, the store writes
+through ``sqlite3`` as before; an in-memory or read-only store always does.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from swarmlearn.errors import StoreError
+
+logger = logging.getLogger(__name__)
 
 try:
     from swarmlearn.store import _sqlite_batch
@@ -34,8 +37,24 @@ except ImportError:  # pragma: no cover - the extension is optional
 
 __all__ = ["AVAILABLE", "BatchWriter", "Part", "insert_sql"]
 
-#: whether the C writer was built
-AVAILABLE = _sqlite_batch is not None
+
+def _available() -> bool:
+    """Built, and on the very SQLite library Python's sqlite3 uses: two copies of SQLite
+    in one process (a Python with SQLite built into _sqlite3) would drop each other's
+    file locks, so then the store writes through sqlite3 alone."""
+    if _sqlite_batch is None:
+        return False
+    import _sqlite3
+
+    path = getattr(_sqlite3, "__file__", None)
+    if path is None or not _sqlite_batch.same_library(path):
+        logger.info("not using the C batch writer: sqlite3 runs another SQLite library")
+        return False
+    return True
+
+
+#: whether the store writes SQLite batches with the C writer
+AVAILABLE = _available()
 
 Rows = list[tuple[Any, ...]]
 #: (sql, rows) or (sql, rows, spec): see _sqlite_batch.c

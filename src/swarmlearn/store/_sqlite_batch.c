@@ -27,6 +27,7 @@
 #include <Python.h>
 #include <sqlite3.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <unistd.h>
 
 static PyObject *BatchError;
@@ -438,6 +439,27 @@ static void writer_dealloc(Writer *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Whether the sqlite3 module at path (_sqlite3's file) runs the same SQLite library
+ * as this writer. Two copies of SQLite in one process (a Python whose _sqlite3 has
+ * SQLite built in) each keep their own table of POSIX locks, and a close in one
+ * drops the locks of the other: the store would then not use this writer. */
+static PyObject *same_library(PyObject *Py_UNUSED(module), PyObject *path_obj) {
+    PyObject *bytes;
+    if (!PyUnicode_FSConverter(path_obj, &bytes)) return NULL;
+    void *handle = dlopen(PyBytes_AS_STRING(bytes), RTLD_NOW | RTLD_NOLOAD);
+    Py_DECREF(bytes);
+    if (handle == NULL) Py_RETURN_FALSE;
+    void *theirs = dlsym(handle, "sqlite3_libversion_number");
+    dlclose(handle);
+    return PyBool_FromLong(theirs != NULL && theirs == (void *)&sqlite3_libversion_number);
+}
+
+static PyMethodDef functions[] = {
+    {"same_library", (PyCFunction)same_library, METH_O,
+     "same_library(path) -> bool: whether the module at path uses this SQLite library."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef writer_methods[] = {
     {"write", (PyCFunction)writer_write, METH_O,
      "write(parts): every (sql, rows) part in one transaction, the GIL released throughout."},
@@ -462,6 +484,7 @@ static struct PyModuleDef module = {
     .m_name = "swarmlearn.store._sqlite_batch",
     .m_doc = "Writes a batch of rows to SQLite in one transaction without holding the GIL.",
     .m_size = -1,
+    .m_methods = functions,
 };
 
 PyMODINIT_FUNC PyInit__sqlite_batch(void) {

@@ -3,6 +3,8 @@ from typing import Any
 
 sqlite_version_number: int
 
+def same_library(path: str, /) -> bool: ...
+
 class Error(Exception): ...
 
 class Writer:
