@@ -74,7 +74,16 @@ COUNTING: dict[str, Any] = {
     "exploration_fraction": 0.5,
     "exploration_final_eps": 0.05,
 }
+# rl-zoo's Acrobot-v1 shape (benchmarks/dqn.py): no warm-up, and SB3's gradient_steps=-1
+# ("as many as the rollout's env steps"), which is train_freq for us with one environment.
+COUNTING_NO_WARMUP: dict[str, Any] = {**COUNTING, "learning_starts": 0, "gradient_steps": -1}
 COUNTING_STEPS = 40
+
+
+def _ours(sb3_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """SB3's keyword arguments in our terms (one environment)."""
+    g = sb3_kwargs["gradient_steps"]
+    return {**sb3_kwargs, "gradient_steps": sb3_kwargs["train_freq"] if g < 0 else g}
 
 
 class Counts(NamedTuple):
@@ -86,8 +95,8 @@ class Counts(NamedTuple):
     """Exploration rate after each environment step (used for the next action)."""
 
 
-def _our_counts() -> Counts:
-    config = DQNConfig(hidden=(8,), n_step=1, **COUNTING)
+def _our_counts(kwargs: dict[str, Any]) -> Counts:
+    config = DQNConfig(hidden=(8,), n_step=1, **_ours(kwargs))
     agent = DQN(config, obs_dim=1, n_actions=2, total_steps=COUNTING_STEPS)
     counts = Counts([], [], [])
     update_target = agent._update_target
@@ -114,7 +123,7 @@ def _our_counts() -> Counts:
     return counts
 
 
-def _sb3_counts(sb3: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Counts:
+def _sb3_counts(sb3: ModuleType, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any]) -> Counts:
     import gymnasium as gym
     from stable_baselines3.dqn import dqn as sb3_dqn
 
@@ -144,22 +153,36 @@ def _sb3_counts(sb3: ModuleType, monkeypatch: pytest.MonkeyPatch) -> Counts:
         policy_kwargs={"net_arch": [8]},
         seed=0,
         device="cpu",
-        **COUNTING,
+        **kwargs,
     )
     models.append(model)
     model.learn(COUNTING_STEPS)
     return counts
 
 
-def test_counting_follows_sb3(sb3: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "trained"),
+    [
+        # train every 4 steps once past 12 (not at 12), 2 gradient steps each
+        (COUNTING, [(t, 2) for t in range(16, 41, 4)]),
+        # from the first rollout on, one gradient step per env step of the rollout
+        (COUNTING_NO_WARMUP, [(t, 4) for t in range(4, 41, 4)]),
+    ],
+    ids=["warm-up", "no-warm-up, gradient_steps=-1"],
+)
+def test_counting_follows_sb3(
+    sb3: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    kwargs: dict[str, Any],
+    trained: list[tuple[int, int]],
+) -> None:
     """Training phases, target syncs and epsilon per step are SB3's DQN's, step for step."""
-    ours, theirs = _our_counts(), _sb3_counts(sb3, monkeypatch)
+    ours, theirs = _our_counts(kwargs), _sb3_counts(sb3, monkeypatch, kwargs)
     assert ours.trained == theirs.trained
     assert ours.synced == theirs.synced
     np.testing.assert_allclose(ours.epsilon, theirs.epsilon, rtol=1e-12, atol=1e-12)
-    # spelled out: train every 4 steps once past 12 (not at 12), sync every 6
-    assert ours.trained == [(t, 2) for t in range(16, 41, 4)]
-    assert ours.synced == list(range(6, 41, 6))
+    assert ours.trained == trained  # spelled out
+    assert ours.synced == list(range(6, 41, 6))  # sync every 6
 
 
 def test_actions_are_random_before_learning_starts_then_epsilon_greedy() -> None:
