@@ -4,6 +4,7 @@
     python benchmarks/dqn.py --seeds 0 1 2 --cases cartpole-1step
     python benchmarks/dqn.py --quick                  # a smoke test of the machinery (~2 min)
     python benchmarks/dqn.py --ablation --seeds 0 1 2 # ours only: Double/Dueling/PER/n-step
+    python benchmarks/dqn.py --report a.json b.json   # the tables of saved runs, merged
 
 Cases (rl-baselines3-zoo's tuned DQN hyperparameters, hyperparams/dqn.yml):
 
@@ -137,7 +138,12 @@ def _parse() -> argparse.Namespace:
         help="SB3 trains with torch.set_flush_denormal(True) (not SB3's default; see docs/rl.md)",
     )
     p.add_argument("--json", type=Path, default=Path("runs/bench/dqn.json"))
-    p.add_argument("--report", type=Path, help="print the tables of a results JSON, run nothing")
+    p.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        help="print the tables of results JSONs (runs of several files merged), run nothing",
+    )
     p.add_argument("--ablation", action="store_true", help="ours only, each part on/off")
     p.add_argument("--variants", nargs="+", help="ablation variants (default: a standard set)")
     args = p.parse_args()
@@ -614,15 +620,24 @@ def compare() -> None:
     print(f"\nresults: {ARGS.json}")
 
 
-def report(path: Path) -> None:
-    """The tables of a finished (or partial) ``compare`` run, from its JSON."""
-    data = json.loads(path.read_text())
-    print(f"{path}: {' '.join(data['argv'])} (started {data['started']}), {data['versions']}")
-    for name, raw in data["cases"].items():
+def report(paths: Sequence[Path]) -> None:
+    """The tables of finished (or partial) ``compare`` runs, from their JSONs.
+
+    Several files (e.g. seeds split over two processes) are merged: their
+    cases and runs are pooled, each seed's sides paired as in one file.
+    """
+    cases: dict[str, Any] = {}
+    runs: list[dict[str, Any]] = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        print(f"{path}: {' '.join(data['argv'])} (started {data['started']}), {data['versions']}")
+        cases.update(data["cases"])
+        runs.extend(data["runs"])
+    for name, raw in cases.items():
         fields = {k: v for k, v in raw.items() if k != "env_steps"}
         case = Case(**{**fields, "hidden": tuple(fields["hidden"])})
         by_key: dict[tuple[int, str], list[Run]] = {}
-        for rec in data["runs"]:
+        for rec in runs:
             if rec["case"] == name:
                 keep = {k: v for k, v in rec.items() if k in Run.__dataclass_fields__}
                 run = Run(**{**keep, "curve": [tuple(c) for c in keep["curve"]]})
