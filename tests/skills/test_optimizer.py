@@ -23,11 +23,13 @@ from swarmlearn.skills import (
     SkillOptimizer,
     SkillRun,
     Source,
+    Split,
     apply_edits,
     edit_budget,
     merge,
 )
 from swarmlearn.skills._checkpoint import read_state
+from swarmlearn.skills._edits import skill_hash
 from swarmlearn.skills._fake import POISON, ScriptedWorld
 
 CFG = SkillOptConfig(epochs=2, batch_size=4, minibatch_size=2, edit_budget=3,
@@ -184,9 +186,17 @@ def test_resume_refuses_a_different_config(world: tuple[ScriptedWorld, QAEnv],
         _run(env, w, tmp_path / "c", cfg=SkillOptConfig(**{**_fields(CFG), "seed": 3}))
 
 
+def _no_floor(env: QAEnv) -> QAEnv:
+    """``env`` without a known lowest cost: the gate cannot tell that a task is unwinnable
+    and the run never stops early."""
+    env.min_cost = None
+    return env
+
+
 def test_rejected_edit_is_remembered_and_not_tried_again(
         world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
     w, env = world
+    env = _no_floor(env)  # with the floor the run converges before the poison is tried alone
     opt = ScriptedLLMClient(default=w.optimizer)
     run = _run(env, w, tmp_path / "m", optimizer=opt).train()
     assert [r["content"] for r in run.rejected].count(POISON) == 1
@@ -204,6 +214,52 @@ def test_rejected_edit_is_remembered_and_not_tried_again(
                    if a["edit"]["content"] != POISON)
     assert bundled["action"] == "reject" and partner in run.best  # not lost with the poison
     assert [r["content"] for r in run.rejected] == [POISON]
+
+
+def test_a_suspect_is_tried_alone_without_being_proposed_again(
+        world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    run = _run(env, w, tmp_path / "s").train()
+    bundle = next(h for h in run.history if h.get("action") == "reject"
+                  and any(a["edit"]["content"] == POISON for a in h["apply"]))
+    partner = next(a["edit"] for a in bundle["apply"] if a["edit"]["content"] != POISON)
+    retry = next(h for h in run.history if h.get("retried"))
+    # the optimizer did not propose it in that step: the memory brought it back, alone
+    assert retry["step"] > bundle["step"] and retry["merged"] <= retry["deferred"]
+    assert [a["edit"]["content"] for a in retry["apply"]] == [partner["content"]]
+    assert retry["action"] == "accept" and partner["content"] in run.best
+    assert POISON not in run.best
+
+
+def test_a_run_stops_spending_once_its_champion_cannot_be_beaten(
+        world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    run = _run(env, w, tmp_path / "c").train()
+    free = _run(_no_floor(QAEnv.from_config(env.config)), w, tmp_path / "f").train()
+    assert run.best == free.best and run.test == free.test  # the same final skill
+    assert run.usage.calls < free.usage.calls
+    done = [h for h in run.history if h["action"] == "converged"]
+    assert done and done[-1]["step"] == run.total_steps == len(run.history)
+    first = run.history.index(done[0])
+    champion = run.scores[skill_hash(run.best)]
+    assert all(champion[str(t)]["solved"] for t in env.tasks(Split.VAL))
+    # after the first converged step (which may complete the champion's validation),
+    # no step spends a call
+    assert len({h["usage"]["calls"] for h in run.history[first:]}) == 1
+    assert run.usage.calls == run.history[-1]["usage"]["calls"] + 2 * len(env.tasks(Split.TEST))
+
+
+def test_a_champion_solving_everything_spends_only_its_validation_and_the_test(
+        world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    every = "\n".join(f"Rule {c}: give the code of the item." for c in w.cats)
+    run = SkillOptimizer(env, target=ScriptedLLMClient(default=w.target),
+                         optimizer=ScriptedLLMClient(default=w.optimizer),
+                         run_dir=tmp_path / "e", config=CFG, initial_skill=every).train()
+    assert {h["action"] for h in run.history} == {"converged"}
+    # best is the initial skill: its test trajectories serve both sides of the final test
+    assert run.usage.calls == len(env.tasks(Split.VAL)) + len(env.tasks(Split.TEST))
+    assert run.test["best"]["exact"] == 1.0
 
 
 def test_tokens_are_counted_per_stage(world: tuple[ScriptedWorld, QAEnv],

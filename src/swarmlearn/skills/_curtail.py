@@ -6,8 +6,11 @@ solved at least as many paired tasks as the champion and the one-sided sign
 test on wins against losses is significant. After some of the ``n`` tasks:
 
 * **reject is certain** when even the challenger's best case on the ``r`` tasks
-  left — solve and win every one — would leave it solving fewer tasks than the
-  champion or with ``sign_test_p(wins + r, losses) > alpha``;
+  left — solve and win every one it can win — would leave it solving fewer tasks
+  than the champion or with ``sign_test_p(wins + winnable, losses) > alpha``. A
+  task the champion solved at the environment's lowest possible cost (``floor``:
+  0 for QA, where an exact match has F1 1) cannot be won, only tied or lost, so
+  it is not winnable; without a known floor every task left is;
 * **promotion is certain** when even its worst case — fail every task left,
   each one the champion solved (or may solve: not run yet) a loss — still
   promotes.
@@ -30,7 +33,7 @@ from collections.abc import Mapping, Sequence
 
 from swarmlearn.lifecycle import GateConfig, TaskResult, gate, sign_test_p
 
-__all__ = ["Verdict", "validation_order", "verdict"]
+__all__ = ["Verdict", "unbeatable", "validation_order", "verdict"]
 
 
 class Verdict(enum.StrEnum):
@@ -46,12 +49,21 @@ def validation_order(champion: Mapping[int, TaskResult], tasks: Sequence[int]) -
             + [t for t in tasks if t not in champion])
 
 
+def unbeatable(result: TaskResult, floor: float | None) -> bool:
+    """Whether no challenger can win the task ``result`` is the champion's on: solved at
+    the lowest cost there is (the gate's win needs a solve the champion lacks, or a
+    cheaper one)."""
+    return floor is not None and result.solved and result.cost <= floor
+
+
 def verdict(champion: Mapping[int, TaskResult], challenger: Mapping[int, TaskResult],
-            remaining: Sequence[int], config: GateConfig) -> tuple[Verdict, str]:
+            remaining: Sequence[int], config: GateConfig,
+            floor: float | None = None) -> tuple[Verdict, str]:
     """Whether the gate's decision is already fixed (module docstring) and why.
 
     ``champion`` holds its results on every task ``challenger`` has run and on
-    any of ``remaining`` it has run.
+    any of ``remaining`` it has run; ``floor`` is the lowest cost a solved task
+    can have (``None``: not known).
     """
     r = len(remaining)
     if len(challenger) + r < config.min_tasks:
@@ -63,10 +75,11 @@ def verdict(champion: Mapping[int, TaskResult], challenger: Mapping[int, TaskRes
     if d.challenger.successes + r < d.champion.successes + solved_rest:
         return Verdict.REJECT, (f"solves at most {d.challenger.successes + r} tasks, the "
                                 f"champion at least {d.champion.successes + solved_rest}")
-    best_p = sign_test_p(d.wins + r, d.losses)
+    winnable = sum(t not in champion or not unbeatable(champion[t], floor) for t in remaining)
+    best_p = sign_test_p(d.wins + winnable, d.losses)
     if best_p > config.alpha:
-        return Verdict.REJECT, (f"at best {d.wins + r} wins against {d.losses} losses, "
-                                f"p={best_p:.4g} > {config.alpha}")
+        return Verdict.REJECT, (f"at best {d.wins + winnable} wins against {d.losses} "
+                                f"losses, p={best_p:.4g} > {config.alpha}")
     worst_losses = d.losses + solved_rest + unknown_rest
     worst_p = sign_test_p(d.wins, worst_losses)
     if (d.challenger.successes >= d.champion.successes + solved_rest + unknown_rest

@@ -51,9 +51,14 @@ class Trajectory:
 
 @runtime_checkable
 class SkillEnv(Protocol):
-    """A set of tasks a skill document is optimized on."""
+    """A set of tasks a skill document is optimized on. ``min_cost`` is the lowest cost
+    a solved task can have, if the environment knows it (QA: 0.0, an exact match has
+    token F1 1), else ``None``: a task solved at that cost cannot be won by a
+    challenger, which lets the gate stop sooner and a run stop once its champion
+    solves every validation task so."""
 
     name: str
+    min_cost: float | None
 
     def tasks(self, split: Split) -> Sequence[int]:
         """The task ids of ``split``, in a stable order."""

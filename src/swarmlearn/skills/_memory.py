@@ -6,11 +6,15 @@ dropped (``repeated_rejected``) before it costs a validation. When the gate
 rejects a candidate of several edits, nobody knows which of them hurt: each is
 a **suspect** (shown to the optimizer as "rejected together with other edits").
 A suspect is never again combined with other edits: while any unsuspected edit
-is proposed the suspects wait (``deferred``); when only suspects are proposed,
-the first of them in the selection order is tried alone — rejected alone it
-becomes rejected, accepted it leaves the memory. So a good edit that was
-bundled with a harmful one is not lost (skillrl 1.0.0 has no memory at all;
-a memory that blamed every edit of a rejected bundle would lose it).
+is proposed the suspects wait (``deferred``); when a step proposes nothing
+unsuspected, the first suspect in the selection order — proposed again in this
+step or only remembered, as long as it still applies to the skill — is tried
+alone: rejected alone it becomes rejected, accepted it leaves the memory. So a
+good edit that was bundled with a harmful one is not lost, even when the
+optimizer never proposes it again word for word (a real model seldom does).
+skillrl 1.0.0 has no memory at all; a memory that blamed every edit of a
+rejected bundle would lose it, and one that waited for it to be proposed again
+would too.
 
 The memory is a list of JSON records in the checkpoint; every function here
 is pure over it.
@@ -21,10 +25,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from swarmlearn.skills._edits import Edit
+from swarmlearn.skills._edits import Edit, EditOp
 from swarmlearn.skills._select import fallback_order
 
-__all__ = ["clear", "isolate", "record_rejection", "rejected_keys", "shown", "suspect_keys"]
+__all__ = ["applies", "clear", "isolate", "record_rejection", "rejected_keys", "shown",
+           "suspect_keys"]
 
 
 def rejected_keys(memory: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -56,15 +61,30 @@ def clear(memory: list[dict[str, Any]], accepted: Iterable[Edit]) -> None:
     memory[:] = [r for r in memory if r["key"] not in keys or r.get("alone", True)]
 
 
-def isolate(edits: Sequence[Edit], memory: Sequence[Mapping[str, Any]]
+def applies(edit: Edit, skill: str) -> bool:
+    """Whether ``edit`` would change ``skill`` (its anchor is there; an append's text is
+    not there yet)."""
+    if edit.op is EditOp.APPEND:
+        return edit.content.strip() not in skill
+    return edit.anchor in skill
+
+
+def isolate(edits: Sequence[Edit], memory: Sequence[Mapping[str, Any]], skill: str
             ) -> tuple[list[Edit], list[Edit]]:
-    """(kept, deferred): the unsuspected edits, or else the first suspect (failure-driven
-    first, then by support) alone."""
+    """(kept, deferred): the unsuspected ``edits``, or else the first suspect
+    (failure-driven first, then by support) alone — one of ``edits`` or one only
+    remembered that still applies to ``skill``."""
     suspects = suspect_keys(memory)
     clean = [e for e in edits if e.key not in suspects]
-    if clean or not edits:
+    if clean:
         return clean, [e for e in edits if e.key in suspects]
-    first = fallback_order(edits)[0]
+    proposed = {e.key for e in edits}
+    waiting = [e for e in (Edit.from_dict(r) for r in memory
+                           if not r.get("alone", True) and r["key"] not in proposed)
+               if applies(e, skill)]
+    if not edits and not waiting:
+        return [], []
+    first = fallback_order([*edits, *waiting])[0]
     return [first], [e for e in edits if e is not first]
 
 

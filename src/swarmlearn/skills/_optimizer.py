@@ -10,9 +10,13 @@ given the same (deterministic) clients.
 What a run does not spend: every trajectory is cached by (skill hash, task) in
 the checkpoint, so no skill runs the same task twice (the champion is never
 re-validated, an unchanged skill's training tasks are not rerun); a candidate's
-validation stops as soon as the gate can no longer promote it
-(:mod:`swarmlearn.skills._curtail`); the rejected-edit memory drops repeated
-edits before they cost a validation (:mod:`swarmlearn.skills._memory`).
+validation stops as soon as the gate's decision is fixed
+(:mod:`swarmlearn.skills._curtail`; a task the champion solved at the
+environment's lowest cost is one it cannot lose to a win); the rejected-edit
+memory drops repeated edits before they cost a validation
+(:mod:`swarmlearn.skills._memory`); and once the champion solves every
+validation task at that lowest cost, no candidate can pass the gate, so the
+steps left are recorded ``converged`` and spend nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from swarmlearn.lifecycle import GateConfig, GateDecision, gate
 from swarmlearn.llm import LLMClient
 from swarmlearn.skills import _memory as memory
 from swarmlearn.skills._checkpoint import read_state, write_state
-from swarmlearn.skills._curtail import Verdict, validation_order, verdict
+from swarmlearn.skills._curtail import Verdict, unbeatable, validation_order, verdict
 from swarmlearn.skills._edits import EditStatus, apply_edits, skill_hash
 from swarmlearn.skills._env import SkillEnv, Split, Trajectory
 from swarmlearn.skills._merge import merge
@@ -257,11 +261,17 @@ class SkillOptimizer:
         run, cfg = self.run, self.run.config
         parent = self._parent(step)
         rec: dict[str, Any] = {"step": step, "parent": skill_hash(parent)}
+        budget = edit_budget(cfg.schedule, step, run.total_steps, high=cfg.edit_budget,
+                             low=cfg.min_edit_budget)
+        if not cfg.pool and self._unbeatable(step, parent):
+            return self._record(rec, action="converged", rollout={"tasks": 0, "solved": 0},
+                                proposed=0, merged=0, deferred=0, budget=budget, apply=[],
+                                candidate=skill_hash(parent), failures=[],
+                                reason="the champion solves every validation task at the "
+                                "lowest cost there is: no candidate can pass the gate")
         self._stage(step, "rollout")
         batch = self._rollout(self._batch(step), parent, "rollout", cfg.reuse_rollouts)
         rec["rollout"] = {"tasks": len(batch), "solved": sum(t.solved for t in batch)}
-        budget = edit_budget(cfg.schedule, step, run.total_steps, high=cfg.edit_budget,
-                             low=cfg.min_edit_budget)
         shown = memory.shown(run.rejected, cfg.memory_shown)
         self._stage(step, "reflect")
         refl = reflect(self._opt_meter.for_stage("reflect"), parent, batch,
@@ -279,7 +289,9 @@ class SkillOptimizer:
                          for e in again]
             proposals.append([e for e in p if e.key not in known])
         merged = merge(proposals, fan_in=cfg.merge_fan_in)
-        kept, deferred = memory.isolate(merged, run.rejected)
+        kept, deferred = memory.isolate(merged, run.rejected, parent)
+        proposed_now = {e.key for e in merged}
+        retried = [e.key for e in kept if e.key not in proposed_now]
         self._stage(step, "select")
         chosen = select(self._opt_meter.for_stage("rank"), parent, kept, budget)
         failures += chosen.failures
@@ -289,7 +301,7 @@ class SkillOptimizer:
                              f"{o.edit.anchor[:80]!r} not in the skill")
                      for o in report if o.status is EditStatus.MISSING_ANCHOR]
         rec.update(proposed=len(refl.edits), merged=len(merged), deferred=len(deferred),
-                   budget=budget,
+                   retried=retried, budget=budget,
                    ranked_by=chosen.ranked_by, apply=[o.to_dict() for o in report],
                    candidate=skill_hash(candidate))
         if candidate == parent:
@@ -297,11 +309,34 @@ class SkillOptimizer:
         else:
             self._stage(step, "validate")
             rec.update(self._gate(step, parent, candidate, report))
-        rec["failures"] = [f.to_dict() for f in failures]
-        rec["usage"] = {"calls": run.usage.calls, "tokens": run.usage.tokens,
-                        "validate_calls": run.usage.stages.get("validate", _NONE).calls}
-        run.history.append(rec)
+        return self._record(rec, failures=[f.to_dict() for f in failures])
+
+    def _record(self, rec: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        """The step's record with ``fields`` and the counters so far, into the history."""
+        usage = self.run.usage
+        rec.update(fields, usage={"calls": usage.calls, "tokens": usage.tokens,
+                                  "validate_calls": usage.stages.get("validate", _NONE).calls})
+        self.run.history.append(rec)
         return rec
+
+    def _unbeatable(self, step: int, champion: str) -> bool:
+        """Whether ``champion`` solves every validation task at the environment's lowest
+        cost, so that no candidate can win a task and the gate can promote none: the steps
+        left would spend calls for nothing. A champion that solved every validation task it
+        ran so is run on the rest first — calls the next gate would spend anyway, since it
+        validates the champion in full."""
+        floor = self.env.min_cost
+        if floor is None:
+            return False
+        have = self.run.scores.get(skill_hash(champion), {})
+        tasks = self.env.tasks(Split.VAL)
+        known = [Trajectory.from_dict(have[str(t)]) for t in tasks if str(t) in have]
+        if not all(unbeatable(t.result(), floor) for t in known):
+            return False
+        if len(known) < len(tasks):
+            self._stage(step, "validate")
+            known = self._validate(champion)
+        return all(unbeatable(t.result(), floor) for t in known)
 
     def _paired(self, parent: str, candidate: str) -> tuple[list[Trajectory],
                                                            list[Trajectory], GateDecision]:
@@ -328,7 +363,7 @@ class SkillOptimizer:
                 rest = order[len(cand):]
                 if rest:
                     v, why = verdict(champion, {t.task: t.result() for t in cand}, rest,
-                                     gcfg)
+                                     gcfg, self.env.min_cost)
                 if not rest or v is not Verdict.OPEN:
                     break
             if len(cand) == len(order) or v is not Verdict.OPEN:

@@ -127,6 +127,8 @@ def load_items(path: str | Path) -> list[QAItem]:
 class QAEnv:
     """:class:`~swarmlearn.skills.SkillEnv` over QA items (module docstring)."""
 
+    min_cost: float | None = 0.0  # cost = 1 - F1, and an exact match has F1 1
+
     def __init__(self, items: Sequence[QAItem], config: QAConfig, name: str = "qa") -> None:
         self.name = name
         self.config = config

@@ -38,7 +38,8 @@ def step_series(run: SkillRun) -> list[dict[str, Any]]:
             champion = h["candidate"]
         acc, n = accuracy(run, champion, "val")
         row: dict[str, Any] = {"step": h["step"], "action": h.get("action", ""),
-                               "batch": h["rollout"]["solved"] / max(1, h["rollout"]["tasks"]),
+                               "batch": (h["rollout"]["solved"] / h["rollout"]["tasks"]
+                                         if h["rollout"]["tasks"] else float("nan")),
                                "champion_val": acc, "champion_val_tasks": n}
         gate = h.get("gate")
         if gate:

@@ -106,6 +106,7 @@ class SwarmSkillEnv:
     """:class:`~swarmlearn.skills.SkillEnv` over a swarm scenario (module docstring)."""
 
     open_tasks = True
+    min_cost: float | None = None  # the fewest actions a task can be solved in is not known
 
     def __init__(self, config: SwarmTasksConfig, scenario: Scenario | None = None) -> None:
         sc = scenario or load_scenario(config.scenario, variant=config.variant)
