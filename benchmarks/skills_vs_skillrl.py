@@ -1,7 +1,7 @@
 """Skill optimization: ours against skillrl 1.0.0 and gepa 0.1.4, same tasks, same scripted
 clients, same budgets, in one run.
 
-    .venv/bin/python benchmarks/skills_vs_skillrl.py
+    .venv/bin/python benchmarks/skills_vs_skillrl.py [--seeds 8] [--json]
 
 Every optimizer sees the scripted world of ``swarmlearn.skills._fake``: a QA
 set whose tasks the scripted target solves only when the skill states the rule
@@ -59,27 +59,53 @@ class Killed(BaseException):
 
 
 class Counter:
-    """Calls and tokens of one side, whichever client contract it uses."""
+    """Calls and tokens of one side, whichever client contract it uses, and calls per stage
+    (our stage names: rollout, validate, test for the target; reflect, merge, rank)."""
 
     def __init__(self) -> None:
         self.calls = self.tokens = 0
+        self.stages: dict[str, int] = {}
 
-    def count(self, c: Completion) -> Completion:
+    def count(self, c: Completion, stage: str = "") -> Completion:
         self.calls += 1
         self.tokens += c.prompt_tokens + c.completion_tokens
+        if stage:
+            self.stages[stage] = self.stages.get(stage, 0) + 1
         return c
+
+
+#: skillrl's optimizer stages under our names (its merge is an LLM call; ours is not)
+PEER_STAGES = {"analyst": "reflect", "merge": "merge", "ranking": "rank"}
+SPLIT_STAGES = {Split.TRAIN: "rollout", Split.VAL: "validate", Split.TEST: "test"}
+
+
+def target_stages(env: QAEnv, w: ScriptedWorld) -> Callable[[CompletionRequest], str]:
+    """The stage of a target call, from the split of the task it asks (read off the
+    question, as the scripted target reads it)."""
+    split = {t: s for s in Split for t in env.tasks(s)}
+    task = {it["question"]: int(it["id"]) for it in w.items}
+
+    def stage(request: CompletionRequest) -> str:
+        q = request.messages[-1].content.split("Question: ", 1)[1].split("\n", 1)[0]
+        return SPLIT_STAGES[split[task[q]]]
+
+    return stage
 
 
 class PeerClient:
     """skillrl's client contract (``chat``) over a scripted client; counts calls and tokens
-    in ``counter`` (all calls) and ``own`` (this client's)."""
+    in ``counter`` (all calls, per stage with ``stage_of`` for the target) and ``own``
+    (this client's)."""
 
-    def __init__(self, client: ScriptedLLMClient, counter: Counter) -> None:
+    def __init__(self, client: ScriptedLLMClient, counter: Counter,
+                 stage_of: Callable[[CompletionRequest], str] | None = None) -> None:
         self.client, self.counter, self.own = client, counter, Counter()
+        self.stage_of = stage_of
         self.model = "scripted"
 
-    def complete(self, request: CompletionRequest) -> Completion:  # the target's use
-        return self.own.count(self.counter.count(self.client.complete(request)))
+    def complete(self, request: CompletionRequest, stage: str = "") -> Completion:
+        stage = stage or (self.stage_of(request) if self.stage_of else "")
+        return self.own.count(self.counter.count(self.client.complete(request), stage))
 
     def complete_many(self, requests: Sequence[CompletionRequest], *,
                       concurrency: int = 4) -> list[Completion | BackendError]:
@@ -91,7 +117,8 @@ class PeerClient:
         if stage == "analyst":  # skillrl's section names, as our scripted optimizer reads them
             user = user.replace("Failed Trajectories", "## Failed tasks")
         c = self.complete(CompletionRequest(messages=(Message.system(system),
-                                                      Message.user(user)), purpose=purpose))
+                                                      Message.user(user)), purpose=purpose),
+                          PEER_STAGES.get(stage, stage))
         text = c.text.replace('"anchor"', '"target"').replace('"support"', '"support_count"')
         return text, {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
                       "total_tokens": c.prompt_tokens + c.completion_tokens}
@@ -129,7 +156,7 @@ def run_peer(env: QAEnv, w: ScriptedWorld, out: Path, cfg: SkillOptConfig,
                     edit_budget=cfg.edit_budget, min_edit_budget=cfg.min_edit_budget,
                     lr_scheduler=cfg.schedule.value, workers=1, seed=cfg.seed,
                     out_root=str(out), verbose=False)
-    tc = PeerClient(ScriptedLLMClient(default=target or w.target), n)
+    tc = PeerClient(ScriptedLLMClient(default=target or w.target), n, target_stages(env, w))
     summary = SkillOptTrainer(
         config=pc, env=peer_env(env),
         optimizer_client=PeerClient(ScriptedLLMClient(default=w.optimizer), n),  # type: ignore[arg-type]
@@ -173,6 +200,7 @@ def gepa_reflection(w: ScriptedWorld, n: Counter) -> Callable[[str], str]:
         answer = "```\n" + apply_edits(current, edits)[0].strip() + "\n```"
         n.calls += 1  # one call of gepa's: its prompt and this answer, in words
         n.tokens += len(text.split()) + len(answer.split())
+        n.stages["reflect"] = n.stages.get("reflect", 0) + 1
         return answer
 
     return lm
@@ -185,7 +213,8 @@ def run_gepa(env: QAEnv, w: ScriptedWorld, out: Path | None, cfg: SkillOptConfig
     from gepa.core.adapter import EvaluationBatch
 
     n = Counter()
-    client = PeerClient(ScriptedLLMClient(default=target or w.target), n)
+    client = PeerClient(ScriptedLLMClient(default=target or w.target), n,
+                        target_stages(env, w))
 
     class Adapter:
         propose_new_texts = None
@@ -225,33 +254,63 @@ class _Quiet:
 
 
 # -- the table --------------------------------------------------------------------------
-def comparison(cfg: SkillOptConfig) -> list[dict[str, Any]]:
+def _ours_stages(r: SkillRun) -> dict[str, int]:
+    return {k: v.calls for k, v in r.usage.stages.items()}
+
+
+def comparison(cfg: SkillOptConfig, seed: int = 0) -> list[dict[str, Any]]:
+    """The table: skillrl, gepa and our variants on the scripted world whose QA split and
+    optimizer seeds are ``seed``."""
     w = ScriptedWorld(categories=6, per_category=6)
+    cfg = dataclasses.replace(cfg, seed=seed)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
-        env = QAEnv.from_config(QAConfig(path=str(w.write(Path(d) / "qa.jsonl"))))
+        qa = QAConfig(path=str(w.write(Path(d) / "qa.jsonl")), seed=seed)
+        env = QAEnv.from_config(qa)
         peer, pn = run_peer(env, w, Path(d) / "peer", cfg)
         rows.append({"name": "skillrl 1.0.0", "initial": peer["baseline_test_hard"],
-                     "exact": peer["test_hard"], "calls": pn.calls, "tokens": pn.tokens})
+                     "exact": peer["test_hard"], "calls": pn.calls, "tokens": pn.tokens,
+                     "stages": pn.stages})
         try:  # gepa's rollout budget: skillrl's target calls but its final test
             budget = peer["target_calls"] - 2 * len(env.tasks(Split.TEST))
             g, gn = run_gepa(env, w, None, cfg, max_metric_calls=budget)
             rows.append({"name": f"gepa 0.1.4 (max_metric_calls={budget})",
                          "initial": g["initial_exact"], "exact": g["exact"],
-                         "calls": gn.calls, "tokens": gn.tokens})
+                         "calls": gn.calls, "tokens": gn.tokens, "stages": gn.stages})
         except ImportError:
             pass
-        variants: tuple[tuple[str, dict[str, Any]], ...] = (
-            ("swarmlearn", {}),
-            ("swarmlearn, a call per minibatch", {"pack_reflections": False}),
-            ("swarmlearn, no curtailing", {"curtail": False}),
-            ("swarmlearn, pool", {"pool": True}))
-        for name, extra in variants:
-            r = run_ours(env, w, Path(d) / name, dataclasses.replace(cfg, **extra))
+        floorless = QAEnv.from_config(qa)
+        floorless.min_cost = None  # the gate cannot tell an unwinnable task; no early stop
+        variants: tuple[tuple[str, QAEnv, dict[str, Any]], ...] = (
+            ("swarmlearn", env, {}),
+            ("swarmlearn, lowest cost unknown (min_cost=None)", floorless, {}),
+            ("swarmlearn, a call per minibatch", env, {"pack_reflections": False}),
+            ("swarmlearn, no curtailing", env, {"curtail": False}),
+            ("swarmlearn, pool", env, {"pool": True}))
+        for name, e, extra in variants:
+            r = run_ours(e, w, Path(d) / name, dataclasses.replace(cfg, **extra))
             rows.append({"name": name, "initial": r.test["initial"]["exact"],
                          "exact": r.test["best"]["exact"], "calls": r.usage.calls,
-                         "tokens": r.usage.tokens})
+                         "tokens": r.usage.tokens, "stages": _ours_stages(r)})
     return rows
+
+
+def seeds(cfg: SkillOptConfig, n: int) -> list[dict[str, Any]]:
+    """skillrl and ours (default options) on ``n`` seeds of the world (splits and every
+    seeded choice differ), each pair in the same run."""
+    out = []
+    for seed in range(n):
+        w = ScriptedWorld(categories=6, per_category=6)
+        c = dataclasses.replace(cfg, seed=seed)
+        with tempfile.TemporaryDirectory() as d:
+            env = QAEnv.from_config(QAConfig(path=str(w.write(Path(d) / "qa.jsonl")),
+                                             seed=seed))
+            peer, pn = run_peer(env, w, Path(d) / "peer", c)
+            r = run_ours(env, w, Path(d) / "ours", c)
+        out.append({"seed": seed, "skillrl_exact": peer["test_hard"], "skillrl_calls": pn.calls,
+                    "skillrl_tokens": pn.tokens, "exact": r.test["best"]["exact"],
+                    "calls": r.usage.calls, "tokens": r.usage.tokens})
+    return out
 
 
 def _same_ours(a: SkillRun, b: SkillRun) -> bool:
@@ -356,11 +415,14 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # the outage's retry warnings are expected
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="one JSON object instead of tables")
+    ap.add_argument("--seeds", type=int, default=8,
+                    help="also compare skillrl and ours on this many seeds of the world")
     args = ap.parse_args()
     rows, kills = comparison(BENCH), kill_resume(BENCH)
     theirs, ours = outage(BENCH)
+    per_seed = seeds(BENCH, args.seeds)
     if args.json:
-        print(json.dumps({"rows": rows, "kill_resume": kills,
+        print(json.dumps({"rows": rows, "kill_resume": kills, "seeds": per_seed,
                           "outage": {"skillrl": theirs, "swarmlearn": ours}}))
         return
     base = rows[0]
@@ -371,6 +433,14 @@ def main() -> None:
               f"({r['calls'] / base['calls']:.2f}×) | {r['tokens']} "
               f"({r['tokens'] / base['tokens']:.2f}×) |")
     print()
+    shown = [r for r in rows if r["name"] in ("skillrl 1.0.0", "swarmlearn")]
+    stages = ("rollout", "reflect", "merge", "rank", "validate", "test")
+    print("| calls per stage | " + " | ".join(stages) + " |")
+    print("|---|" + "---|" * len(stages))
+    for r in shown:
+        print(f"| {r['name']} | " + " | ".join(str(r["stages"].get(k, 0)) for k in stages)
+              + " |")
+    print()
     print("| killed at target call | skillrl resumed = uninterrupted | skillrl steps "
           "| gepa: same best and candidates | swarmlearn: same skill, history, counters |")
     print("|---|---|---|---|---|")
@@ -380,6 +450,23 @@ def main() -> None:
     print()
     print(f"outage, skillrl: {theirs}")
     print(f"outage, swarmlearn: {ours}")
+    if per_seed:
+        print()
+        print("| seed | skillrl test exact | ours test exact | skillrl calls | ours calls "
+              "(ratio) | skillrl tokens | ours tokens (ratio) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in per_seed:
+            print(f"| {r['seed']} | {r['skillrl_exact']:.3f} | {r['exact']:.3f} | "
+                  f"{r['skillrl_calls']} | {r['calls']} ({r['calls'] / r['skillrl_calls']:.2f}×)"
+                  f" | {r['skillrl_tokens']} | {r['tokens']} "
+                  f"({r['tokens'] / r['skillrl_tokens']:.2f}×) |")
+        tot = {k: sum(r[k] for r in per_seed) for k in ("skillrl_calls", "calls",
+                                                         "skillrl_tokens", "tokens")}
+        wins = sum(r["exact"] >= r["skillrl_exact"] for r in per_seed)
+        print(f"| all {len(per_seed)} | ours ≥ skillrl on {wins} | | {tot['skillrl_calls']} | "
+              f"{tot['calls']} ({tot['calls'] / tot['skillrl_calls']:.2f}×) | "
+              f"{tot['skillrl_tokens']} | {tot['tokens']} "
+              f"({tot['tokens'] / tot['skillrl_tokens']:.2f}×) |")
 
 
 if __name__ == "__main__":

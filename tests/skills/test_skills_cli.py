@@ -140,7 +140,7 @@ def _comparable(run_dir: Path) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_after_step", [1, 5])
+@pytest.mark.parametrize("kill_after_step", [1, 3])  # steps 5-8 are converged: no calls
 def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_run(
         served: Served, tmp_path: Path, kill_after_step: int) -> None:
     cfg = _config(tmp_path, served.qa, served.urls)
