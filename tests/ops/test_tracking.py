@@ -224,3 +224,39 @@ def test_versions_produced_in_a_tracked_command_are_linked_to_its_run(
             ] == [1.0, 0.5]
     assert runs["produce profile/q"].data.tags["swarmlearn.kind"] == "profile"
     store.close()
+
+
+def test_waiting_for_the_run_gives_up_at_once_in_an_outage() -> None:
+    cfg = TrackingConfig(uri=f"http://127.0.0.1:{_closed_port()}", retry_min=0.02,
+                         retry_max=0.05, request_timeout=2, close_timeout=0.1)
+    tracker = Tracker(cfg)
+    run = tracker.start_run("t", params={"a": 1})
+    t0 = time.perf_counter()
+    assert run.wait_sent(30) is False
+    assert time.perf_counter() - t0 < 10 and tracker.gaps
+    tracker.close()
+
+
+@pytest.mark.slow
+def test_the_run_exists_after_wait_sent_and_a_paused_writer_sends_nothing(
+        mlflow_uri: str, mlflow_artifacts: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    tracker = Tracker(TrackingConfig(uri=mlflow_uri, artifacts=mlflow_artifacts,
+                                     flush_interval=0.05))
+    run = tracker.start_run("paused", params={"a": 1})
+    assert run.wait_sent(60) and run.run_id is not None
+    client = MlflowClient(mlflow_uri)
+    assert client.get_run(run.run_id).data.params == {"a": "1"}
+    tracker.pause()
+    for i in range(5):
+        run.log_metric("x", float(i), i)
+    time.sleep(0.5)  # ten flush intervals
+    assert not tracker.sending
+    assert client.get_metric_history(run.run_id, "x") == []
+    tracker.resume()
+    assert run.wait_sent(60)
+    assert [m.step for m in client.get_metric_history(run.run_id, "x")] == list(range(5))
+    run.end()
+    tracker.close()
+    assert tracker.gaps == []

@@ -84,6 +84,10 @@ class DqnTracking:
             self.run.log_artifact(best, "checkpoints/best")
 
 
+RUN_START_WAIT = 3.0
+"""Seconds a tracked training waits at most for MLflow to have its run (none in an outage)."""
+
+
 @contextlib.contextmanager
 def track_dqn(trainer: Trainer, name: str = "rl.train", *,
               tracker: Tracker | None = None) -> Iterator[DqnTracking]:
@@ -94,6 +98,7 @@ def track_dqn(trainer: Trainer, name: str = "rl.train", *,
     tags = {"swarmlearn.kind": "dqn", "swarmlearn.env_id": config.env_id,
             "swarmlearn.run_dir": str(trainer.run_dir.path)}
     with track(name, params=to_mapping(config), tags=tags, tracker=tracker) as run:
+        run.wait_sent(RUN_START_WAIT)  # the run and its params: before training, not during
         tracking = DqnTracking(run, trainer)
         yield tracking
         tracking.finish()

@@ -268,6 +268,13 @@ class TrackedRun:
     def log_text(self, text: str, artifact_file: str) -> None:
         self._tracker._add_op(self._state, "text", (text, artifact_file))
 
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait until MLflow has this run and everything logged to it so far (trainers
+        call it before training, so creating the run and sending its params is not done
+        on the training's time); gives up at once when MLflow is unreachable, else after
+        ``timeout``. True if all was sent."""
+        return self._tracker._wait_sent(self._state, timeout)
+
     def callback(self, *, step: str = "step", prefix: str = "") -> Callable[[Any], None]:
         """A progress callback for any trainer: logs the record's numeric fields at
         ``record.<step>`` (NamedTuples, dataclasses and mappings)."""
@@ -297,6 +304,8 @@ class Tracker:
         self._buffered = 0
         self._closed = False
         self._busy = False
+        self._paused = False
+        self._unpaused = threading.Condition(self._lock)  # not _wake: no early send
         self._client: Any = None
         self._experiment_id: str | None = None
         self._ready = threading.Event()
@@ -357,12 +366,43 @@ class Tracker:
                 self._wake.wait(0.05 if left is None else min(left, 0.05))
         return True
 
+    @property
+    def sending(self) -> bool:
+        """Whether the writer is sending right now."""
+        return self._busy
+
+    def _wait_sent(self, run: _Run, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._wake.notify_all()
+            while run.run_id is None or run.points or run.ops:
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.gaps and self.gaps[-1].ended is None):
+                    return False
+                self._wake.wait(min(left, 0.05))
+        return True
+
+    def pause(self) -> None:
+        """Hold the writer: it finishes a send in progress (this waits for it) and sends
+        nothing more until :meth:`resume`. Logging goes on into the buffers. Benchmarks
+        use it to keep tracking's work inside the time they measure as tracked."""
+        with self._lock:
+            self._paused = True
+            while self._busy:
+                self._wake.wait()
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            self._unpaused.notify_all()
+
     def _pending(self) -> bool:
         return any(r.run_id is None or r.points or r.ops for r in self._runs)
 
     def close(self, timeout: float | None = None) -> None:
         """Send what is buffered (waiting at most ``close_timeout``), then report a gap
         that is still open, once."""
+        self.resume()
         wait = self.config.close_timeout if timeout is None else timeout
         if self.gaps and self.gaps[-1].ended is None:  # away now: one more try, not a long wait
             wait = min(wait, 3.0)
@@ -393,6 +433,8 @@ class Tracker:
             with self._lock:
                 if not self._closed and delay > 0:
                     self._wake.wait(delay)
+                while self._paused and not self._closed:
+                    self._unpaused.wait()
                 if self._closed:
                     return
                 self._busy = True
@@ -544,6 +586,9 @@ class _NullRun(TrackedRun):
 
     def log_text(self, text: str, artifact_file: str) -> None:
         return None
+
+    def wait_sent(self, timeout: float) -> bool:
+        return True
 
     def callback(self, *, step: str = "step", prefix: str = "") -> Callable[[Any], None]:
         return lambda record: None
