@@ -255,6 +255,18 @@ def loop(args: argparse.Namespace) -> dict[str, Any]:
          f"{d.challenger.successes}/{d.challenger.tasks}: "
          f"{'PROMOTE' if d.promote else 'reject'} — {d.reason} ({stages['gate']:.0f} s)")
 
+    # the teacher on the same held-out tasks: the learning rule swarm the data came from,
+    # one session over the gate's seeds (it learns within the session, as while recording)
+    t_teacher = time.perf_counter()
+    teacher_eval = run_session(sc.override(workers={"policy": "adaptive"}),
+                               seeds=list(d.tasks), worker_seed=args.seed, store=None)
+    taught = sum(e.outcome.kind is OutcomeKind.SUCCESS for e in teacher_eval.episodes)
+    report["teacher_on_gate_tasks"] = [taught, len(teacher_eval.episodes),
+                                       sum(e.actions for e in teacher_eval.episodes)
+                                       / max(1, taught)]
+    _say(f"teacher (adaptive rule swarm, one session) on the gate's tasks: "
+         f"{taught}/{len(teacher_eval.episodes)} solved ({time.perf_counter() - t_teacher:.1f} s)")
+
     t2 = time.perf_counter()
     with LlamaServer(LlamaServerConfig(model=base, parallel=1,
                                       threads=args.eval_threads)) as live:
@@ -303,8 +315,16 @@ def show(report: dict[str, Any]) -> None:
     _say(f"| **loop** (produce + gate + apply) | **{report['loop_seconds']:.1f}** |")
     g = report.get("gate")
     if g:
-        _say(f"gate: base {g['base'][0]}/{g['base'][1]}, adapter {g['adapter'][0]}/"
+        _say(f"gate: base {g['base'][0]}/{g['base'][1]} ({g['base'][2]:.1f} actions per solve), "
+             f"adapter {g['adapter'][0]}/"
              f"{g['adapter'][1]} — {'promoted' if g['promote'] else 'rejected'}: {g['reason']}")
+        b, a = g["base"][0] / max(1, g["base"][1]), g["adapter"][0] / max(1, g["adapter"][1])
+        _say(f"success: base {100 * b:.0f}%, adapter {100 * a:.0f}%: "
+             f"{100 * (a - b):+.0f} points (target ≥ +30)")
+    t = report.get("teacher_on_gate_tasks")
+    if t:
+        _say(f"teacher (adaptive rule swarm) on the same tasks: {t[0]}/{t[1]} solved, "
+             f"{t[2]:.1f} actions per solved task")
     c = report.get("compare")
     if c:
         import statistics

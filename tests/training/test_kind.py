@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from swarmlearn.lifecycle import (
     Lifecycle,
     LifecycleConfig,
     ProduceContext,
+    Produced,
     run_gate,
 )
 from swarmlearn.store import SqlStore
@@ -85,9 +87,38 @@ def test_the_gate_evaluates_both_sides_on_the_same_tasks(loop: dict[str, Any]) -
     run = run_gate(life, kind, v, tasks=2)
     d = run.decision
     assert d.paired == 2 and {t for _, t in seen} == set(d.tasks)
-    assert [s for s, _ in seen] == ["base model", "base model", v.label, v.label]
+    # both sides at once (each on its own server), each through the same tasks in order
+    assert [t for s, t in seen if s == "base model"] == [t for s, t in seen if s == v.label]
+    assert len(seen) == 4
     assert run.version.state in (ArtifactState.PROMOTED, ArtifactState.REJECTED)
     assert run.version.gate is not None and "wins" in run.version.gate
+
+
+def test_a_side_that_fails_stops_the_other_and_rejects_the_version(
+        loop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """evaluate_pair: the base side raises after its first task; the adapter side, waiting
+    for its second task, stops instead of playing on; the gate records the failure."""
+    import threading
+
+    kind, life = loop["kind"], loop["life"]
+    version = life.register(Produced(payload=loop["version"].payload,
+                                     summary=dict(loop["version"].meta),
+                                     lineage=loop["version"].lineage))
+    both_started = threading.Barrier(2, timeout=60)
+    played: list[str] = []
+
+    def task(side: str, r: Any) -> None:
+        played.append(side)
+        both_started.wait()  # both sides finished one task
+        if side == "base model":
+            raise RuntimeError("the base server died")
+        time.sleep(0.5)  # the adapter side reaches its next task after the failure
+
+    monkeypatch.setattr(kind, "on_task", task)
+    with pytest.raises(RuntimeError, match="the base server died"):
+        run_gate(life, kind, version, tasks=3)
+    assert played.count(version.label) == 1  # the second task was never started
+    assert life.get(version.version).state is ArtifactState.REJECTED
 
 
 def test_apply_and_revert_on_a_live_server_and_bad_files_change_nothing(

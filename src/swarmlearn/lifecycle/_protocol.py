@@ -12,6 +12,10 @@ methods, nothing else::
         def apply(self, version: ArtifactVersion | None) -> None: ...
         def revert(self, to: ArtifactVersion | None) -> None: ...
 
+    # Optional: ``evaluate_pair(champion, challenger, tasks) -> (champion's, challenger's)``
+    # evaluates both sides of a gate at once (``run_gate`` uses it when a kind has it; the
+    # LoRA kind runs each side on its own llama.cpp server and core).
+
 * ``produce`` builds a new version from the recorded data (``ctx.store``,
   the episodes after ``ctx.since_episode``, the current champion to start
   from) and returns its payload, summary and lineage; it must not touch what
@@ -97,3 +101,7 @@ class ArtifactKind(Protocol):
     def apply(self, version: ArtifactVersion | None) -> None: ...
 
     def revert(self, to: ArtifactVersion | None) -> None: ...
+
+    # Optional: ``evaluate_pair(champion, challenger, tasks) -> (champion's, challenger's)``
+    # evaluates both sides of a gate at once (``run_gate`` uses it when a kind has it; the
+    # LoRA kind runs each side on its own llama.cpp server and core).

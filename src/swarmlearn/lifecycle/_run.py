@@ -35,9 +35,14 @@ def run_gate(life: Lifecycle, kind: ArtifactKind, version: ArtifactVersion, *,
     version = life.start_evaluation(version)
     held = life.held_out_tasks(tasks, worker_seed=worker_seed)
     champion = life.champion()
+    pair = getattr(kind, "evaluate_pair", None)  # a kind that can run both sides at once
     try:
-        base = list(kind.evaluate(champion, held))
-        chal = list(kind.evaluate(version, held))
+        if pair is not None:
+            base_seq, chal_seq = pair(champion, version, held)
+            base, chal = list(base_seq), list(chal_seq)
+        else:
+            base = list(kind.evaluate(champion, held))
+            chal = list(kind.evaluate(version, held))
     except BaseException as exc:
         life.fail(version, f"evaluation failed: {type(exc).__name__}: {exc}")
         raise

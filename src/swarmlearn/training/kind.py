@@ -27,6 +27,7 @@ for one scenario (scope = its label, e.g. ``troubleshooting[heldout]``):
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -166,8 +167,11 @@ class LoraAdapterKind:
         check_lora(gguf, base=self.base.path, field="adapter")  # before any server sees it
         return gguf
 
-    def evaluate(self, version: ArtifactVersion | None, tasks: HeldOutTasks
-                 ) -> list[TaskResult]:
+    def evaluate(self, version: ArtifactVersion | None, tasks: HeldOutTasks, *,
+                 stop: threading.Event | None = None) -> list[TaskResult]:
+        """LLM workers on their own llama.cpp server (one slot), ``version``'s adapter at
+        scale 1 (``None``: the base model), one session per held-out task; ``stop`` set
+        ends it before the next task (``evaluate_pair``: the other side failed)."""
         from swarmlearn.serving import LlamaServer, LlamaServerConfig
         from swarmlearn.session import run_session
 
@@ -182,6 +186,8 @@ class LoraAdapterKind:
             sc = self.scenario.override(workers={"kind": WorkerKind.LLM.value,
                                                  "url": server.base_url})
             for seed in tasks.seeds:
+                if stop is not None and stop.is_set():
+                    raise RuntimeError(f"{side}: stopped, the other side of the gate failed")
                 run = run_session(sc, seeds=[seed], worker_seed=task_seed_of(tasks, seed),
                                   store=None)
                 ended = run.episodes[0]
@@ -191,6 +197,35 @@ class LoraAdapterKind:
                 if self.on_task is not None:
                     self.on_task(side, r)
         return results
+
+    def evaluate_pair(self, champion: ArtifactVersion | None, challenger: ArtifactVersion,
+                      tasks: HeldOutTasks) -> tuple[list[TaskResult], list[TaskResult]]:
+        """Both sides of a gate at once, each on its own server and cores.
+
+        A decision is CPU-bound prompt processing in llama.cpp, whose threads wait for each
+        other at every step: two servers of one thread each (the default on 2 cores) finish
+        two evaluations in about the time of one, where one server of two threads would
+        not. The two sessions share nothing but the GIL, which their Python side barely
+        holds. Both adapter files are checked before either server starts, and an error on
+        one side stops the other side's remaining tasks."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        for v in (champion, challenger):
+            if v is not None:
+                self.gguf_of(v)  # a bad file: one line before any server is spawned
+        failed = threading.Event()
+
+        def side(version: ArtifactVersion | None) -> list[TaskResult]:
+            try:
+                return self.evaluate(version, tasks, stop=failed)
+            except BaseException:
+                failed.set()
+                raise
+
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
+            base = pool.submit(side, champion)
+            chal = pool.submit(side, challenger)
+            return base.result(), chal.result()
 
     # -- apply ------------------------------------------------------------------------------
     def _live(self) -> Any:
