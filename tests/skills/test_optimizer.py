@@ -31,6 +31,7 @@ from swarmlearn.skills import (
 from swarmlearn.skills._checkpoint import read_state
 from swarmlearn.skills._edits import skill_hash
 from swarmlearn.skills._fake import POISON, ScriptedWorld
+from swarmlearn.skills._select import select
 
 CFG = SkillOptConfig(epochs=2, batch_size=4, minibatch_size=2, edit_budget=3,
                      gate_alpha=0.25, gate_min_tasks=5, concurrency=2, retry_pause_s=0.0)
@@ -346,3 +347,46 @@ def test_an_edit_copying_the_format_placeholder_is_invalid() -> None:
     assert [e.content for e in edits] == ["Answer in one word."]
     assert [f.kind for f in failures] == [FailureKind.INVALID_EDIT]
     assert "placeholder" in failures[0].detail
+
+
+def test_a_ranking_reply_that_is_not_json_is_recorded_and_the_fallback_used() -> None:
+    edits = [Edit(op=EditOp.APPEND, content=f"rule {i}", support=i + 1,
+                  source=Source.SUCCESS if i % 2 else Source.FAILURE) for i in range(4)]
+    chat = ScriptedLLMClient(default=lambda r: "the second one, then the first")
+    got = select(chat, "", edits, budget=2)
+    assert got.ranked_by == "fallback" and len(chat.requests) == 1
+    assert [f.kind for f in got.failures] == [FailureKind.UNPARSABLE]
+    assert "the second one" in got.failures[0].detail  # the reply is kept in the record
+    assert got.edits == (edits[2], edits[0])  # failure-driven first, then by support
+
+
+def test_an_unparsable_reply_mid_run_loses_nothing_already_stored(
+        world: tuple[ScriptedWorld, QAEnv], tmp_path: Path) -> None:
+    w, env = world
+    clean = _run(env, w, tmp_path / "clean").train()
+    seen = {"reflect": 0}
+
+    def breaks_at_third_reflection(request: CompletionRequest) -> str:
+        if request.purpose.startswith("reflect"):
+            seen["reflect"] += 1
+            if seen["reflect"] == 3:
+                return "<html>502 Bad Gateway</html>"
+        return w.optimizer(request)
+
+    cut = _run(env, w, tmp_path / "cut",
+               optimizer=ScriptedLLMClient(default=breaks_at_third_reflection))
+    steps: list[dict[str, Any]] = []
+    cut._on_step = lambda r: steps.append(read_state(tmp_path / "cut"))
+    run = cut.train()
+    bad = next(h for h in run.history if h["failures"]
+               and h["failures"][0]["kind"] == FailureKind.UNPARSABLE)
+    assert bad["proposed"] == 0 and "502 Bad Gateway" in bad["failures"][0]["detail"]
+    before = bad["step"] - 1
+    assert before >= 2 and run.history[:before] == clean.history[:before]
+    # every checkpoint after the bad step still holds what the steps before it stored
+    for state in steps[before:]:
+        assert state["history"][:before] == steps[before - 1]["history"]
+        assert all(v in state["versions"] for v in steps[before - 1]["versions"])
+        for h, tasks in steps[before - 1]["scores"].items():
+            assert tasks.items() <= state["scores"][h].items()
+    assert run.status == "done"

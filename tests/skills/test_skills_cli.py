@@ -126,6 +126,73 @@ def test_bad_input_is_one_line_before_any_work(tmp_path: Path, text: str, messag
     assert not (tmp_path / "r").exists()  # nothing written
 
 
+def _finished_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A finished run directory of a 1-epoch run and its QA file."""
+    w = ScriptedWorld(categories=4, per_category=5)
+    qa = w.write(tmp_path / "qa.jsonl")
+    run_dir = tmp_path / "run"
+    SkillOptimizer(QAEnv.from_config(QAConfig(path=str(qa))),
+                   target=ScriptedLLMClient(default=w.target),
+                   optimizer=ScriptedLLMClient(default=w.optimizer), run_dir=run_dir,
+                   config=SkillOptConfig(epochs=1, batch_size=4, minibatch_size=2,
+                                         edit_budget=3, gate_alpha=0.25, gate_min_tasks=5,
+                                         concurrency=1)).train()
+    return run_dir, qa
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[qa\npath = 1", "not TOML"),
+    ('[qa]\npath = "BAD"\n[target]\nbase_url = "http://127.0.0.1:9"\n', "bad.jsonl:2: missing "
+     "field 'answers'"),
+    ('[qa]\npath = "QA"\n[target]\nbase_url = "http://127.0.0.1:9"\n[optimize]\nepochs = 1\n'
+     'batch_size = 4\nminibatch_size = 2\nedit_budget = 3\ngate_alpha = 0.25\n'
+     'gate_min_tasks = 5\nseed = 7\n', "cannot resume with a different seed"),
+    ('[qa]\npath = "QA"\n[target]\nbase_url = "http://127.0.0.1:9"\n[optimize]\nepochs = -1\n',
+     "epochs"),
+])
+@pytest.mark.parametrize("command", ["resume", "train"])
+def test_bad_input_on_a_stored_run_is_one_line_and_loses_nothing(
+        tmp_path: Path, text: str, message: str, command: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, qa = _finished_run(tmp_path)
+    stored = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answers": ["a"]}\n{"question": "q2"}\n')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text.replace("BAD", str(bad)).replace('"QA"', f'"{qa}"'))
+    monkeypatch.chdir(tmp_path)
+    argv = (["resume", str(run_dir), "--config", str(cfg)] if command == "resume"
+            else ["train", str(cfg), "--run-dir", str(run_dir)])
+    monkeypatch.setattr(sys, "argv", ["swarmlearn", "skills", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code != 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == stored  # nothing lost
+
+
+def test_a_corrupt_state_file_is_one_line_and_is_left_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir, qa = _finished_run(tmp_path)
+    state = run_dir / "state.json"
+    state.write_bytes(state.read_bytes()[:200])  # a torn copy, as a disk error leaves it
+    torn = state.read_bytes()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[qa]\npath = "{qa}"\n[target]\nbase_url = "http://127.0.0.1:9"\n')
+    monkeypatch.chdir(tmp_path)
+    for argv in (["resume", str(run_dir), "--config", str(cfg)],
+                 ["train", str(cfg), "--run-dir", str(run_dir)], ["show", str(run_dir)]):
+        monkeypatch.setattr(sys, "argv", ["swarmlearn", "skills", *argv])
+        with pytest.raises(SystemExit) as exit_:
+            main()
+        assert exit_.value.code != 0
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "unreadable state" in lines[0], lines
+        assert state.read_bytes() == torn  # not overwritten by a fresh run
+
+
 def _steps(run_dir: Path) -> int:
     try:
         return int(json.loads((run_dir / "state.json").read_text())["step"])
