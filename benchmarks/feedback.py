@@ -171,7 +171,33 @@ def measure_rates(methods: dict[str, dict[str, Any]], texts: list[str], rounds: 
     for (name, threads), rates in seen.items():
         methods[name].setdefault("rates", {})[str(threads)] = float(np.median(rates))
         methods[name].setdefault("rate_rounds", {})[str(threads)] = rates
+        methods[name]["load_average"] = os.getloadavg()[0]  # how busy the machine was
     torch.set_num_threads(before)
+
+
+def rates_only(model: Path, rounds: int) -> None:
+    """Prediction rates alone: a saved checkpoint (fp32 and int8) beside TF-IDF + LR fitted
+    on the same training split, interleaved rounds, and the machine's load."""
+    from swarmlearn.feedback import FeedbackClassifier, split_examples
+
+    clf = FeedbackClassifier.load(model)
+    data = clf.meta.get("data") or {}
+    s = split_examples(load_examples(bundled_dataset()), seed=int(data.get("split_seed", 0)))
+    examples = s.train + s.val + s.test
+    texts = [examples[i % len(examples)].text for i in range(RATE_TEXTS)]
+    live = {"ours": {"predict": clf.predict}, "ours_int8": {"predict": clf.to_int8().predict},
+            "tfidf": run_tfidf(s.train, s.val, s.test)}
+    load_before = os.getloadavg()[0]
+    measure_rates(live, texts, rounds)
+    print(f"\nprediction rates, texts/s (median of {rounds} interleaved rounds; load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on 2 cores shared):")
+    for name, m in live.items():
+        print(f"  {NAMES[name]:<30} 1 thread {m['rates']['1']:>6.0f}   2 threads "
+              f"{m['rates']['2']:>6.0f}   rounds {m['rate_rounds']}")
+    for name in ("ours", "ours_int8"):
+        print(f"  {name}/tfidf: " + ", ".join(
+            f"{live[name]['rates'][k] / live['tfidf']['rates'][k]:.3f}× at {k} thread(s)"
+            for k in ("1", "2")))
 
 
 # -- figures -------------------------------------------------------------------------
@@ -202,34 +228,42 @@ def _over_folds(diffs: list[float], n_test: int, n_train: int) -> dict[str, floa
 
 
 def figures(results: dict[str, Any]) -> dict[str, Any]:
+    """Every method over the folds it ran on; each difference over the folds both ran on."""
     folds = results["folds_done"]
-    truth = [f["truth"] for f in folds]
-    methods = [m for m in METHODS if all(m in f for f in folds)]
-    per_fold = {m: [macro_f1(np.asarray(f["truth"]), np.asarray(f[m]["pred"]), len(LABELS))
-                    for f in folds] for m in methods}
-    boots = {m: _resampled(truth, [f[m]["pred"] for f in folds], 7) for m in methods}
     n_test = int(np.mean([len(f["truth"]) for f in folds]))
     n_train = int(np.mean([f["sizes"][0] for f in folds]))
-    out: dict[str, Any] = {"methods": {}, "n_test": sum(len(t) for t in truth)}
-    for m in methods:
-        lo, hi = np.quantile(boots[m], [0.025, 0.975])
-        timed = [f[m] for f in folds if "rate_rounds" in f[m]]  # the --rates-fold
+
+    def f1s(m: str, fs: list[dict[str, Any]]) -> list[float]:
+        return [macro_f1(np.asarray(f["truth"]), np.asarray(f[m]["pred"]), len(LABELS))
+                for f in fs]
+
+    def boots(m: str, fs: list[dict[str, Any]]) -> np.ndarray:  # seed 7: the same resamples
+        return _resampled([f["truth"] for f in fs], [f[m]["pred"] for f in fs], 7)
+
+    out: dict[str, Any] = {"methods": {}, "n_test": sum(len(f["truth"]) for f in folds)}
+    for m in METHODS:
+        fs = [f for f in folds if m in f]
+        if not fs:
+            continue
+        b = boots(m, fs)
+        lo, hi = np.quantile(b, [0.025, 0.975])
+        timed = [f[m] for f in fs if "rate_rounds" in f[m]]  # the --rates-fold
         rates = {th: float(np.median([t["rates"][th] for t in timed]))
                  for th in ("1", "2") if timed}
-        out["methods"][m] = {"macro_f1": float(np.mean(per_fold[m])), "low": float(lo),
-                             "high": float(hi), "per_fold": per_fold[m], "rates": rates,
-                             "train_s": float(np.mean([f[m]["train_s"] for f in folds])),
-                             "config": folds[0][m]["config"]}
-    for m in methods:
-        if m == "ours":
-            continue
-        d = boots["ours"] - boots[m]  # the same resamples for both
-        lo, hi = np.quantile(d, [0.025, 0.975])
-        diffs = [a - b for a, b in zip(per_fold["ours"], per_fold[m], strict=True)]
-        out["methods"][m]["diff"] = {
-            "value": float(np.mean(diffs)), "low": float(lo), "high": float(hi),
-            "p_not_better": float((d <= 0).mean()), "folds_ahead": sum(x > 0 for x in diffs),
-            "over_folds": _over_folds(diffs, n_test, n_train)}
+        row: dict[str, Any] = {
+            "folds": [f["fold"] for f in fs], "macro_f1": float(np.mean(f1s(m, fs))),
+            "low": float(lo), "high": float(hi), "per_fold": f1s(m, fs), "rates": rates,
+            "train_s": float(np.mean([f[m]["train_s"] for f in fs])),
+            "config": fs[0][m]["config"]}
+        if m != "ours":
+            d = boots("ours", fs) - b
+            dlo, dhi = np.quantile(d, [0.025, 0.975])
+            diffs = [a - c for a, c in zip(f1s("ours", fs), f1s(m, fs), strict=True)]
+            row["diff"] = {
+                "value": float(np.mean(diffs)), "low": float(dlo), "high": float(dhi),
+                "p_not_better": float((d <= 0).mean()), "folds_ahead": sum(x > 0 for x in diffs),
+                "over_folds": _over_folds(diffs, n_test, n_train)}
+        out["methods"][m] = row
     return out
 
 
@@ -248,12 +282,13 @@ def print_table(results: dict[str, Any]) -> None:
         of = d["over_folds"] if d else None
         folds_iv = (f"[{of['low']:+.3f}, {of['high']:+.3f}] [{of['nb_low']:+.3f}, "
                     f"{of['nb_high']:+.3f}]" if of else "–")
-        ahead = f"{d['folds_ahead']}/{len(folds)}" if d else "–"
+        ahead = f"{d['folds_ahead']}/{len(r['folds'])}" if d else "–"
         r1, r2 = (f"{r['rates'][k]:.0f}" if k in r["rates"] else "–" for k in ("1", "2"))
         print(f"{NAMES[m]:<30} {r['macro_f1']:.3f} [{r['low']:.3f}, {r['high']:.3f}] "
               f"{diff:<27} {folds_iv:<40} {ahead:>6} {r1:>8} {r2:>8} {r['train_s']:>8.0f}")
     for m, r in f["methods"].items():
-        print(f"  {m}: {r['config']}; per fold " + ", ".join(f"{x:.3f}" for x in r["per_fold"]))
+        print(f"  {m}: {r['config']}; folds {r['folds']}: "
+              + ", ".join(f"{x:.3f}" for x in r["per_fold"]))
     if "ours" in f["methods"]:
         ours = f["methods"]["ours"]["rates"]
         for m, r in f["methods"].items():
@@ -282,7 +317,15 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="Keep the folds already in --out.")
     ap.add_argument("--report", type=Path, nargs="+",
                     help="Reprint the table of saved runs (their folds pooled).")
+    ap.add_argument("--rates-only", type=Path, metavar="MODEL",
+                    help="Only measure prediction rates of this checkpoint beside TF-IDF + LR.")
     a = ap.parse_args()
+    if a.rates_only:
+        import torch
+
+        torch.set_num_threads(1)
+        rates_only(a.rates_only, a.rate_rounds)
+        return
     if a.report:
         runs = [json.loads(p.read_text()) for p in a.report]
         print_table({**runs[0], "folds_done": [f for r in runs for f in r["folds_done"]]})

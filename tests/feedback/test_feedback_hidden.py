@@ -20,7 +20,7 @@ from swarmlearn.feedback import (
     split_examples,
 )
 from swarmlearn.feedback._simulate import FeedbackJudge, PersonConfig, SimulatedPerson
-from swarmlearn.learn.loop import LearningRunConfig, run_learning
+from swarmlearn.learn.loop import LearningRunConfig, run_learning, run_proof
 from swarmlearn.learn.policies import LearningPolicies, LearningState
 from swarmlearn.session import run_session
 from swarmlearn.store import SqlStore
@@ -158,3 +158,17 @@ def test_a_lying_person_is_told_backwards() -> None:
     rng = random.Random(0)
     assert {person.emotion(Success(0.9), rng) for _ in range(50)} == {"anger", "frustration"}
     assert {person.emotion(Failure("x"), rng) for _ in range(50)} == {"joy", "relief"}
+
+
+@pytest.mark.slow
+def test_confidently_inverted_feedback_derails_learning() -> None:
+    """The full proof on internal diagnosis (5 runs × 20 sessions × 10 tasks a side): told
+    the truth by the words, learning on solves every task of its last sessions; with every
+    label confidently inverted (success words read as anger, failure words as joy) it
+    solves far fewer. Measured: 100% against 46% (on the same tasks; off: 15% and 18%)."""
+    sc = load_scenario("internal_diagnosis", variant="heldout")
+    cfg = LearningRunConfig(trials=0)
+    honest = run_proof(sc, None, cfg, signal=_judge()).summary()
+    inverted = run_proof(sc, None, cfg, signal=_judge(flip=True)).summary()
+    assert honest.success_on.mean >= 0.95
+    assert inverted.success_on.high < honest.success_on.mean - 0.2
