@@ -177,13 +177,21 @@ def daemon_run_once(config: ConfigOpt = None, scenario: ScenarioOpt = None,
                     store: StoreOpt = None) -> None:
     """One pass: watch, trigger, train, gate every level, then exit."""
     from swarmlearn.daemon import LearningDaemon
+    from swarmlearn.lifecycle import add_observer
+    from swarmlearn.ops.progress import CliProgress, DaemonProgress
+    from swarmlearn.ops.report import terminal_console
 
     cfg = _config(config, scenario, variant, mode)
     for name in level or []:
         cfg.level(name)
     daemon = LearningDaemon(cfg, store)
     try:
-        ran = daemon.run_once(force=level or [])
+        with CliProgress(terminal_console(stderr=True), rate=False) as bar:
+            remove = add_observer(DaemonProgress(bar))  # each level run's stages
+            try:
+                ran = daemon.run_once(force=level or [])
+            finally:
+                remove()
         st = daemon.store
         assert st is not None
         _print_status(cfg, st)

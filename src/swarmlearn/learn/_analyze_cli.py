@@ -14,6 +14,7 @@ from swarmlearn.errors import ConfigError
 from swarmlearn.learn.offline import ARTIFACT_KIND, AnalyzerConfig, OfflineAnalyzer, OfflineModel
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.lifecycle import Lifecycle
+from swarmlearn.ops.progress import CliProgress
 from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.store import EventQuery, SqlStore, Store, open_store
 
@@ -70,8 +71,13 @@ def analyze(
     life = Lifecycle(st, ARTIFACT_KIND, sc.label)
     latest = next(iter(life.versions()), None)
     previous = analyzer.load(sc.label)
-    with console.status(f"analyzing {len(ids)} sessions of {escape(sc.label)}…"):
-        model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous)
+    with CliProgress(terminal_console(stderr=True), unit="trials") as bar:
+        task = bar.add(f"learn analyze {sc.label}", total=trials,
+                       info=f"{len(ids)} sessions")
+        model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous,
+                                 progress=lambda done, n: bar.update(task, completed=done,
+                                                                     total=n))
+        bar.update(task, done=True)
     version = analyzer.save(model, sessions=ids, parent=latest.id if latest else None,
                             reason="swarmlearn learn analyze")
     registered = life.get(version)
