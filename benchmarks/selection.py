@@ -51,19 +51,22 @@ from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.types import Failure, Success
 
 EPISODE = 20
+Draws = tuple[tuple[bool, ...], ...]  # draws[t][arm]: the reward of arm at decision t
 
 
-def rewards(arms: int, decisions: int, seed: int) -> tuple[list[float], list[list[bool]]]:
+def rewards(arms: int, decisions: int, seed: int) -> tuple[list[float], Draws]:
     rng = random.Random(seed)
     probs = [rng.uniform(0.05, 0.95) for _ in range(arms)]
-    draws = [[rng.random() < p for p in probs] for _ in range(arms + decisions)]
+    # tuples, which the cyclic GC stops walking after its first pass: as lists, the stream
+    # (up to 510,000 cells) was walked at every full collection, whichever side triggered it
+    draws = tuple(tuple(rng.random() < p for p in probs) for _ in range(arms + decisions))
     return probs, draws
 
 
 Result = tuple[float, list[int]]  # decisions/s, the arms picked
 
 
-def ours(kind: str, arms: int, draws: list[list[bool]], *, bonus: bool) -> Result:
+def ours(kind: str, arms: int, draws: Draws, *, bonus: bool) -> Result:
     stats = LearnedStats()
     state = LearningState(stats, PolicyConfig(learning_weight=0.3 if bonus else 0.0))
     policy: SelectionPolicy = (UCB1Policy(state) if kind == "ucb1"
@@ -97,15 +100,17 @@ def ours(kind: str, arms: int, draws: list[list[bool]], *, bonus: bool) -> Resul
     for t in range(arms):  # warm-up: one play per arm (UCB1 plays unvisited arms first)
         play(t, draws[t][t], t)
     t0 = time.perf_counter()
+    ctx = SelectionContext(0, obs, guidance, history)  # one per worker, as RuleWorker keeps
     for t in range(arms, len(draws)):
-        i = policy.select(list(cands), SelectionContext(0, obs, guidance, history))
+        ctx.observation, ctx.guidance = obs, guidance  # refreshed per decision, as RuleWorker does
+        i = policy.select(list(cands), ctx)
         picks.append(i)
         play(i, draws[t][i], t)
     elapsed = time.perf_counter() - t0
     return len(picks) / elapsed, picks
 
 
-def theirs(kind: str, arms: int, draws: list[list[bool]]) -> Result:
+def theirs(kind: str, arms: int, draws: Draws) -> Result:
     from mabwiser.mab import MAB, LearningPolicy
 
     names = [f"arm{i}" for i in range(arms)]
@@ -123,7 +128,7 @@ def theirs(kind: str, arms: int, draws: list[list[bool]]) -> Result:
     return len(picks) / elapsed, picks
 
 
-def minimal(kind: str, arms: int, draws: list[list[bool]]) -> Result:
+def minimal(kind: str, arms: int, draws: Draws) -> Result:
     """The plainest correct UCB1 / Thompson: lists of counts, one loop per decision."""
     n = [1] * arms
     s = [float(draws[t][t]) for t in range(arms)]

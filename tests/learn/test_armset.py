@@ -5,6 +5,7 @@ sampler draws from the right distribution; the C core refuses bad input."""
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from swarmlearn.core.actions import Action, ActionResult, Candidate
 from swarmlearn.core.events import ActionEvent, EpisodeEnded, EventIds
 from swarmlearn.learn import _armset
+from swarmlearn.learn._armset import GREEDY, THOMPSON, UCB1
 from swarmlearn.learn.policies import LearningState, PolicyConfig
 from swarmlearn.learn.stats import LearnedStats, StatsConfig
 from swarmlearn.types import Failure, Success
@@ -88,6 +90,53 @@ def test_c_and_python_armsets_hold_the_same_numbers(
             for r in (rank, None):
                 assert c_arms.greedy(r) == py_arms.greedy(r)
                 assert c_arms.first_unvisited(r) == py_arms.first_unvisited(r)
+        _same_picks(c_state, py_state, list(cands), history, k, rank, roll)
+
+
+def _same_picks(c_state: LearningState, py_state: LearningState, cands: list[Candidate],
+                history: list[ActionEvent], k: float, rank: dict[str, int], seed: int) -> None:
+    """pick() (one call, no ArmSet) chooses what the ArmSet chooses, in C and in Python."""
+    want = py_state.arms(cands, history)
+    for r in (rank, None):
+        assert c_state._pick(UCB1, k, cands, history, r) == want.ucb1(k, r)
+        assert py_state._pick(UCB1, k, cands, history, r) == want.ucb1(k, r)
+        assert c_state._pick(GREEDY, None, cands, history, r) == want.greedy(r)
+        assert py_state._pick(GREEDY, None, cands, history, r) == want.greedy(r)
+    # Thompson: the same draws as the C ArmSet's from a generator in the same state
+    c_arms = c_state.arms(cands, history)
+    assert c_state._pick(THOMPSON, fast.Rng(seed), cands, history, None) == c_arms.thompson(
+        fast.Rng(seed))
+    py_draw = py_state._pick(THOMPSON, _armset.sampler_for(False, seed), cands, history, None)
+    assert py_draw == want.thompson(_armset.sampler_for(False, seed))
+
+
+def test_pick_beyond_its_stack_buffer_chooses_as_the_armset() -> None:
+    stats = LearnedStats()
+    ids = EventIds(1)
+    names = [f"a{i}" for i in range(70)]  # more candidates than pick() keeps on its stack
+    for i in range(300):
+        stats.observe([_event(ids, names[(i * 3) % 70], "x", i % 3 == 0, 0)])
+        if i % 20 == 19:
+            stats.observe([_end(ids, i % 40 == 19)])
+    cands = [Candidate(Action(n), "x") for n in names]
+    c_state = LearningState(stats, PolicyConfig(learning_weight=0.5), fast=True)
+    py_state = LearningState(stats, PolicyConfig(learning_weight=0.5), fast=False)
+    history = [_event(ids, "a3", "x", True, 0), _event(ids, "a5", "x", False, 0)]
+    _same_picks(c_state, py_state, cands, history, 1.3, {"a9": 0}, 4)
+    assert c_state.arms(cands, history).unvisited == 0  # the UCB scores decided, not a default
+
+
+def test_new_table_entries_leave_the_cyclic_collector() -> None:
+    stats = LearnedStats(fast=True)
+    ids = EventIds(1)
+    stats.observe([_event(ids, "A", "x", True, 0), _event(ids, "B", "y", False, 0)])
+    stats.observe([_end(ids, True)])
+    for table in (stats.actions, stats.contexts, stats.transitions, stats.ngrams3, stats.ngrams4):
+        assert table
+        for key, counts in table.items():
+            assert not gc.is_tracked(counts), (key, counts)
+            assert not gc.is_tracked(key)
+    assert stats.contexts[("x", "A")] == [1.0, 0.0]
 
 
 def test_the_memo_is_bounded_and_changes_no_number() -> None:
@@ -176,3 +225,12 @@ def test_the_c_core_refuses_bad_input() -> None:
     assert arms.N == [1.0] and arms.unvisited == 0
     with pytest.raises(TypeError, match="rank"):
         arms.greedy([1])
+    with pytest.raises(TypeError, match="rank"):
+        fast.pick(stats, {}, *consts, 0, 1.4, good, (), [1])
+    with pytest.raises(ValueError, match="kind"):
+        fast.pick(stats, {}, *consts, 3, None, good, (), None)
+    with pytest.raises(TypeError, match="Rng"):
+        fast.pick(stats, {}, *consts, 2, object(), good, (), None)
+    with pytest.raises(TypeError, match="Candidate"):
+        fast.pick(stats, {}, *consts, 1, None, [("A", "x")], (), None)
+    assert fast.pick(stats, {}, *consts, 1, None, good, (), None) == 0

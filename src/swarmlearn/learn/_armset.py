@@ -18,7 +18,9 @@ swarm makes a new candidate list and a new tail at nearly every decision; a
 cache keyed by them never hit). Selection asks the set itself: ``ucb(k,
 rank)`` and ``greedy(rank)`` return the best index, ties going to the learned
 action order ``rank`` (then the listed order), ``first_unvisited(rank)`` the
-unvisited arm to try first, ``thompson(sampler)`` the best draw.
+unvisited arm to try first, ``thompson(sampler)`` the best draw. The policies
+call :func:`picker`'s ``pick`` instead: the same numbers and the same choice in
+one call, without an ArmSet object.
 
 Two implementations with one interface: the C one (``learn/_fast.c``, built
 by ``pip install``; a decision is one C call) and :class:`PyArmSet` in plain
@@ -46,8 +48,8 @@ from swarmlearn.core.events import ActionEvent
 from swarmlearn.learn.bonus import LearnedBonus
 from swarmlearn.learn.stats import token
 
-__all__ = ["FAST", "ArmSetLike", "ArmSetMaker", "PyArmSet", "armset_maker", "sampler_for",
-           "tail_of", "uses_c"]
+__all__ = ["FAST", "GREEDY", "THOMPSON", "UCB1", "ArmSetLike", "ArmSetMaker", "PickFn",
+           "PyArmSet", "armset_maker", "picker", "sampler_for", "tail_of", "uses_c"]
 
 Consts = tuple[float, float, float, float, float, float]  # w, tw, nw, cw, prior, 1/Σweights
 
@@ -162,6 +164,13 @@ FAST = _fast is not None and os.environ.get("SWARMLEARN_PURE_PYTHON", "") in (""
 
 
 ArmSetMaker = Callable[[Sequence[Candidate], Sequence["str | ActionEvent"]], ArmSetLike]
+#: ``pick(kind, arg, cands, steps, rank)`` → the chosen index (see :func:`picker`)
+PickFn = Callable[[int, Any, Sequence[Candidate], Sequence["str | ActionEvent"],
+                   Mapping[str, int] | None], int]
+
+#: the kinds of :func:`picker`'s choice: UCB1 (arg: c), Greedy / the Beta mean, Thompson
+#: (arg: a sampler from :func:`sampler_for`)
+UCB1, GREEDY, THOMPSON = 0, 1, 2
 
 
 def armset_maker(bonus: LearnedBonus, consts: Consts, memo: dict[Any, Any], *,
@@ -181,6 +190,28 @@ def armset_maker(bonus: LearnedBonus, consts: Consts, memo: dict[Any, Any], *,
         return PyArmSet(cands, tail_of(steps), bonus, consts)
 
     return make
+
+
+def picker(bonus: LearnedBonus, consts: Consts, memo: dict[Any, Any], *,
+           fast: bool | None = None) -> PickFn:
+    """``pick(kind, arg, cands, steps, rank)`` → the index ``make(cands, steps)``'s
+    ``ucb1(arg, rank)`` (kind UCB1), ``greedy(rank)`` (GREEDY) or ``thompson(arg)``
+    (THOMPSON) would choose. In C it is one call that makes no ArmSet object (a
+    ``functools.partial`` of ``_fast.pick``); in Python it makes the PyArmSet and asks it.
+    """
+    if uses_c(fast):
+        return partial(_fast.pick, bonus.stats, memo, *consts)
+
+    def pick(kind: int, arg: Any, cands: Sequence[Candidate],
+             steps: Sequence[str | ActionEvent], rank: Mapping[str, int] | None) -> int:
+        arms = PyArmSet(cands, tail_of(steps), bonus, consts)
+        if kind == UCB1:
+            return arms.ucb1(arg, rank)
+        if kind == GREEDY:
+            return arms.greedy(rank)
+        return arms.thompson(arg)
+
+    return pick
 
 
 def tail_of(steps: Sequence[str | ActionEvent]) -> tuple[str, ...]:

@@ -15,13 +15,18 @@
  * memo of static bonuses per tail, as LearnedBonus.static keeps, was tried:
  * a worker's tail moves at every action, so it almost never hit.)
  *
+ * pick() is arms() and the choice (UCB1, Greedy, Thompson) in one call, in a buffer of
+ * its own: what the policies call at every decision (no ArmCore object is made).
+ *
  * observe() and credit() are LearnedStats.observe's and .attribute's updates
- * (learn/stats.py holds the same code in Python; both leave the same tables).
+ * (learn/stats.py holds the same code in Python; both leave the same tables). The
+ * entries they add leave the cyclic GC (two floats under a key of strings: no cycle).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ------------------------------------------------------------------------ */
 /* Rng: xoshiro256** (Blackman & Vigna), seeded through splitmix64.          */
@@ -154,19 +159,25 @@ static PyTypeObject RngType = {
 };
 
 /* ------------------------------------------------------------------------ */
-/* ArmCore: the numbers of one decision's candidates, computed from the      */
+/* Arms: the numbers of one decision's candidates, computed from the          */
 /* statistics' tables in one pass. Nothing is cached between decisions, so   */
 /* nothing can go stale: a decision costs a few dict lookups per candidate.  */
+/* ArmCore holds them for Python (arms()); pick() computes them in a buffer  */
+/* of its own and returns the choice (no object made, one call a decision).  */
 
 typedef struct {
-    PyObject_HEAD
     Py_ssize_t n;
-    double *mem; /* one block: N A B G TA TB W, n each */
-    double *N, *A, *B, *G, *TA, *TB, *W;
+    double *N, *A, *B, *G, *TA, *TB, *W; /* n each, in one block */
     double total;
     double scale; /* the statistics' scale when computed */
     Py_ssize_t unvisited;
     PyObject *cands; /* the candidates (list or tuple), for the learned-order tie break */
+} Arms;
+
+typedef struct {
+    PyObject_HEAD
+    Arms a;      /* a.cands: owned */
+    double *mem; /* the block of a's arrays */
 } ArmCore;
 
 static PyObject *s_contexts, *s_transitions, *s_ngrams3, *s_ngrams4, *s_scale, *s_start, *s_at,
@@ -175,20 +186,19 @@ static PyObject *s_contexts, *s_transitions, *s_ngrams3, *s_ngrams4, *s_scale, *
 static void ArmCore_dealloc(ArmCore *self) {
     PyObject_GC_UnTrack(self);
     PyMem_Free(self->mem);
-    Py_CLEAR(self->cands);
+    Py_CLEAR(self->a.cands);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int ArmCore_traverse(ArmCore *self, visitproc visit, void *arg) {
-    Py_VISIT(self->cands);
+    Py_VISIT(self->a.cands);
     return 0;
 }
 
 static int ArmCore_clear(ArmCore *self) {
-    Py_CLEAR(self->cands);
+    Py_CLEAR(self->a.cands);
     return 0;
 }
-
 /* [s, f] of `key` (whose hash is `hash`) in `table` (missing: 0, 0); -1 on error */
 static int counts_known(PyObject *table, PyObject *key, Py_hash_t hash, double *s, double *f) {
     PyObject *c = _PyDict_GetItem_KnownHash(table, key, hash);
@@ -341,50 +351,40 @@ static PyObject *step_of(PyObject *memo, PyObject *item) {
 }
 
 
-/* arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore
- * (the constant arguments first, so that a functools.partial can bind them)
- * steps: the worker's recent steps, oldest first (tokens or ActionEvents; the last 3 count);
- * memo: a dict the caller owns, for candidate keys and step tokens */
-static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 10) {
-        PyErr_SetString(PyExc_TypeError,
-                        "arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps)");
-        return NULL;
-    }
-    PyObject *stats = args[0], *memo = args[1], *steps = args[9];
-    if (!PyDict_Check(memo)) {
-        PyErr_SetString(PyExc_TypeError, "arms: memo must be a dict");
-        return NULL;
-    }
-    double c[6];
+/* the constant arguments of arms() and pick(): w, tw, nw, cw, prior, den_inv */
+static int read_consts(PyObject *const *args, double c[6]) {
     for (int j = 0; j < 6; j++) {
-        c[j] = PyFloat_AsDouble(args[2 + j]);
-        if (c[j] == -1.0 && PyErr_Occurred()) return NULL;
+        c[j] = PyFloat_AsDouble(args[j]);
+        if (c[j] == -1.0 && PyErr_Occurred()) return -1;
     }
+    return 0;
+}
+
+/* a's arrays (zeroed, a->n each) filled with the numbers of candidates a->cands (a list or
+ * tuple) after the recent steps `steps`, from the statistics as they are now; -1 on error */
+static int fill_arms(PyObject *stats, PyObject *memo, const double c[6], PyObject *steps,
+                     Arms *a) {
     const double w = c[0], tw = c[1], nw = c[2], cw = c[3], prior = c[4], den_inv = c[5];
     const int want_static = w != 0.0 && (tw != 0.0 || nw != 0.0);
-
-    PyObject *cands = PySequence_Fast(args[8], "arms: candidates must be a sequence");
-    if (cands == NULL) return NULL;
+    const Py_ssize_t n = a->n;
+    PyObject **items = PySequence_Fast_ITEMS(a->cands);
     PyObject *contexts = NULL, *tables[3] = {NULL, NULL, NULL}, *scale_obj = NULL;
     PyObject *t[4] = {NULL, NULL, NULL, NULL}; /* owned */
-    ArmCore *self = NULL;
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(cands);
-    PyObject **items = PySequence_Fast_ITEMS(cands);
+    int result = -1;
 
     contexts = stats_table(stats, s_contexts);
-    if (contexts == NULL) goto fail;
+    if (contexts == NULL) goto done;
     scale_obj = PyObject_GetAttr(stats, s_scale);
-    if (scale_obj == NULL) goto fail;
+    if (scale_obj == NULL) goto done;
     const double scale = PyFloat_AsDouble(scale_obj);
-    if (scale == -1.0 && PyErr_Occurred()) goto fail;
+    if (scale == -1.0 && PyErr_Occurred()) goto done;
     if (want_static) {
-        if ((tables[0] = stats_table(stats, s_transitions)) == NULL) goto fail;
-        if ((tables[1] = stats_table(stats, s_ngrams3)) == NULL) goto fail;
-        if ((tables[2] = stats_table(stats, s_ngrams4)) == NULL) goto fail;
+        if ((tables[0] = stats_table(stats, s_transitions)) == NULL) goto done;
+        if ((tables[1] = stats_table(stats, s_ngrams3)) == NULL) goto done;
+        if ((tables[2] = stats_table(stats, s_ngrams4)) == NULL) goto done;
         /* the last three steps, START-padded, and the previous step */
         const Py_ssize_t m = PySequence_Size(steps);
-        if (m < 0) goto fail;
+        if (m < 0) goto done;
         for (int j = 0; j < 3; j++) {
             const Py_ssize_t at = m - 3 + j;
             if (at < 0) {
@@ -393,45 +393,24 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
                 continue;
             }
             PyObject *item = PySequence_GetItem(steps, at);
-            if (item == NULL) goto fail;
+            if (item == NULL) goto done;
             t[j] = step_of(memo, item);
             Py_DECREF(item);
-            if (t[j] == NULL) goto fail;
+            if (t[j] == NULL) goto done;
         }
         t[3] = (m > 0 && PyUnicode_GET_LENGTH(t[2]) > 0) ? t[2] : s_start;
         Py_INCREF(t[3]);
     }
-
-    self = PyObject_GC_New(ArmCore, &ArmCoreType);
-    if (self == NULL) goto fail;
-    self->mem = PyMem_Calloc((size_t)(n > 0 ? n : 1) * 7, sizeof(double));
-    self->cands = cands; /* owns the reference */
-    cands = NULL;
-    self->n = n;
-    self->total = 0.0;
-    self->scale = scale;
-    self->unvisited = 0;
-    PyObject_GC_Track(self);
-    if (self->mem == NULL) {
-        PyErr_NoMemory();
-        goto fail;
-    }
-    double *mem = self->mem;
-    self->N = mem;
-    self->A = mem + n;
-    self->B = mem + 2 * n;
-    self->G = mem + 3 * n;
-    self->TA = mem + 4 * n;
-    self->TB = mem + 5 * n;
-    self->W = mem + 6 * n;
-
+    a->total = 0.0;
+    a->scale = scale;
+    a->unvisited = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         /* the arm (context, name): its counts and its step token, both looked up with one
          * hash (few objects touched: a decision is memory-bound) */
         PyObject *name, *context;
-        if (cand_parts(items[i], &name, &context) < 0) goto fail;
+        if (cand_parts(items[i], &name, &context) < 0) goto done;
         PyObject *arm = PyTuple_Pack(2, context, name);
-        if (arm == NULL) goto fail;
+        if (arm == NULL) goto done;
         const Py_hash_t hash = PyObject_Hash(arm);
         double s, f;
         int rc = hash == -1 ? -1 : counts_known(contexts, arm, hash, &s, &f);
@@ -447,41 +426,92 @@ static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, P
             bonus_w = w * (st * den_inv + cw * (s - f) / (s + f + prior * scale) * den_inv);
         }
         Py_DECREF(arm);
-        if (rc < 0) goto fail;
+        if (rc < 0) goto done;
         const double nn = s + f;
-        self->N[i] = nn;
-        self->total += nn;
+        a->N[i] = nn;
+        a->total += nn;
         if (nn > 0.0) {
-            self->A[i] = s / nn + bonus_w;
-            self->B[i] = 1.0 / sqrt(nn);
+            a->A[i] = s / nn + bonus_w;
+            a->B[i] = 1.0 / sqrt(nn);
         } else {
-            self->unvisited += 1;
+            a->unvisited += 1;
         }
         const double ts = s / scale, tf = f / scale;
-        self->G[i] = (ts + 1.0) / (ts + tf + 2.0) + bonus_w;
-        self->TA[i] = ts + 1.0;
-        self->TB[i] = tf + 1.0;
-        self->W[i] = bonus_w;
+        a->G[i] = (ts + 1.0) / (ts + tf + 2.0) + bonus_w;
+        a->TA[i] = ts + 1.0;
+        a->TB[i] = tf + 1.0;
+        a->W[i] = bonus_w;
     }
-    Py_DECREF(contexts);
-    for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
-    for (int j = 0; j < 4; j++) Py_XDECREF(t[j]);
-    Py_DECREF(scale_obj);
-    return (PyObject *)self;
-fail:
-    Py_XDECREF(cands);
+    result = 0;
+done:
     Py_XDECREF(contexts);
     for (int j = 0; j < 3; j++) Py_XDECREF(tables[j]);
     for (int j = 0; j < 4; j++) Py_XDECREF(t[j]);
     Py_XDECREF(scale_obj);
-    Py_XDECREF(self);
-    return NULL;
+    return result;
+}
+
+/* a's seven arrays over one block of 7·n doubles */
+static void point_arrays(Arms *a, double *mem) {
+    const Py_ssize_t n = a->n;
+    a->N = mem;
+    a->A = mem + n;
+    a->B = mem + 2 * n;
+    a->G = mem + 3 * n;
+    a->TA = mem + 4 * n;
+    a->TB = mem + 5 * n;
+    a->W = mem + 6 * n;
+}
+
+/* arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore
+ * (the constant arguments first, so that a functools.partial can bind them)
+ * steps: the worker's recent steps, oldest first (tokens or ActionEvents; the last 3 count);
+ * memo: a dict the caller owns, for candidate keys and step tokens */
+static PyObject *fast_arms(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError,
+                        "arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps)");
+        return NULL;
+    }
+    PyObject *stats = args[0], *memo = args[1];
+    if (!PyDict_Check(memo)) {
+        PyErr_SetString(PyExc_TypeError, "arms: memo must be a dict");
+        return NULL;
+    }
+    double c[6];
+    if (read_consts(args + 2, c) < 0) return NULL;
+    PyObject *cands = PySequence_Fast(args[8], "arms: candidates must be a sequence");
+    if (cands == NULL) return NULL;
+    ArmCore *self = PyObject_GC_New(ArmCore, &ArmCoreType);
+    if (self == NULL) {
+        Py_DECREF(cands);
+        return NULL;
+    }
+    const Py_ssize_t n = PySequence_Fast_GET_SIZE(cands);
+    self->a.cands = cands; /* owns the reference */
+    self->a.n = n;
+    self->a.total = 0.0;
+    self->a.scale = 1.0;
+    self->a.unvisited = 0;
+    self->mem = PyMem_Calloc((size_t)(n > 0 ? n : 1) * 7, sizeof(double));
+    PyObject_GC_Track(self);
+    if (self->mem == NULL) {
+        PyErr_NoMemory();
+        Py_DECREF(self);
+        return NULL;
+    }
+    point_arrays(&self->a, self->mem);
+    if (fill_arms(stats, memo, c, args[9], &self->a) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
 }
 
 /* rank.get(name of candidate j, far); -1 on error */
-static int rank_of(ArmCore *self, PyObject *rank, Py_ssize_t j, Py_ssize_t far, Py_ssize_t *out) {
+static int rank_of(const Arms *a, PyObject *rank, Py_ssize_t j, Py_ssize_t far, Py_ssize_t *out) {
     PyObject *name, *context;
-    if (cand_parts(PySequence_Fast_ITEMS(self->cands)[j], &name, &context) < 0) return -1;
+    if (cand_parts(PySequence_Fast_ITEMS(a->cands)[j], &name, &context) < 0) return -1;
     PyObject *r = PyDict_GetItemWithError(rank, name);
     if (r == NULL) {
         if (PyErr_Occurred()) return -1;
@@ -501,10 +531,11 @@ static int check_rank(PyObject *rank) {
 }
 
 /* the best of v (or v + b·k): the first index, or, when several tie and `rank` is a
- * non-empty dict, the tied one first in the learned order (then in the listed order) */
-static PyObject *best_of(ArmCore *self, const double *v, const double *b, double k,
-                         PyObject *rank) {
-    const Py_ssize_t n = self->n;
+ * non-empty dict, the tied one first in the learned order (then in the listed order);
+ * -1 on error */
+static Py_ssize_t best_of(const Arms *a, const double *v, const double *b, double k,
+                          PyObject *rank) {
+    const Py_ssize_t n = a->n;
     Py_ssize_t best = 0, ties = 0;
     double top = -INFINITY;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -524,15 +555,58 @@ static PyObject *best_of(ArmCore *self, const double *v, const double *b, double
             const double x = b ? v[i] + b[i] * k : v[i];
             if (x != top) continue;
             Py_ssize_t r;
-            if (rank_of(self, rank, i, far, &r) < 0) return NULL;
+            if (rank_of(a, rank, i, far, &r) < 0) return -1;
             if (r < best_rank) {
                 best_rank = r;
                 best = i;
             }
         }
     }
-    return PyLong_FromSsize_t(best);
+    return best;
 }
+
+/* the unvisited arm first in the learned order, then in the listed order; -1 on error */
+static Py_ssize_t first_unvisited(const Arms *a, PyObject *rank) {
+    const int ranked = rank != Py_None && PyDict_GET_SIZE(rank) > 0;
+    const Py_ssize_t far = ranked ? PyDict_GET_SIZE(rank) : 0;
+    Py_ssize_t best = 0, best_rank = PY_SSIZE_T_MAX;
+    for (Py_ssize_t i = 0; i < a->n; i++) {
+        if (a->N[i] != 0.0) continue;
+        if (!ranked) return i;
+        Py_ssize_t r;
+        if (rank_of(a, rank, i, far, &r) < 0) return -1;
+        if (r < best_rank) {
+            best_rank = r;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* UCB1's choice: the first unvisited arm (learned order), else the best A + B·k with
+ * k = c·√(ln(max(total/scale, 1))·scale) — UCB1Policy's rule; -1 on error */
+static Py_ssize_t ucb1_of(const Arms *a, double c, PyObject *rank) {
+    if (a->unvisited) return first_unvisited(a, rank);
+    const double scale = a->scale, ratio = a->total / scale;
+    const double k = c * sqrt(log(ratio > 1.0 ? ratio : 1.0) * scale);
+    return best_of(a, a->A, a->B, k, rank);
+}
+
+/* the best Beta(TA, TB) draw + W */
+static Py_ssize_t thompson_of(const Arms *a, Rng *r) {
+    Py_ssize_t best = 0;
+    double top = -INFINITY;
+    for (Py_ssize_t i = 0; i < a->n; i++) {
+        const double x = beta_draw(r, a->TA[i], a->TB[i]) + a->W[i];
+        if (x > top) {
+            top = x;
+            best = i;
+        }
+    }
+    return best;
+}
+
+static PyObject *index_or_null(Py_ssize_t i) { return i < 0 ? NULL : PyLong_FromSsize_t(i); }
 
 /* ucb(k, rank) -> index of the best A + B·k (every arm must have been visited) */
 static PyObject *ArmCore_ucb(ArmCore *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -542,12 +616,10 @@ static PyObject *ArmCore_ucb(ArmCore *self, PyObject *const *args, Py_ssize_t na
     }
     double k = PyFloat_AsDouble(args[0]);
     if ((k == -1.0 && PyErr_Occurred()) || check_rank(args[1]) < 0) return NULL;
-    return best_of(self, self->A, self->B, k, args[1]);
+    return index_or_null(best_of(&self->a, self->a.A, self->a.B, k, args[1]));
 }
 
-/* ucb1(c, rank) -> the UCB1 choice: the first unvisited arm (learned order), else the best
- * A + B·k with k = c·√(ln(max(total/scale, 1))·scale) — UCB1Policy's rule in one call */
-static PyObject *ArmCore_first_unvisited(ArmCore *self, PyObject *rank);
+/* ucb1(c, rank) -> the UCB1 choice (see ucb1_of) */
 static PyObject *ArmCore_ucb1(ArmCore *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "ucb1(c, rank)");
@@ -555,54 +627,33 @@ static PyObject *ArmCore_ucb1(ArmCore *self, PyObject *const *args, Py_ssize_t n
     }
     double c = PyFloat_AsDouble(args[0]);
     if ((c == -1.0 && PyErr_Occurred()) || check_rank(args[1]) < 0) return NULL;
-    if (self->unvisited) return ArmCore_first_unvisited(self, args[1]);
-    const double scale = self->scale, ratio = self->total / scale;
-    const double k = c * sqrt(log(ratio > 1.0 ? ratio : 1.0) * scale);
-    return best_of(self, self->A, self->B, k, args[1]);
+    return index_or_null(ucb1_of(&self->a, c, args[1]));
 }
 
 /* greedy(rank) -> index of the best G */
 static PyObject *ArmCore_greedy(ArmCore *self, PyObject *rank) {
     if (check_rank(rank) < 0) return NULL;
-    return best_of(self, self->G, NULL, 0.0, rank);
+    return index_or_null(best_of(&self->a, self->a.G, NULL, 0.0, rank));
 }
 
 /* first_unvisited(rank) -> the unvisited arm first in the learned order, then listed order */
 static PyObject *ArmCore_first_unvisited(ArmCore *self, PyObject *rank) {
     if (check_rank(rank) < 0) return NULL;
-    const int ranked = rank != Py_None && PyDict_GET_SIZE(rank) > 0;
-    const Py_ssize_t far = ranked ? PyDict_GET_SIZE(rank) : 0;
-    Py_ssize_t best = 0, best_rank = PY_SSIZE_T_MAX;
-    for (Py_ssize_t i = 0; i < self->n; i++) {
-        if (self->N[i] != 0.0) continue;
-        if (!ranked) return PyLong_FromSsize_t(i);
-        Py_ssize_t r;
-        if (rank_of(self, rank, i, far, &r) < 0) return NULL;
-        if (r < best_rank) {
-            best_rank = r;
-            best = i;
-        }
+    return index_or_null(first_unvisited(&self->a, rank));
+}
+
+static int check_rng(PyObject *rng) {
+    if (!PyObject_TypeCheck(rng, &RngType)) {
+        PyErr_SetString(PyExc_TypeError, "thompson() needs a swarmlearn.learn._fast.Rng");
+        return -1;
     }
-    return PyLong_FromSsize_t(best);
+    return 0;
 }
 
 /* thompson(rng) -> index of the best Beta(TA, TB) draw + W */
 static PyObject *ArmCore_thompson(ArmCore *self, PyObject *rng) {
-    if (!PyObject_TypeCheck(rng, &RngType)) {
-        PyErr_SetString(PyExc_TypeError, "thompson() needs a swarmlearn.learn._fast.Rng");
-        return NULL;
-    }
-    Rng *r = (Rng *)rng;
-    Py_ssize_t best = 0;
-    double top = -INFINITY;
-    for (Py_ssize_t i = 0; i < self->n; i++) {
-        const double x = beta_draw(r, self->TA[i], self->TB[i]) + self->W[i];
-        if (x > top) {
-            top = x;
-            best = i;
-        }
-    }
-    return PyLong_FromSsize_t(best);
+    if (check_rng(rng) < 0) return NULL;
+    return PyLong_FromSsize_t(thompson_of(&self->a, (Rng *)rng));
 }
 
 /* v (or v + b·k when b is given) as a list of floats */
@@ -624,12 +675,12 @@ static PyObject *to_list(const double *v, const double *b, double k, Py_ssize_t 
 static PyObject *ArmCore_ucb_scores(ArmCore *self, PyObject *arg) {
     double k = PyFloat_AsDouble(arg);
     if (k == -1.0 && PyErr_Occurred()) return NULL;
-    return to_list(self->A, self->B, k, self->n);
+    return to_list(self->a.A, self->a.B, k, self->a.n);
 }
 
 #define LIST_GETTER(NAME)                                                       \
     static PyObject *ArmCore_get_##NAME(ArmCore *self, void *Py_UNUSED(c)) {   \
-        return to_list(self->NAME, NULL, 0.0, self->n);                         \
+        return to_list(self->a.NAME, NULL, 0.0, self->a.n);                     \
     }
 LIST_GETTER(N)
 LIST_GETTER(A)
@@ -640,14 +691,14 @@ LIST_GETTER(TB)
 LIST_GETTER(W)
 
 static PyObject *ArmCore_get_total(ArmCore *self, void *Py_UNUSED(c)) {
-    return PyFloat_FromDouble(self->total);
+    return PyFloat_FromDouble(self->a.total);
 }
 static PyObject *ArmCore_get_unvisited(ArmCore *self, void *Py_UNUSED(c)) {
-    return PyLong_FromSsize_t(self->unvisited);
+    return PyLong_FromSsize_t(self->a.unvisited);
 }
 static PyObject *ArmCore_get_cands(ArmCore *self, void *Py_UNUSED(c)) {
-    Py_INCREF(self->cands);
-    return self->cands;
+    Py_INCREF(self->a.cands);
+    return self->a.cands;
 }
 
 static PyGetSetDef ArmCore_getset[] = {
@@ -690,6 +741,60 @@ static PyTypeObject ArmCoreType = {
     .tp_getset = ArmCore_getset,
 };
 
+/* pick(stats, memo, w, tw, nw, cw, prior, den_inv, kind, arg, cands, steps, rank) -> int
+ * arms(...) and the choice in one call, without an ArmCore: kind 0 is UCB1 (arg: c),
+ * 1 Greedy / the Beta mean (arg unused), 2 Thompson (arg: an Rng; rank unused). The same
+ * numbers and the same choice as arms(...).ucb1(c, rank) / .greedy(rank) / .thompson(rng).
+ * (the constants first, so that a functools.partial can bind them) */
+#define PICK_STACK 32
+static PyObject *fast_pick(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 13) {
+        PyErr_SetString(PyExc_TypeError, "pick(stats, memo, w, tw, nw, cw, prior, den_inv, "
+                                         "kind, arg, cands, steps, rank)");
+        return NULL;
+    }
+    PyObject *stats = args[0], *memo = args[1], *arg = args[9], *rank = args[12];
+    if (!PyDict_Check(memo)) {
+        PyErr_SetString(PyExc_TypeError, "pick: memo must be a dict");
+        return NULL;
+    }
+    double c[6];
+    if (read_consts(args + 2, c) < 0) return NULL;
+    const long kind = PyLong_AsLong(args[8]);
+    if (kind == -1 && PyErr_Occurred()) return NULL;
+    double k = 0.0;
+    if (kind == 0) {
+        k = PyFloat_AsDouble(arg);
+        if (k == -1.0 && PyErr_Occurred()) return NULL;
+    } else if (kind == 2) {
+        if (check_rng(arg) < 0) return NULL;
+    } else if (kind != 1) {
+        PyErr_SetString(PyExc_ValueError, "pick: kind must be 0 (UCB1), 1 (Greedy) or 2 (Thompson)");
+        return NULL;
+    }
+    if (kind != 2 && check_rank(rank) < 0) return NULL;
+    PyObject *cands = PySequence_Fast(args[10], "pick: candidates must be a sequence");
+    if (cands == NULL) return NULL;
+    Arms a = {.n = PySequence_Fast_GET_SIZE(cands), .cands = cands};
+    double stack[7 * PICK_STACK];
+    double *mem = stack;
+    if (a.n > PICK_STACK && (mem = PyMem_Malloc((size_t)a.n * 7 * sizeof(double))) == NULL) {
+        Py_DECREF(cands);
+        return PyErr_NoMemory();
+    }
+    memset(mem, 0, (size_t)a.n * 7 * sizeof(double));
+    point_arrays(&a, mem);
+    Py_ssize_t best = -1;
+    if (fill_arms(stats, memo, c, args[11], &a) == 0) {
+        best = kind == 0   ? ucb1_of(&a, k, rank)
+               : kind == 1 ? best_of(&a, a.G, NULL, 0.0, rank)
+                           : thompson_of(&a, (Rng *)arg);
+    }
+    if (mem != stack) PyMem_Free(mem);
+    Py_DECREF(cands);
+    return index_or_null(best);
+}
+
 
 /* stats.events_seen += *seen; *seen = 0 */
 static int add_seen(PyObject *stats, long long *seen) {
@@ -710,6 +815,19 @@ static int add_seen(PyObject *stats, long long *seen) {
 /* The statistics' hot updates (learn/stats.py keeps the same code in Python; */
 /* tests/learn/test_stats.py checks both give the same tables, bit for bit). */
 
+/* A new table entry out of the cyclic GC's way: its count list holds two floats and its
+ * key is a string or a tuple of strings, so neither can be part of a reference cycle (a
+ * long run's tables hold many thousands of entries; every collection walked them all) */
+static void untrack_entry(PyObject *key, PyObject *c) {
+    if (PyTuple_CheckExact(key) && PyObject_GC_IsTracked(key)) {
+        for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(key); j++)
+            if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(key, j))) goto list;
+        PyObject_GC_UnTrack(key);
+    }
+list:
+    if (PyObject_GC_IsTracked(c)) PyObject_GC_UnTrack(c);
+}
+
 /* table[key][i] += w, the entry made as [0.0, 0.0] first if missing; -1 on error */
 static int bump(PyObject *table, PyObject *key, int i, double w) {
     PyObject *c = PyDict_GetItemWithError(table, key);
@@ -724,6 +842,7 @@ static int bump(PyObject *table, PyObject *key, int i, double w) {
             Py_DECREF(c);
             return -1;
         }
+        untrack_entry(key, c);
         Py_DECREF(c); /* the table holds it */
     } else if (!PyList_Check(c) || PyList_GET_SIZE(c) != 2) {
         PyErr_SetString(PyExc_TypeError, "statistics: a count must be a [success, failure] list");
@@ -882,6 +1001,7 @@ static int credit_key(PyObject *table, PyObject *key, PyObject *ws, PyObject *wf
             PyList_SET_ITEM(c, 0, ws);
             PyList_SET_ITEM(c, 1, wf);
             rc = PyDict_SetItem(table, key, c);
+            if (rc == 0) untrack_entry(key, c);
             Py_DECREF(c);
         }
     } else if (!PyList_Check(c) || PyList_GET_SIZE(c) != 2) {
@@ -947,6 +1067,8 @@ fail:
 static PyMethodDef fast_functions[] = {
     {"arms", (PyCFunction)(void (*)(void))fast_arms, METH_FASTCALL,
      "arms(stats, memo, w, tw, nw, cw, prior, den_inv, cands, steps) -> ArmCore"},
+    {"pick", (PyCFunction)(void (*)(void))fast_pick, METH_FASTCALL,
+     "pick(stats, memo, w, tw, nw, cw, prior, den_inv, kind, arg, cands, steps, rank) -> int"},
     {"observe", (PyCFunction)(void (*)(void))fast_observe, METH_FASTCALL,
      "observe(stats, tokens, batch, action_type, ended_type): LearnedStats.observe"},
     {"credit", (PyCFunction)(void (*)(void))fast_credit, METH_FASTCALL,

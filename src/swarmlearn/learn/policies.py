@@ -32,7 +32,16 @@ from swarmlearn.core.bus import EventBus
 from swarmlearn.core.events import ActionEvent, Event, NoteEvent
 from swarmlearn.core.workers import SelectionContext, SelectionPolicy
 from swarmlearn.errors import ConfigError
-from swarmlearn.learn._armset import ArmSetLike, armset_maker, sampler_for, uses_c
+from swarmlearn.learn._armset import (
+    GREEDY,
+    THOMPSON,
+    UCB1,
+    ArmSetLike,
+    armset_maker,
+    picker,
+    sampler_for,
+    uses_c,
+)
 from swarmlearn.learn.bonus import BonusConfig, LearnedBonus
 from swarmlearn.learn.stats import LearnedStats
 from swarmlearn.types import Outcome, OutcomeKind
@@ -127,6 +136,8 @@ class LearningState:
         # step tokens of the arms, for the C ArmSets (a pure memo; new with new weights)
         self._memo = {}
         self._make = armset_maker(self.bonus, self._consts, self._memo, fast=self.fast)
+        # a decision's numbers and choice in one call (no ArmSet object): what policies use
+        self._pick = picker(self.bonus, self._consts, self._memo, fast=self.fast)
 
     def arms(self, cands: Sequence[Candidate], steps: Sequence[str | ActionEvent]) -> ArmSetLike:
         """The numbers of these candidates after these recent steps (tokens or a worker's
@@ -173,7 +184,7 @@ class UCB1Policy(_ScoredPolicy):
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
         st = self.state
-        return st._make(candidates, ctx.history).ucb1(st.config.ucb1_c, st.rank)
+        return st._pick(UCB1, st.config.ucb1_c, candidates, ctx.history, st.rank)
 
 
 class ThompsonPolicy(_ScoredPolicy):
@@ -190,12 +201,11 @@ class ThompsonPolicy(_ScoredPolicy):
 
     def select(self, candidates: Sequence[Candidate], ctx: SelectionContext) -> int:
         st = self.state
-        arms = st.arms(candidates, ctx.history)
         if not self.sample:  # the Beta mean (s+1)/(s+f+2) + w·bonus
-            return arms.greedy(st.rank)
+            return st._pick(GREEDY, None, candidates, ctx.history, st.rank)
         if self._sampler is None:
             self._sampler = sampler_for(st.fast, self._seed)
-        return arms.thompson(self._sampler)
+        return st._pick(THOMPSON, self._sampler, candidates, ctx.history, None)
 
 
 class GreedyPolicy(_ScoredPolicy):
@@ -205,7 +215,8 @@ class GreedyPolicy(_ScoredPolicy):
         eps = self.state.config.epsilon
         if eps > 0.0 and self.rng.random() < eps:
             return self.rng.randrange(len(candidates))
-        return self.state.arms(candidates, ctx.history).greedy(self.state.rank)
+        st = self.state
+        return st._pick(GREEDY, None, candidates, ctx.history, st.rank)
 
 
 class AdaptivePolicy:
