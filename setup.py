@@ -1,8 +1,15 @@
-"""Builds the optional C accelerator of the selection hot path (learn/_fast.c).
+"""Builds swarmlearn's three optional C extensions; everything else is in pyproject.toml.
 
-Everything else is in pyproject.toml. Without a C compiler the build skips the
-extension (``optional=True``) and swarmlearn runs the same logic in plain
-Python (learn/_armset.py's PyArmSet).
+* ``swarmlearn.learn._fast`` (learn/_fast.c): the selection hot path (a decision's
+  numbers and choice) and the statistics' updates; without it learn/_armset.py's
+  PyArmSet and learn/stats.py run the same logic in plain Python.
+* ``swarmlearn.core._untrack`` (core/_untrack.c): takes action events out of the
+  cyclic GC; without it the collector keeps walking them, nothing else changes.
+* ``swarmlearn.store._sqlite_batch`` (store/_sqlite_batch.c, needs sqlite3.h from
+  libsqlite3-dev): writes a SQLite batch in one call with the GIL released; without
+  it the store writes through Python's sqlite3.
+
+Each is ``optional=True``: without a C compiler (or the header) the build skips it.
 """
 
 from setuptools import Extension, setup
