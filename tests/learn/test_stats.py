@@ -186,3 +186,19 @@ def test_the_c_updates_refuse_bad_input_and_count_what_they_applied() -> None:
         _fast.observe(stats, None, [good], ActionEvent, EpisodeEnded)
     with pytest.raises(TypeError, match="two floats"):
         _fast.credit({}, {}, {}, [["A"]], 1, 0.0)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_episode_end_credits_its_own_session_only(fast: bool) -> None:
+    stats = LearnedStats(fast=fast)
+    one, two = EventIds(1), EventIds(2)
+    stats.observe([_ev(one, "A", True), _ev(two, "X", True), _ev(one, "B", True),
+                   _ev(two, "Y", True, worker=1)])
+    stats.observe([_end(one, True)])
+    assert stats.get(stats.transitions, ("A@c", "B@c")) == (1.0, 0.0)
+    assert stats.get(stats.transitions, (START, "X@c")) == (0.0, 0.0)  # session 2 goes on
+    assert list(stats._sequences) == [(2, 0), (2, 1)]
+    stats.observe([_ev(two, "Z", True), _end(two, False)])
+    assert stats.get(stats.transitions, ("X@c", "Z@c")) == (0.0, 1.0)
+    assert stats.get(stats.transitions, (START, "Y@c")) == (0.0, 1.0)
+    assert not stats._sequences

@@ -99,6 +99,8 @@ class LearnedStats:
         # the bonus memoizes its sequence part per epoch (learn/bonus.py)
         self.epoch = 0
         self._sequences: dict[tuple[int, int], list[str]] = {}  # (session, worker) → names
+        #: the tables in TABLES order (they are never replaced, only changed in place)
+        self._all: tuple[dict[Key, Counts], ...] = tuple(getattr(self, n) for n in TABLES)
 
     # -- updating -------------------------------------------------------------------
     def observe(self, batch: Sequence[Event]) -> None:
@@ -144,11 +146,14 @@ class LearnedStats:
         value = e.outcome.value if e.outcome.kind is OutcomeKind.SUCCESS else 0.0
         if e.outcome.kind is OutcomeKind.TIMEOUT:
             value = 0.5 * e.outcome.value  # partial progress, but the task was not done
-        self.attribute(
-            (s for (sess, _), s in self._sequences.items() if sess == e.session), value
-        )
-        for key in [k for k in self._sequences if k[0] == e.session]:
-            del self._sequences[key]
+        sequences, session = self._sequences, e.session
+        mine = [k for k in sequences if k[0] == session]
+        if len(mine) == len(sequences):  # one session at a time, as a swarm runs: all of them
+            steps = list(sequences.values())
+            sequences.clear()
+        else:
+            steps = [sequences.pop(k) for k in mine]
+        self.attribute(steps, value)  # in the order the workers first acted, as before
 
     def attribute(self, sequences: Iterable[Sequence[str]], value: float) -> None:
         """Credit an episode's value in [0, 1] to the transitions and n-grams of its
@@ -197,7 +202,9 @@ class LearnedStats:
 
     def _enforce_caps(self) -> None:
         cap = self.config.max_entries
-        for table in self._tables():
+        if max(map(len, self._all)) <= cap:
+            return  # every episode end asks: one pass over the seven sizes
+        for table in self._all:
             if len(table) > cap:
                 keep = int(cap * 0.9)
                 ranked = sorted(table.items(), key=lambda kv: kv[1][0] + kv[1][1], reverse=True)
