@@ -101,6 +101,20 @@ def test_a_time_budget_stops_cleanly(tiny_base: Path, data: dict[str, Path],
     assert (result.output / "adapter_model.safetensors").is_file()
 
 
+def test_under_a_time_budget_the_rate_decays_to_where_the_budget_ends(
+        tiny_base: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    """200 epochs planned, 3 s granted: the learning rate falls as the time runs out (to
+    10% at the end), not along the 200 epochs it will never reach; ETA is the time left."""
+    seen: list[TrainProgress] = []
+    cfg = LoraTrainConfig(max_seconds=3.0, epochs=200, val_batches=0, **FAST)
+    result = LoraTrainer(cfg).train(base=tiny_base, train=data["train"],
+                                    output=tmp_path / "t", on_progress=seen.append)
+    assert result.metrics["stopped"] == "time" and len(seen) >= 10
+    assert seen[0].lr == pytest.approx(FAST["learning_rate"])
+    assert seen[-1].lr < 0.35 * FAST["learning_rate"]  # most of the decay was done
+    assert all(p.eta <= 3.0 for p in seen)
+
+
 def test_bad_input_is_one_line(tiny_base: Path, data: dict[str, Path], tmp_path: Path) -> None:
     trainer = LoraTrainer(LoraTrainConfig(max_steps=1, **FAST))
     not_a_model = tmp_path / "notes.txt"

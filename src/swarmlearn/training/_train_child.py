@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,14 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
         layers_to_transform=list(cfg.layers) or None, bias="none", task_type="CAUSAL_LM"))
     _send("start", {"examples": len(data), "dropped": dropped, "load_s": load_s})
+    t_val = time.perf_counter()
     val_before = _loop.evaluate_loss(model, tokenizer, val_data, cfg.batch_size)
-    result = _loop.run_loop(model, tokenizer, data, objective=cfg.objective, cfg=cfg,
+    val_s = time.perf_counter() - t_val
+    loop_cfg = cfg
+    if cfg.max_seconds:  # the budget holds both validation passes, not training alone
+        loop_cfg = replace(cfg, max_seconds=max(0.2 * cfg.max_seconds,
+                                                cfg.max_seconds - 2 * val_s))
+    result = _loop.run_loop(model, tokenizer, data, objective=cfg.objective, cfg=loop_cfg,
                             report=lambda p: _send("progress", p))
     val_after = _loop.evaluate_loss(model, tokenizer, val_data, cfg.batch_size)
     model.save_pretrained(str(out), safe_serialization=True)
@@ -102,7 +109,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         "val_loss_before": _num(val_before), "val_loss": _num(val_after),
         "train_tokens": result.tokens, "train_seconds": result.train_seconds,
         "tokens_per_s": result.tokens / result.train_seconds if result.train_seconds else 0.0,
-        "load_seconds": load_s, "wall_seconds": time.perf_counter() - t0,
+        "load_seconds": load_s, "val_seconds": val_s, "wall_seconds": time.perf_counter() - t0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": cfg.threads,
     }
