@@ -6,8 +6,10 @@ default, ``sqlite:///.swarmlearn/mlflow.db`` with artifacts under
 Logging never waits for MLflow: ``log_metrics`` appends to the run's buffer
 (a list append under a lock) and one writer thread sends the buffers with
 ``MlflowClient.log_batch`` (up to 1,000 values a request) every
-``flush_interval`` seconds, so tracking costs the trainer next to nothing
-however slow the server.
+``flush_interval`` seconds, or less often when a send costs more CPU than
+``cpu_budget`` allows (MLflow's embedded sqlite store does its database work in
+this process, holding the GIL), so tracking costs the trainer next to nothing
+however slow the store.
 
 When MLflow cannot be reached (a dead server, a bad URI, a full disk) the
 writer keeps everything buffered, retries with a growing pause, and reports
@@ -56,6 +58,7 @@ __all__ = [
     "TrackingConfig",
     "current_run",
     "flatten",
+    "flush_delay",
     "require_mlflow",
     "track",
 ]
@@ -86,6 +89,11 @@ class TrackingConfig:
     artifacts: str = ""
     experiment: str = "swarmlearn"
     flush_interval: float = 5.0
+    cpu_budget: float = 0.005
+    """The share of a core the writer may spend sending, in the long run: after a send
+    that cost ``c`` seconds of CPU the next waits ``max(flush_interval, c / cpu_budget)``
+    (at most ``max_flush_interval``); 0 turns the budget off."""
+    max_flush_interval: float = 60.0
     retry_min: float = 1.0
     retry_max: float = 30.0
     max_buffered: int = 500_000
@@ -94,6 +102,8 @@ class TrackingConfig:
 
     def __post_init__(self) -> None:
         check_range("flush_interval", self.flush_interval, lo=0.01)
+        check_range("cpu_budget", self.cpu_budget, lo=0.0, hi=1.0)
+        check_range("max_flush_interval", self.max_flush_interval, lo=self.flush_interval)
         check_range("retry_min", self.retry_min, lo=0.01)
         check_range("retry_max", self.retry_max, lo=self.retry_min)
         check_range("max_buffered", self.max_buffered, lo=1)
@@ -122,6 +132,17 @@ class TrackingConfig:
                 return cls()
             return None
         return cls() if value.lower() in _ON else cls(uri=value)
+
+
+def flush_delay(config: TrackingConfig, send_cpu: float) -> float:
+    """Seconds until the next send after one that cost ``send_cpu`` seconds of CPU:
+    the writer's long-run CPU share stays within ``config.cpu_budget`` however slow the
+    store (MLflow's embedded sqlite store costs ~10 ms a request, more on a loaded
+    machine; a server costs the client a few ms)."""
+    if config.cpu_budget <= 0:
+        return config.flush_interval
+    return min(config.max_flush_interval, max(config.flush_interval,
+                                              send_cpu / config.cpu_budget))
 
 
 def require_mlflow() -> Any:
@@ -446,7 +467,7 @@ class Tracker:
                 delay = min(max(delay * 2, self.config.retry_min), self.config.retry_max)
             else:
                 self._recovered()
-                delay = self.config.flush_interval
+                delay = flush_delay(self.config, time.thread_time() - cpu0)
             finally:
                 with self._lock:
                     self.writer_cpu_seconds += time.thread_time() - cpu0
