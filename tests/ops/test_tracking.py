@@ -15,8 +15,8 @@ from swarmlearn.ops.tracking import (
     DEFAULT_URI,
     Tracker,
     TrackingConfig,
+    cpu_spacing,
     flatten,
-    flush_delay,
     track,
 )
 
@@ -62,15 +62,40 @@ def test_bad_config_names_the_field() -> None:
 
 
 def test_the_writer_keeps_to_its_cpu_budget() -> None:
-    cfg = TrackingConfig(flush_interval=5.0, cpu_budget=0.005, max_flush_interval=60.0)
-    assert flush_delay(cfg, 0.002) == 5.0  # a cheap send (a server): the interval
-    assert flush_delay(cfg, 0.040) == pytest.approx(8.0)  # 40 ms of sqlite: 0.5% of 8 s
-    assert flush_delay(cfg, 1.0) == 60.0  # never more than max_flush_interval
-    assert flush_delay(TrackingConfig(cpu_budget=0.0), 1.0) == 5.0  # budget off
+    cfg = TrackingConfig(cpu_budget=0.005)
+    assert cpu_spacing(cfg, 0.010) == pytest.approx(2.0)  # 10 ms of sqlite: 0.5% of 2 s
+    assert cpu_spacing(TrackingConfig(cpu_budget=0.0), 1.0) == 0.0  # budget off
     with pytest.raises(ConfigError, match="cpu_budget"):
         TrackingConfig(cpu_budget=2.0)
     with pytest.raises(ConfigError, match="max_flush_interval"):
         TrackingConfig(flush_interval=10.0, max_flush_interval=5.0)
+
+
+def test_an_idle_process_sends_after_max_flush_interval_and_a_flush_at_once(
+        mlflow_uri: str, mlflow_artifacts: str) -> None:
+    """A budget no send can meet (the process idles): periodic sends wait for
+    max_flush_interval, ``flush()`` does not wait at all."""
+    from mlflow.tracking import MlflowClient
+
+    tracker = Tracker(TrackingConfig(uri=mlflow_uri, artifacts=mlflow_artifacts,
+                                     flush_interval=0.05, cpu_budget=1e-6,
+                                     max_flush_interval=1.5))
+    run = tracker.start_run("budget")
+    assert run.wait_sent(60)
+    client = MlflowClient(mlflow_uri)
+    run.log_metric("x", 1.0, 1)
+    time.sleep(0.5)  # ten flush intervals, far less CPU than the budget asks
+    assert client.get_metric_history(run.run_id, "x") == []
+    deadline = time.monotonic() + 20
+    while not client.get_metric_history(run.run_id, "x") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [m.step for m in client.get_metric_history(run.run_id, "x")] == [1]
+    run.log_metric("x", 2.0, 2)
+    t0 = time.monotonic()
+    assert tracker.flush(10) and time.monotonic() - t0 < 1.0
+    assert len(client.get_metric_history(run.run_id, "x")) == 2
+    run.end()
+    tracker.close()
 
 
 def test_flatten_nested_params() -> None:

@@ -56,9 +56,9 @@ __all__ = [
     "TrackedRun",
     "Tracker",
     "TrackingConfig",
+    "cpu_spacing",
     "current_run",
     "flatten",
-    "flush_delay",
     "require_mlflow",
     "track",
 ]
@@ -90,9 +90,10 @@ class TrackingConfig:
     experiment: str = "swarmlearn"
     flush_interval: float = 5.0
     cpu_budget: float = 0.005
-    """The share of a core the writer may spend sending, in the long run: after a send
-    that cost ``c`` seconds of CPU the next waits ``max(flush_interval, c / cpu_budget)``
-    (at most ``max_flush_interval``); 0 turns the budget off."""
+    """The share of this process's CPU time the writer may spend sending: after a send
+    that cost it ``c`` seconds of CPU, the next periodic one waits ``flush_interval`` and
+    until the process has used ``c / cpu_budget`` more seconds of CPU (at most
+    ``max_flush_interval`` in all); 0 turns the budget off."""
     max_flush_interval: float = 60.0
     retry_min: float = 1.0
     retry_max: float = 30.0
@@ -134,15 +135,13 @@ class TrackingConfig:
         return cls() if value.lower() in _ON else cls(uri=value)
 
 
-def flush_delay(config: TrackingConfig, send_cpu: float) -> float:
-    """Seconds until the next send after one that cost ``send_cpu`` seconds of CPU:
-    the writer's long-run CPU share stays within ``config.cpu_budget`` however slow the
-    store (MLflow's embedded sqlite store costs ~10 ms a request, more on a loaded
-    machine; a server costs the client a few ms)."""
-    if config.cpu_budget <= 0:
-        return config.flush_interval
-    return min(config.max_flush_interval, max(config.flush_interval,
-                                              send_cpu / config.cpu_budget))
+def cpu_spacing(config: TrackingConfig, send_cpu: float) -> float:
+    """Seconds of this process's CPU time to let pass after a send that cost the writer
+    ``send_cpu`` seconds of CPU, so the writer's share of the process's CPU stays within
+    ``config.cpu_budget`` however slow the store and however loaded the machine (MLflow's
+    embedded sqlite store costs ~10 ms a request, several times that on a loaded machine;
+    a server costs the client a few ms)."""
+    return send_cpu / config.cpu_budget if config.cpu_budget > 0 else 0.0
 
 
 def require_mlflow() -> Any:
@@ -326,6 +325,7 @@ class Tracker:
         self._closed = False
         self._busy = False
         self._paused = False
+        self._urgent = False  # something to send now, whatever the interval and budget
         self._unpaused = threading.Condition(self._lock)  # not _wake: no early send
         self._client: Any = None
         self._experiment_id: str | None = None
@@ -343,7 +343,7 @@ class Tracker:
                      flatten(params or {}), int(time.time() * 1000))
         with self._lock:
             self._runs.append(state)
-            self._wake.notify_all()
+            self._urge()
         return TrackedRun(self, state)
 
     def _add_points(self, run: _Run, pts: list[tuple[str, float, int, int]]) -> None:
@@ -369,7 +369,7 @@ class Tracker:
     def _add_op(self, run: _Run, kind: str, payload: Any) -> None:
         with self._lock:
             run.ops.append((kind, payload))
-            self._wake.notify_all()
+            self._urge()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until MLflow answered once (the experiment exists); False on timeout."""
@@ -379,7 +379,7 @@ class Tracker:
         """Wait until everything logged so far is sent; False if it could not be in time."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            self._wake.notify_all()
+            self._urge()
             while self._pending() or self._busy:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -395,7 +395,7 @@ class Tracker:
     def _wait_sent(self, run: _Run, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
-            self._wake.notify_all()
+            self._urge()
             while run.run_id is None or run.points or run.ops:
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.gaps and self.gaps[-1].ended is None):
@@ -416,6 +416,11 @@ class Tracker:
         with self._lock:
             self._paused = False
             self._unpaused.notify_all()
+
+    def _urge(self) -> None:
+        """Wake the writer to send now (lock held)."""
+        self._urgent = True
+        self._wake.notify_all()
 
     def _pending(self) -> bool:
         return any(r.run_id is None or r.points or r.ops for r in self._runs)
@@ -448,12 +453,25 @@ class Tracker:
         self.close()
 
     # -- the writer's side -----------------------------------------------------------------
+    def _wait(self, delay: float, cpu_due: float) -> None:
+        """Wait (lock held) ``delay`` seconds and until this process's CPU time reaches
+        ``cpu_due`` (the budget; at most ``max_flush_interval``), or until urged."""
+        now = time.monotonic()
+        deadline, cap = now + delay, now + self.config.max_flush_interval
+        while not (self._closed or self._urgent):
+            if now >= deadline and (time.process_time() >= cpu_due or now >= cap):
+                break
+            self._wake.wait(deadline - now if now < deadline
+                            else min(1.0, self.config.flush_interval, cap - now))
+            now = time.monotonic()
+        self._urgent = False
+
     def _loop(self) -> None:
-        delay = 0.0  # connect at once
+        delay, cpu_due = 0.0, 0.0  # connect at once
         while True:
             with self._lock:
-                if not self._closed and delay > 0:
-                    self._wake.wait(delay)
+                if delay > 0:
+                    self._wait(delay, cpu_due)
                 while self._paused and not self._closed:
                     self._unpaused.wait()
                 if self._closed:
@@ -465,9 +483,12 @@ class Tracker:
             except Exception as exc:  # MLflow's errors have no common base: any is an outage
                 self._outage(exc)
                 delay = min(max(delay * 2, self.config.retry_min), self.config.retry_max)
+                cpu_due = 0.0
             else:
                 self._recovered()
-                delay = flush_delay(self.config, time.thread_time() - cpu0)
+                delay = self.config.flush_interval
+                cpu_due = time.process_time() + cpu_spacing(self.config,
+                                                             time.thread_time() - cpu0)
             finally:
                 with self._lock:
                     self.writer_cpu_seconds += time.thread_time() - cpu0
