@@ -56,6 +56,8 @@ class _Line:
     info: str = ""
     printed: float = 0.0
     finished: bool = False
+    first: int = 0  # completed when the task started (a resumed run): the rate counts from here
+    shown: bool = True  # the last printed line has the current figures
 
 
 def _clock(seconds: float) -> str:
@@ -66,12 +68,17 @@ class CliProgress:
     """Tasks with a description, an optional total and a free ``info`` text.
 
     ``rate`` adds the rate and the time left (when the total is known) — for
-    counted work (trials, tasks), not for stages.
+    counted work (trials, tasks), not for stages. A new ``info`` or description
+    is a new stage and prints a line at once; with ``stages=False`` the info is
+    live figures (a loss, a success rate) that change on every update and are
+    printed only at the ``interval``. Piped, leaving the context prints the last
+    figures of each task not ended with ``done``.
     """
 
     def __init__(self, console: Console, *, unit: str = "", rate: bool = True,
-                 interval: float = 10.0) -> None:
+                 interval: float = 10.0, stages: bool = True) -> None:
         self.console, self.unit, self.rate, self.interval = console, unit, rate, interval
+        self.stages = stages
         self._lines: dict[int, _Line] = {}
         self._bar: Progress | None = None
         if console.is_terminal:
@@ -95,31 +102,45 @@ class CliProgress:
                  tb: TracebackType | None) -> None:
         if self._bar is not None:
             self._bar.stop()
+            return
+        for line in self._lines.values():
+            if not line.finished and not line.shown:
+                self._print(line)
 
-    def add(self, description: str, total: int | None = None, info: str = "") -> int:
+    def add(self, description: str, total: int | None = None, info: str = "",
+            completed: int = 0) -> int:
         key = len(self._lines)
-        self._lines[key] = _Line(description, total, time.monotonic(), info=info)
+        self._lines[key] = _Line(description, total, time.monotonic(), completed=completed,
+                                 info=info, first=completed)
         if self._bar is not None:
-            self._bar.add_task(escape(description), total=total, info=escape(info))
+            self._bar.add_task(escape(description), total=total, completed=completed,
+                               info=escape(info))
         else:
             self._print(self._lines[key])
         return key
 
     def update(self, key: int, *, completed: int | None = None, total: int | None = None,
-               info: str | None = None, done: bool = False) -> None:
-        """New figures for task ``key``; ``done`` ends it (its last line)."""
+               info: str | None = None, done: bool = False, advance: int = 0,
+               description: str | None = None) -> None:
+        """New figures for task ``key`` (``advance``: that many more done); ``done`` ends it
+        (its last line)."""
         line = self._lines[key]
-        changed = (info is not None and info != line.info) or done
+        changed = (done or (description is not None and description != line.description)
+                   or (self.stages and info is not None and info != line.info))
         if completed is not None:
             line.completed = completed
+        line.completed += advance
         if total is not None:
             line.total = total
         if info is not None:
             line.info = info
+        if description is not None:
+            line.description = description
         line.finished = line.finished or done
+        line.shown = False
         if self._bar is not None:
             self._bar.update(TaskID(key), completed=line.completed, total=line.total,
-                             info=escape(line.info))
+                             info=escape(line.info), description=escape(line.description))
             if done:
                 self._bar.stop_task(TaskID(key))
         elif changed or time.monotonic() - line.printed >= self.interval:
@@ -127,7 +148,7 @@ class CliProgress:
 
     def _print(self, line: _Line) -> None:
         now = time.monotonic()
-        line.printed = now
+        line.printed, line.shown = now, True
         elapsed = now - line.start
         parts = []
         if line.total is not None:
@@ -139,14 +160,12 @@ class CliProgress:
             parts.append(head)
         if line.info:
             parts.append(line.info)
-        if self.rate and line.completed and elapsed > 0:
-            speed = line.completed / elapsed
-            parts.append(f"{speed:.2f}/s")
+        done = line.completed - line.first
+        if self.rate and done > 0 and elapsed > 0:
+            parts.append(f"{done / elapsed:.2f}/s")
         parts.append(f"{_clock(elapsed)} elapsed")
-        if (self.rate and not line.finished and line.total and line.completed
-                and elapsed > 0):
-            parts.append(f"{_clock((line.total - line.completed) * elapsed / line.completed)} "
-                         "left")
+        if self.rate and not line.finished and line.total and done > 0 and elapsed > 0:
+            parts.append(f"{_clock((line.total - line.completed) * elapsed / done)} left")
         self.console.print(f"{line.description}: " + " · ".join(parts), markup=False,
                            highlight=False, soft_wrap=True)
 
