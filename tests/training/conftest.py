@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +102,22 @@ def warm_base_cache(root: Path, tiny: dict[str, Path]) -> None:
     if not dest.exists():
         shutil.copytree(tiny["hf"], dest)
         (dest / ".complete").write_text("ok")
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+            *args: str) -> tuple[int, str, str]:
+    """``swarmlearn ARGS`` in this process: (exit code, stdout, stderr); logging restored."""
+    from swarmlearn.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["swarmlearn", *args])
+    root, ours = logging.getLogger(), logging.getLogger("swarmlearn")
+    saved = (root.handlers[:], root.level, ours.level)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main()
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        ours.setLevel(saved[2])
+    out = capsys.readouterr()
+    code = info.value.code
+    return (code if isinstance(code, int) else 1), out.out, out.err

@@ -5,8 +5,6 @@ revert on a live server; bad adapters change nothing live; the CLI around it."""
 from __future__ import annotations
 
 import json
-import logging
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import heldout, record_teacher, warm_base_cache
+from conftest import heldout, record_teacher, run_cli, warm_base_cache
 from swarmlearn.errors import ArtifactError, ConfigError
 from swarmlearn.lifecycle import (
     ArtifactState,
@@ -199,39 +197,21 @@ def test_the_daemon_builder_checks_its_options(loop: dict[str, Any]) -> None:
 
 
 # -- the CLI ------------------------------------------------------------------------------
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-         *args: str) -> tuple[int, str, str]:
-    from swarmlearn.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["swarmlearn", *args])
-    root, ours = logging.getLogger(), logging.getLogger("swarmlearn")
-    saved = (root.handlers[:], root.level, ours.level)
-    try:
-        with pytest.raises(SystemExit) as info:
-            main()
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        ours.setLevel(saved[2])
-    out = capsys.readouterr()
-    code = info.value.code
-    return (code if isinstance(code, int) else 1), out.out, out.err
-
-
 def test_cli_train_list_export_and_one_line_errors(
         loop: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COLUMNS", "250")
     store, root, tiny = loop["store"].url, str(loop["root"]), loop["tiny"]
     common = ["troubleshooting", "--variant", "heldout", "--store", store]
-    code, out, err = _cli(monkeypatch, capsys, "lora", "train", *common, "--dir", root,
-                          "--base", str(tiny["gguf"]), "--max-steps", "1", "--rank", "4",
-                          "--max-examples", "8", "--threads", "1")
+    code, out, err = run_cli(monkeypatch, capsys, "lora", "train", *common, "--dir", root,
+                             "--base", str(tiny["gguf"]), "--max-steps", "1", "--rank", "4",
+                             "--max-examples", "8", "--threads", "1")
     assert code == 0, err
     assert "lora_adapter/troubleshooting[heldout] v" in out and "tokens/s" in out
-    code, out, _ = _cli(monkeypatch, capsys, "lora", "list", *common)
+    code, out, _ = run_cli(monkeypatch, capsys, "lora", "list", *common)
     assert code == 0 and "v1" in out and "candidate" in out
     peft_dir = AdapterPointer.from_version(loop["version"]).directory
-    code, out, err = _cli(monkeypatch, capsys, "lora", "export", str(peft_dir), "--base",
+    code, out, err = run_cli(monkeypatch, capsys, "lora", "export", str(peft_dir), "--base",
                           str(tiny["gguf"]), "-o", str(tmp_path / "x.gguf"))
     assert code == 0 and (tmp_path / "x.gguf").is_file(), err
     notes = tmp_path / "notes.txt"
@@ -247,7 +227,7 @@ def test_cli_train_list_export_and_one_line_errors(
         (["eval", "troubleshooting", "--workers", "llm", "--adapter", "v9", "--store",
           store, "-n", "1"], "no version 9"),
     ):
-        code, out, err = _cli(monkeypatch, capsys, *args)
+        code, out, err = run_cli(monkeypatch, capsys, *args)
         assert code != 0, (args, out)
         line = " ".join(err.split())
         assert text in line and len(err.strip().splitlines()) == 1, (args, err)

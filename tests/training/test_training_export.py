@@ -1,8 +1,8 @@
 """The GGUF export without torch or a server: what it writes, and what it refuses.
 
 A PEFT adapter directory (``adapter_config.json`` + ``adapter_model.safetensors``)
-and a base GGUF header are written here with numpy, ``safetensors`` and
-``gguf``: no model, no llama.cpp, so this runs in a second. What llama.cpp
+and a base GGUF header are written with numpy, ``safetensors`` and ``gguf``
+(``fake_gguf.py``): no model, no llama.cpp, so this runs in a second. What llama.cpp
 computes with the exported file is checked against PEFT in
 ``test_gguf_equivalence.py``; this file checks the metadata, the tensor names,
 which ``lora_b`` rows are permuted and how, and that bad input is one line.
@@ -10,63 +10,18 @@ which ``lora_b`` rows are permuted and how, and that bad input is one line.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_gguf import HEADS, HIDDEN, KV_HEADS, MODULES, RANK, base_gguf, peft_dir
 
 from swarmlearn.errors import ArtifactError, ConfigError
 from swarmlearn.training.gguf_export import check_adapter, export_gguf, gguf_name, permute_rows
 
 np = pytest.importorskip("numpy")
 gguf = pytest.importorskip("gguf")
-st_numpy = pytest.importorskip("safetensors.numpy")
-
-HIDDEN, HEADS, KV_HEADS, RANK = 64, 4, 2, 4
-KV = HIDDEN // HEADS * KV_HEADS  # k and v rows under grouped-query attention
-#: HF module → (GGUF base tensor, rows = out features)
-MODULES = {"q_proj": ("attn_q", HIDDEN), "k_proj": ("attn_k", KV), "v_proj": ("attn_v", KV),
-           "o_proj": ("attn_output", HIDDEN)}
-
-
-def _base_gguf(path: Path, hidden: int = HIDDEN) -> Path:
-    """A llama base GGUF with the attention weights of two layers (zeros; shapes matter)."""
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_uint32("llama.attention.head_count", HEADS)
-    w.add_uint32("llama.attention.head_count_kv", KV_HEADS)
-    kv = hidden // HEADS * KV_HEADS
-    rows = {"attn_q": hidden, "attn_k": kv, "attn_v": kv, "attn_output": hidden}
-    for layer in range(2):
-        for name, out in rows.items():
-            w.add_tensor(f"blk.{layer}.{name}.weight", np.zeros((out, hidden), np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
-
-
-def _peft_dir(folder: Path, *, hidden: int = HIDDEN, drop: str = "",
-              config: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
-    """A PEFT LoRA adapter directory on both layers' q/k/v/o (random A and B)."""
-    rng = np.random.default_rng(0)
-    kv = hidden // HEADS * KV_HEADS
-    tensors = {}
-    for layer in range(2):
-        for module in MODULES:
-            out = hidden if module in ("q_proj", "o_proj") else kv
-            stem = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            tensors[f"{stem}.lora_A.weight"] = rng.standard_normal((RANK, hidden), np.float32)
-            tensors[f"{stem}.lora_B.weight"] = rng.standard_normal((out, RANK), np.float32)
-    if drop:
-        del tensors[drop]
-    folder.mkdir(parents=True, exist_ok=True)
-    st_numpy.save_file(tensors, str(folder / "adapter_model.safetensors"))
-    cfg = config if config is not None else {"r": RANK, "lora_alpha": 8,
-                                             "target_modules": list(MODULES)}
-    (folder / "adapter_config.json").write_text(json.dumps(cfg))
-    return folder, tensors
+pytest.importorskip("safetensors.numpy")
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -78,18 +33,18 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def test_the_export_writes_llama_cpp_s_adapter_format(tmp_path: Path) -> None:
-    base = _base_gguf(tmp_path / "base.gguf")
-    folder, peft = _peft_dir(tmp_path / "peft")
+    base = base_gguf(tmp_path / "base.gguf")
+    folder, peft = peft_dir(tmp_path / "peft")
     out = export_gguf(folder, base, tmp_path / "adapter.gguf")
     fields, tensors = _read(out)
     assert fields["general.architecture"] == "llama"
     assert fields["general.type"] == "adapter" and fields["adapter.type"] == "lora"
     assert fields["adapter.lora.alpha"] == pytest.approx(8.0)
-    want = {f"blk.{n}.{g}.weight.lora_{s}" for n in range(2) for g, _ in MODULES.values()
+    want = {f"blk.{n}.{g}.weight.lora_{s}" for n in range(2) for g in MODULES.values()
             for s in "ab"}
     assert set(tensors) == want
     for layer in range(2):
-        for module, (name, _) in MODULES.items():
+        for module, name in MODULES.items():
             stem = f"base_model.model.model.layers.{layer}.self_attn.{module}"
             a, b = peft[f"{stem}.lora_A.weight"], peft[f"{stem}.lora_B.weight"]
             target = f"blk.{layer}.{name}.weight"
@@ -134,26 +89,26 @@ def _one_line(error: type[Exception], match: str, *args: Any) -> None:
 
 
 def test_bad_adapters_are_one_line_and_write_nothing(tmp_path: Path) -> None:
-    base = _base_gguf(tmp_path / "base.gguf")
+    base = base_gguf(tmp_path / "base.gguf")
     out = tmp_path / "out.gguf"
-    truncated, _ = _peft_dir(tmp_path / "truncated")
+    truncated, _ = peft_dir(tmp_path / "truncated")
     data = (truncated / "adapter_model.safetensors").read_bytes()
     (truncated / "adapter_model.safetensors").write_bytes(data[: len(data) // 2])
     _one_line(ArtifactError, "cannot read", truncated, base, out)
-    no_config, _ = _peft_dir(tmp_path / "no-config")
+    no_config, _ = peft_dir(tmp_path / "no-config")
     (no_config / "adapter_config.json").unlink()
     _one_line(ArtifactError, "no readable adapter_config.json", no_config, base, out)
-    not_lora, _ = _peft_dir(tmp_path / "not-lora", config={"peft_type": "IA3"})
+    not_lora, _ = peft_dir(tmp_path / "not-lora", config={"peft_type": "IA3"})
     _one_line(ArtifactError, "not a PEFT LoRA config", not_lora, base, out)
-    dora, _ = _peft_dir(tmp_path / "dora", config={"r": RANK, "lora_alpha": 8,
+    dora, _ = peft_dir(tmp_path / "dora", config={"r": RANK, "lora_alpha": 8,
                                                   "use_dora": True})
     _one_line(ArtifactError, "use_dora", dora, base, out)
-    half, _ = _peft_dir(tmp_path / "half", drop="base_model.model.model.layers.1.self_attn."
+    half, _ = peft_dir(tmp_path / "half", drop="base_model.model.model.layers.1.self_attn."
                                                  "v_proj.lora_B.weight")
     _one_line(ArtifactError, r"blk\.1\.attn_v\.weight has lora_A only", half, base, out)
-    wide, _ = _peft_dir(tmp_path / "wide", hidden=2 * HIDDEN)  # trained on another base
+    wide, _ = peft_dir(tmp_path / "wide", hidden=2 * HIDDEN)  # trained on another base
     _one_line(ArtifactError, "does not fit the base", wide, base, out)
-    good, _ = _peft_dir(tmp_path / "good")
+    good, _ = peft_dir(tmp_path / "good")
     notes = tmp_path / "notes.txt"
     notes.write_text("not a model")
     _one_line(ArtifactError, "not a readable GGUF", good, notes, out)
@@ -161,9 +116,9 @@ def test_bad_adapters_are_one_line_and_write_nothing(tmp_path: Path) -> None:
 
 
 def test_check_adapter_refuses_a_file_of_another_base(tmp_path: Path) -> None:
-    small = _base_gguf(tmp_path / "small.gguf")
-    big = _base_gguf(tmp_path / "big.gguf", hidden=2 * HIDDEN)
-    folder, _ = _peft_dir(tmp_path / "peft", hidden=2 * HIDDEN)
+    small = base_gguf(tmp_path / "small.gguf")
+    big = base_gguf(tmp_path / "big.gguf", hidden=2 * HIDDEN)
+    folder, _ = peft_dir(tmp_path / "peft", hidden=2 * HIDDEN)
     adapter = export_gguf(folder, big, tmp_path / "big-adapter.gguf")
     assert check_adapter(adapter, big).rank == RANK
     with pytest.raises(ConfigError, match="another base") as info:
