@@ -58,15 +58,16 @@ class Side:
 
 
 class _Timed:
-    """A tracking callback, with the time spent in it summed."""
+    """A tracking callback, with the CPU time spent in it summed (not wall time: on a
+    loaded machine that counts the waits for a core)."""
 
     def __init__(self, fn: Callable[[Any], None]) -> None:
         self.fn, self.seconds = fn, 0.0
 
     def __call__(self, record: Any) -> None:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         self.fn(record)
-        self.seconds += time.perf_counter() - t0
+        self.seconds += time.thread_time() - t0
 
 
 def _trainer(root: Path, steps: int, seed: int) -> Trainer:
@@ -170,7 +171,7 @@ def main() -> None:
             print(f"repeat {k}: plain {a.wall:6.2f}s wall {a.cpu:6.2f}s cpu | tracked "
                   f"{b.wall:6.2f}s wall {b.cpu:6.2f}s cpu | ratio wall {b.wall / a.wall:.4f} "
                   f"cpu {b.cpu / a.cpu:.4f} | tracking's own work {b.work * 1000:.0f} ms = "
-                  f"{100 * b.work / b.wall:.2f}% of the tracked wall   (run start {start:.2f}s, "
+                  f"{100 * b.work / b.cpu:.2f}% of the tracked cpu   (run start {start:.2f}s, "
                   f"end {end:.2f}s)",
                   flush=True)
         tracker.close()
@@ -187,7 +188,7 @@ def main() -> None:
               f"pooled {sum(ys) / sum(xs):.4f}, per repeat {', '.join(f'{r:.3f}' for r in ratios)}")
     print(f"tracking's own work during training (callbacks + writer thread cpu): median "
           f"{1000 * med(s.work for s in tracked):.0f} ms = "
-          f"{100 * med(s.work / s.wall for s in tracked):.2f}% of the tracked wall")
+          f"{100 * med(s.work / s.cpu for s in tracked):.2f}% of the tracked cpu")
     print(f"outside training: tracker setup {setup:.1f}s once; a tracked run's start (the "
           f"run and its params) median {med(starts):.2f}s, its end (curves, files, final "
           f"flush) median {med(ends):.2f}s; load average at the end "

@@ -461,8 +461,12 @@ class Tracker:
         while not (self._closed or self._urgent):
             if now >= deadline and (time.process_time() >= cpu_due or now >= cap):
                 break
-            self._wake.wait(deadline - now if now < deadline
-                            else min(1.0, self.config.flush_interval, cap - now))
+            # no polling: each wake-up of this thread takes the GIL from the trainer, and on
+            # a loaded machine the trainer then waits for the OS to schedule this thread.
+            # The process's CPU time grows at most about a second a second (one busy
+            # thread), so the budget cannot be met sooner than its remainder in seconds.
+            self._wake.wait(deadline - now if now < deadline else
+                            min(cap - now, max(cpu_due - time.process_time(), 0.05)))
             now = time.monotonic()
         self._urgent = False
 
