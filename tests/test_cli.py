@@ -202,7 +202,10 @@ def test_a_failed_write_is_one_line_and_keeps_the_old_file(
 
     monkeypatch.setattr("os.replace", full_disk)
     code, _, err = _cli(monkeypatch, capsys, "eval", "troubleshooting", "-n", "2", "-o", str(old))
-    assert code == 2 and "-o/--output: cannot write" in _one_line(err)
+    # the write fails after the work, so the progress lines of the work come before the error
+    work, error = err.split("error: ", 1)
+    assert all(x.startswith("eval troubleshooting: ") for x in work.splitlines()), err
+    assert code == 2 and "-o/--output: cannot write" in _one_line(error)
     assert "No space left on device" in err
     assert old.read_text() == "old report"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp file left

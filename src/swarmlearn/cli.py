@@ -23,18 +23,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from swarmlearn._config import check_output_path, check_range
 from swarmlearn._daemon_cli import artifacts_app, daemon_app
@@ -52,6 +41,7 @@ from swarmlearn.feedback import feedback_app
 from swarmlearn.learn._analyze_cli import learn_app
 from swarmlearn.learn._cli import profile_app, snapshot_app
 from swarmlearn.ops._cli import report_command
+from swarmlearn.ops.progress import CliProgress
 from swarmlearn.ops.report import print_rows, terminal_console
 from swarmlearn.rl._cli import rl_app
 from swarmlearn.serving._cli import serve_app
@@ -209,27 +199,9 @@ def _write(path: Path, text: str, option: str) -> Path:
     return path
 
 
-class _RateColumn(ProgressColumn):
-    """Tasks (episodes, sessions) per second, once rich has measured a speed."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text("–/s" if speed is None else f"{speed:.1f}/s")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("success {task.fields[rate]}"),
-        _RateColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=False,
-        disable=not err_console.is_terminal,
-    )
+def _progress() -> CliProgress:
+    """Episodes or sessions, with the success rate so far as live figures."""
+    return CliProgress(err_console, stages=False)
 
 
 # -- run / eval ---------------------------------------------------------------------------
@@ -364,13 +336,13 @@ def eval_cmd(
             "eval", metrics_port=metrics_port, params={**sc.to_dict(), "runs": runs,
                                                        "attempts": attempts},
             tags={"swarmlearn.scenario": sc.label}) as ops:
-        task = progress.add_task(f"eval {sc.name}", total=total, rate="–")
+        task = progress.add(f"eval {sc.name}", total=total, info="success –")
         wins = [0, 0]
 
         def tick(e: EpisodeEnded) -> None:
             wins[0] += e.outcome.kind is OutcomeKind.SUCCESS
             wins[1] += 1
-            progress.update(task, advance=1, rate=f"{wins[0] / wins[1]:.0%}")
+            progress.update(task, advance=1, info=f"success {wins[0] / wins[1]:.0%}")
 
         report = evaluate(
             sc, runs=runs, seed=42 if seed is None else seed, attempts=attempts, variants=names,
@@ -433,14 +405,14 @@ def _eval_learning(
     with _progress() as progress, session_ops(
             "eval.learning", params={"learning": to_mapping(cfg), "scenario": sc.label},
             tags={"swarmlearn.scenario": sc.label}) as ops:
-        task = progress.add_task(f"learning {escape(sc.label)}",
-                                 total=2 * cfg.sessions * cfg.runs, rate="–")
+        task = progress.add(f"learning {sc.label}", total=2 * cfg.sessions * cfg.runs,
+                            info="success –")
         log = learning_logger(ops.run)
 
         def tick(run: int, mode: str, i: int, point: Any) -> None:
-            progress.update(task, advance=1, rate=f"{point.success_rate:.0%}",
+            progress.update(task, advance=1, info=f"success {point.success_rate:.0%}",
                             description=f"learning run {run + 1}/{cfg.runs} {mode} "
-                                        f"{escape(sc.label)}")
+                                        f"{sc.label}")
             log(run, mode, i, point)
 
         proof = run_proof(sc, st, cfg, progress=tick)
@@ -590,20 +562,19 @@ def demo(
     st = open_store(store)
     console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
     with _progress() as progress:
-        task = progress.add_task("evaluate variants", total=runs * (1 + len(sc.variants)),
-                                 rate="–")
+        task = progress.add("evaluate variants", total=runs * (1 + len(sc.variants)))
         report = evaluate(sc, runs=runs, seed=42, variants=["", *sc.variants], store=st,
-                          on_episode=lambda e: progress.update(task, advance=1, rate="…"))
+                          on_episode=lambda e: progress.update(task, advance=1))
     _print_eval(report)
     held = sc.with_variant("heldout")
     cfg = LearningRunConfig(sessions=sessions, runs=learning_runs,
                             last=min(LearningRunConfig().last, sessions))
     with _progress() as progress:
-        task = progress.add_task(f"learning {escape(held.label)}",
-                                 total=2 * sessions * learning_runs, rate="–")
+        task = progress.add(f"learning {held.label}", total=2 * sessions * learning_runs,
+                            info="success –")
         learned = run_proof(held, st, cfg, progress=lambda r, mode, i, p: progress.update(
             task, advance=1, description=f"learning run {r + 1}/{learning_runs} {mode}",
-            rate=f"{p.success_rate:.0%}"))
+            info=f"success {p.success_rate:.0%}"))
     _print_learning(learned)
     page = learning_html(learned)
     page.extend(eval_html(report))

@@ -51,6 +51,16 @@ def test_live_figures_wait_for_the_interval_and_the_end_prints_the_last() -> Non
     assert len(lines) == 2, lines  # the start, then the figures at the end of the context
     assert lines[0].startswith("training: 0/10 (0%) · ")
     assert lines[1].startswith("training: 7/10 (70%) · loss 0.143 · ")
+    assert lines[1].endswith(" left")
+
+
+def test_no_time_left_once_all_is_done_even_if_not_ended() -> None:
+    console, out = _piped()
+    with CliProgress(console, interval=3600, stages=False) as bar:
+        task = bar.add("eval x", total=3)
+        bar.update(task, completed=3)
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("eval x: 3/3 (100%) · ") and " left" not in last, last
 
 
 def test_nothing_more_at_the_end_when_the_last_figures_are_out() -> None:

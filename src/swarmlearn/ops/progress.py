@@ -164,7 +164,8 @@ class CliProgress:
         if self.rate and done > 0 and elapsed > 0:
             parts.append(f"{done / elapsed:.2f}/s")
         parts.append(f"{_clock(elapsed)} elapsed")
-        if self.rate and not line.finished and line.total and done > 0 and elapsed > 0:
+        if (self.rate and not line.finished and line.total and done > 0 and elapsed > 0
+                and line.completed < line.total):
             parts.append(f"{_clock((line.total - line.completed) * elapsed / done)} left")
         self.console.print(f"{line.description}: " + " · ".join(parts), markup=False,
                            highlight=False, soft_wrap=True)
