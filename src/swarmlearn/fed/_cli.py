@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from swarmlearn._config import check_output_path, check_range
 from swarmlearn.errors import ConfigError
+from swarmlearn.ops.progress import CliProgress
+from swarmlearn.ops.report import terminal_console
 
 __all__ = ["fed_app", "parse_epsilons"]
 
 fed_app = typer.Typer(name="fed", no_args_is_help=True,
                       help="Federated learning across swarm nodes (Flower), with DP accounting.")
-console = Console(stderr=True)
+console = terminal_console(stderr=True)
 
 
 def parse_epsilons(text: str) -> list[float | None]:
@@ -120,16 +120,15 @@ def _simulate_one(cfg: Any, kind: Any) -> dict[str, Any]:
 
     label = ("no DP" if not cfg.dp.enabled else
              f"central DP per {cfg.dp.unit}, target ε = {cfg.dp.target_epsilon}")
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"{label}: rounds", total=cfg.federation.rounds)
+    with CliProgress(console, unit="rounds", rate=False) as bar:
+        task = bar.add(label, total=cfg.federation.rounds)
 
         def tick(rec: Any) -> None:
             eps = "" if rec.epsilon is None else f"  ε = {rec.epsilon:.2f}"
             fails = f"  {len(rec.failures)} left out" if rec.failures else ""
-            bar.console.print(f"{label}: round {rec.round}: {len(rec.answered)} nodes{fails}"
-                              f"{eps}")
-            bar.advance(task)
+            console.print(f"{label}: round {rec.round}: {len(rec.answered)} nodes{fails}{eps}",
+                          markup=False, highlight=False)
+            bar.update(task, advance=1)
 
         result = simulate(cfg, backend=kind, on_round=tick)
     if result.stopped != "completed":
