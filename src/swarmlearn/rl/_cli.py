@@ -22,11 +22,11 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from swarmlearn.errors import ConfigError
 from swarmlearn.ops.hooks import track_dqn
+from swarmlearn.ops.progress import CliProgress
+from swarmlearn.ops.report import terminal_console
 from swarmlearn.rl._loop import LoopResult
 from swarmlearn.rl._loop import Progress as LoopProgress
 from swarmlearn.rl._records import EvalReport
@@ -39,7 +39,7 @@ rl_app = typer.Typer(
     help="Reinforcement learning: train, evaluate and resume DQN runs on gymnasium envs.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+console = terminal_console(stderr=True)
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
@@ -87,36 +87,16 @@ def _graceful_interrupt() -> Iterator[threading.Event]:
 
 
 def _run_with_progress(trainer: Trainer) -> LoopResult:
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} steps"),
-        TextColumn("mean return [cyan]{task.fields[ret]}"),
-        TextColumn("eval [green]{task.fields[eval]}"),
-        TextColumn("[magenta]{task.fields[sps]} steps/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(
-            trainer.config.env_id,
-            total=trainer.config.steps,
-            completed=trainer.session.steps,
-            ret="-",
-            eval="-",
-            sps="-",
-        )
+    with CliProgress(console, unit="steps", stages=False) as bar:
+        task = bar.add(trainer.config.env_id, total=trainer.config.steps,
+                       completed=trainer.session.steps, info="mean return - · eval -")
 
         with track_dqn(trainer) as tracked, _graceful_interrupt() as stop:
 
             def on_progress(p: LoopProgress) -> None:
-                bar.update(
-                    task,
-                    completed=p.steps,
-                    ret=_fmt(p.mean_return),
-                    eval=_fmt(p.last_eval),
-                    sps=_fmt(p.steps_per_sec),
-                )
+                bar.update(task, completed=p.steps,
+                           info=f"mean return {_fmt(p.mean_return)} · eval "
+                                f"{_fmt(p.last_eval)}")
                 tracked.on_progress(p)
 
             return trainer.run(on_progress=on_progress, on_eval=tracked.on_eval,
