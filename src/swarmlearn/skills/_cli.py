@@ -36,18 +36,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from swarmlearn._config import from_mapping
 from swarmlearn.errors import ConfigError
 from swarmlearn.llm import HttpLLMClient, LLMClientConfig
+from swarmlearn.ops.progress import CliProgress
+from swarmlearn.ops.report import terminal_console
 from swarmlearn.skills._checkpoint import read_state
 from swarmlearn.skills._env import SkillEnv
 from swarmlearn.skills._optimizer import SkillOptConfig, SkillOptimizer, SkillRun
@@ -91,24 +85,25 @@ def _env(data: dict[str, Any]) -> SkillEnv:
 
 
 class _Progress:
-    """A bar over the steps; its text says the stage in progress, calls and tokens."""
+    """A bar over the steps on stderr; its text says the stage in progress, calls and
+    tokens. Each finished step is a line on stdout."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: CliProgress) -> None:
         self.progress = progress
-        self.task = progress.add_task("starting", total=None)
+        self.task = progress.add("skills train", info="starting")
         self.opt: SkillOptimizer | None = None
 
     def stage(self, step: int, stage: str) -> None:
         assert self.opt is not None
         run = self.opt.run
         self.progress.update(self.task, total=run.total_steps, completed=run.step,
-                             description=f"step {max(step, 1)} · {stage} · calls "
+                             info=f"step {max(step, 1)} · {stage} · calls "
                              f"{run.usage.calls} · tokens {run.usage.tokens}")
 
     def step(self, run: SkillRun) -> None:
         h = run.history[-1]
         self.progress.update(self.task, completed=run.step)
-        self.progress.console.print(
+        _out.print(
             f"step {run.step}/{run.total_steps}: {h['action']}  rollout "
             f"{h['rollout']['solved']}/{h['rollout']['tasks']}  edits {h['proposed']}→"
             f"{h['merged']}→{len(h['apply'])}  val tasks {h.get('val_tasks', '-')}  calls "
@@ -135,9 +130,7 @@ def _train(config: Path, run_dir: Path) -> None:
             ui.step(r)
             log(r)
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=_out,
-                      transient=True) as bar:
+        with CliProgress(terminal_console(stderr=True), unit="steps") as bar:
             ui = _Progress(bar)
             opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
                                  config=cfg, initial_skill=str(data.get("initial_skill", "")),
