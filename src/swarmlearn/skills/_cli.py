@@ -130,11 +130,12 @@ def _train(config: Path, run_dir: Path) -> None:
             ui.step(r)
             log(r)
 
+        # a stored run that cannot resume is one error line, before any progress shows
+        opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
+                             config=cfg, initial_skill=str(data.get("initial_skill", "")),
+                             on_step=on_step, on_stage=lambda step, stage: ui.stage(step, stage))
         with CliProgress(terminal_console(stderr=True), unit="steps") as bar:
             ui = _Progress(bar)
-            opt = SkillOptimizer(env, target=target, optimizer=optimizer, run_dir=run_dir,
-                                 config=cfg, initial_skill=str(data.get("initial_skill", "")),
-                                 on_step=on_step, on_stage=ui.stage)
             ui.opt = opt
             run = opt.train()
         page = write_report(run, run_dir / "report.html", title=f"Skill run: {env.name}")
