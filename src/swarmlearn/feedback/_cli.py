@@ -17,13 +17,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from swarmlearn._config import check_output_path
 from swarmlearn.errors import ConfigError
@@ -35,6 +33,7 @@ from swarmlearn.feedback._data import (
     split_examples,
 )
 from swarmlearn.feedback._encoder import check_checkpoint_target
+from swarmlearn.ops.progress import CliProgress
 from swarmlearn.ops.report import print_rows, terminal_console
 
 if TYPE_CHECKING:
@@ -80,12 +79,10 @@ def _load(model: Path, threads: int) -> FeedbackClassifier:
     return FeedbackClassifier.load(model)
 
 
-@contextlib.contextmanager
-def _progress_bar() -> Iterator[Any]:
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as bar:
-        yield bar
+def _progress_bar(*, stages: bool) -> CliProgress:
+    """Steps or sessions on stderr; ``stages``: a new info is a new stage (a line at once),
+    else live figures (a loss) shown at the interval."""
+    return CliProgress(err_console, rate=False, stages=stages)
 
 
 def _figures_line(name: str, ev: Evaluation) -> str:
@@ -127,8 +124,8 @@ def train_cmd(
     err_console.print(f"training on {len(splits.train)} examples, validating on "
                       f"{len(splits.val)}, holding out {len(splits.test)} "
                       f"({escape(str(data_path))}, split seed {seed}, mode {cfg.mode})")
-    with _progress_bar() as bar:
-        task = bar.add_task("training", total=None, info="")
+    with _progress_bar(stages=False) as bar:
+        task = bar.add("training")
         best = [float("nan")]
 
         def show(p: TrainProgress) -> None:
@@ -340,9 +337,8 @@ def hidden_cmd(
     err_console.print(f"{escape(sc.label)}: {runs} runs × {sessions} sessions × {episodes} "
                       f"tasks a side per condition; the person's words: {len(texts)} texts of "
                       f"{escape(what)}; classifier {clf.version}")
-    with _progress_bar() as bar:
-        task = bar.add_task("hidden signal", total=len(CONDITIONS) * runs * 2 * sessions,
-                            info="")
+    with _progress_bar(stages=True) as bar:
+        task = bar.add("hidden signal", total=len(CONDITIONS) * runs * 2 * sessions)
 
         def tick(name: str, run: int, mode: str, i: int, point: Any) -> None:
             bar.update(task, advance=1, info=f"{name} · run {run + 1} {mode}")
