@@ -3,6 +3,7 @@ and a training killed mid-way leaves no adapter behind."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -109,9 +110,12 @@ def test_under_a_time_budget_the_rate_decays_to_where_the_budget_ends(
     cfg = LoraTrainConfig(max_seconds=3.0, epochs=200, val_batches=0, **FAST)
     result = LoraTrainer(cfg).train(base=tiny_base, train=data["train"],
                                     output=tmp_path / "t", on_progress=seen.append)
-    assert result.metrics["stopped"] == "time" and len(seen) >= 10
+    assert result.metrics["stopped"] == "time" and len(seen) >= 3
     assert seen[0].lr == pytest.approx(FAST["learning_rate"])
-    assert seen[-1].lr < 0.35 * FAST["learning_rate"]  # most of the decay was done
+    # most of the decay was done (planned over 200 epochs, it would still be at ~100%),
+    # however few steps the machine's load lets into the 3 s
+    assert seen[-1].lr < 0.6 * FAST["learning_rate"]
+    assert all(a.lr >= b.lr for a, b in itertools.pairwise(seen))
     assert all(p.eta <= 3.0 for p in seen)
 
 

@@ -185,17 +185,23 @@ class LoraAdapterKind:
                 server.set_lora_scales({0: 1.0})
             sc = self.scenario.override(workers={"kind": WorkerKind.LLM.value,
                                                  "url": server.base_url})
-            for seed in tasks.seeds:
-                if stop is not None and stop.is_set():
-                    raise RuntimeError(f"{side}: stopped, the other side of the gate failed")
-                run = run_session(sc, seeds=[seed], worker_seed=task_seed_of(tasks, seed),
-                                  store=None)
-                ended = run.episodes[0]
-                r = TaskResult(seed, ended.outcome.kind is OutcomeKind.SUCCESS,
-                               float(ended.actions))
-                results.append(r)
-                if self.on_task is not None:
-                    self.on_task(side, r)
+            try:
+                for seed in tasks.seeds:
+                    if stop is not None and stop.is_set():
+                        raise RuntimeError(f"{side}: stopped, the other side of the gate "
+                                           "failed")
+                    run = run_session(sc, seeds=[seed], worker_seed=task_seed_of(tasks, seed),
+                                      store=None)
+                    ended = run.episodes[0]
+                    r = TaskResult(seed, ended.outcome.kind is OutcomeKind.SUCCESS,
+                                   float(ended.actions))
+                    results.append(r)
+                    if self.on_task is not None:
+                        self.on_task(side, r)
+            except BaseException:
+                if stop is not None:  # now, not after this server has shut down
+                    stop.set()
+                raise
         return results
 
     def evaluate_pair(self, champion: ArtifactVersion | None, challenger: ArtifactVersion,
