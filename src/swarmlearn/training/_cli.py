@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from swarmlearn.errors import ConfigError
+from swarmlearn.ops.progress import CliProgress
+from swarmlearn.ops.report import terminal_console
 
 __all__ = ["lora_app"]
 
@@ -71,12 +71,9 @@ def _kind(scenario: str, variant: str, store: Any, *, base: Path | None, root: P
     return LoraAdapterKind(sc, store, base=base, root=root, **kwargs)
 
 
-@contextlib.contextmanager
-def _progress() -> Iterator[Progress]:
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as progress:
-        yield progress
+def _progress() -> CliProgress:
+    """Training steps or gate tasks; loss and tallies are live figures."""
+    return CliProgress(terminal_console(stderr=True), rate=False, stages=False)
 
 
 def _gate_line(decision: Any) -> str:
@@ -133,11 +130,11 @@ def train(
             _train(kind, st, progress, gate=gate, tasks=tasks)
 
 
-def _train(kind: Any, st: Any, progress: Progress, *, gate: bool, tasks: int) -> None:
+def _train(kind: Any, st: Any, progress: CliProgress, *, gate: bool, tasks: int) -> None:
     from swarmlearn.lifecycle import Lifecycle, ProduceContext
     from swarmlearn.ops.hooks import log_version, tracked_command
 
-    bar = progress.add_task("training", total=None, info="")
+    bar = progress.add("training")
     with tracked_command("lora.train", tags={"swarmlearn.scope": kind.scope}) as run:
         log = run.callback(step="step", prefix="train/")
 
@@ -152,7 +149,7 @@ def _train(kind: Any, st: Any, progress: Progress, *, gate: bool, tasks: int) ->
         version = life.register(kind.produce(ProduceContext(store=st, scope=kind.scope,
                                                             champion=life.champion())))
         log_version(run, version)
-    progress.update(bar, description="trained")
+    progress.update(bar, description="trained", done=True)
     m = version.lineage.metrics
     console.print(f"{version.label}: {m['examples']} examples, {m['steps']} steps, loss "
                   f"{m['first_loss']:.3f} → {m['final_loss']:.3f}, val loss "
@@ -169,10 +166,10 @@ def _num(x: Any) -> str:
 
 
 def _run_gate(kind: Any, life: Any, version: Any, *, tasks: int, seed: int | None,
-              teacher: bool, progress: Progress) -> None:
+              teacher: bool, progress: CliProgress) -> None:
     from swarmlearn.lifecycle import HeldOutTasks, run_gate
 
-    bar = progress.add_task("gate", total=2 * tasks, info="")
+    bar = progress.add("gate", total=2 * tasks)
     wins: dict[str, list[int]] = {}
 
     def tick(side: str, r: Any) -> None:
