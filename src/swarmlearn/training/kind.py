@@ -219,18 +219,10 @@ class LoraAdapterKind:
         for v in (champion, challenger):
             if v is not None:
                 self.gguf_of(v)  # a bad file: one line before any server is spawned
-        failed = threading.Event()
-
-        def side(version: ArtifactVersion | None) -> list[TaskResult]:
-            try:
-                return self.evaluate(version, tasks, stop=failed)
-            except BaseException:
-                failed.set()
-                raise
-
+        failed = threading.Event()  # evaluate sets it when its side fails
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
-            base = pool.submit(side, champion)
-            chal = pool.submit(side, challenger)
+            base = pool.submit(self.evaluate, champion, tasks, stop=failed)
+            chal = pool.submit(self.evaluate, challenger, tasks, stop=failed)
             return base.result(), chal.result()
 
     # -- apply ------------------------------------------------------------------------------
