@@ -138,7 +138,7 @@ def test_bad_input_is_one_line(tiny_base: Path, data: dict[str, Path], tmp_path:
         assert "\n" not in str(info.value)
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
-    with pytest.raises(TrainingError, match="must end with the assistant") as info:
+    with pytest.raises(TrainingError, match=r"broken.jsonl:1: .*ending with the assistant") as info:
         trainer.train(base=tiny_base, train=broken, output=tmp_path / "out")
     assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="target_modules"):
@@ -175,3 +175,28 @@ def test_a_training_killed_mid_way_leaves_no_adapter(tiny_base: Path, data: dict
         base=tiny_base, train=data["train"], output=out)
     assert result.output == out and (out / "adapter_model.safetensors").is_file()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_data_set_of_the_other_objective_is_one_line_naming_the_file_and_line(
+        tiny_base: Path, data: dict[str, Path], tmp_path: Path) -> None:
+    """DPO pairs given to an SFT run, SFT examples to a DPO run, or either as the other's
+    validation set: one line naming the file, the line and what the objective expects,
+    before the trainer's child is started (it raised a bare KeyError from there)."""
+    pairs = tmp_path / "pairs.jsonl"
+    user = [{"role": "user", "content": "which action?"}]
+    pairs.write_text(json.dumps({"prompt": user,
+                                 "chosen": [{"role": "assistant", "content": "a"}],
+                                 "rejected": [{"role": "assistant", "content": "b"}]}) + "\n")
+    cases = [("sft", dict(train=pairs), pairs, "'messages'"),
+             ("dpo", dict(train=data["train"]), data["train"], "'prompt', 'chosen', 'rejected'"),
+             ("sft", dict(train=data["train"], val=pairs), pairs, "'messages'")]
+    for i, (objective, files, named, expected) in enumerate(cases):
+        trainer = LoraTrainer(LoraTrainConfig(objective=objective, max_steps=1, **FAST))
+        started = time.monotonic()
+        with pytest.raises(TrainingError) as info:
+            trainer.train(base=tiny_base, output=tmp_path / f"out{i}", **files)
+        text = str(info.value)
+        assert f"{named}:1:" in text and expected in text and objective in text, text
+        assert "\n" not in text and not (tmp_path / f"out{i}").exists()
+        assert time.monotonic() - started < 5.0  # no child, no model loaded
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(STAGING_PREFIX)]

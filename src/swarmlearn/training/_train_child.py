@@ -65,7 +65,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     from swarmlearn.training import _loop
 
     train_path, out = Path(spec["train"]), Path(spec["output"])
-    records = load_jsonl(train_path)
+    records = load_jsonl(train_path, cfg.objective)
     if not records:
         raise TrainingError(f"{train_path}: the data set has no records")
     cache = Path(spec["cache"]) if spec.get("cache") else None
@@ -78,7 +78,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
                             f"{cfg.max_seq_len} tokens")
     val_data: list[Any] = []
     if spec.get("val") and cfg.objective == "sft":
-        val_data = _loop.tokenize_sft(tokenizer, load_jsonl(Path(spec["val"])),
+        val_data = _loop.tokenize_sft(tokenizer, load_jsonl(Path(spec["val"]), "sft"),
                                       cfg.max_seq_len)[0][:cfg.val_batches * cfg.batch_size]
     n_layers = int(model.config.num_hidden_layers)
     if any(i >= n_layers for i in cfg.layers):

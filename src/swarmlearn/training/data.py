@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from swarmlearn._config import check_range
 from swarmlearn.core.events import EpisodeEnded
@@ -199,8 +199,28 @@ def _atomic_write(path: Path, data: bytes) -> Path:
     return path
 
 
-def load_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSONL data set; TrainingError (file and line) if one is malformed."""
+#: what each objective's records hold (TRL's conversational formats)
+_EXPECTED = {"sft": "'messages' ending with the assistant's reply",
+             "dpo": "'prompt', 'chosen', 'rejected' (lists of chat messages)"}
+
+
+def _chat(value: Any) -> TypeGuard[list[dict[str, str]]]:
+    """A non-empty list of chat messages (``role`` and ``content`` strings)."""
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str)
+        and isinstance(m.get("content"), str) for m in value)
+
+
+def _fits(record: dict[str, Any], objective: str) -> bool:
+    if objective == "sft":
+        messages = record.get("messages")
+        return _chat(messages) and messages[-1]["role"] == "assistant"
+    return all(_chat(record.get(k)) for k in ("prompt", "chosen", "rejected"))
+
+
+def load_jsonl(path: Path, objective: str | None = None) -> list[dict[str, Any]]:
+    """The records of a JSONL data set; TrainingError (file and line) if one is malformed,
+    or — with ``objective`` (``"sft"``, ``"dpo"``) — not a record of that objective."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -216,6 +236,11 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
         if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
             raise TrainingError(f"{path}:{i}: expected an object with 'messages' (SFT) or "
                                 f"'prompt', 'chosen', 'rejected' (DPO)")
+        if objective is not None and not _fits(record, objective):
+            other = next((k for k in _EXPECTED if k != objective and _fits(record, k)), "")
+            what = f"a {other.upper()} record" if other else "not a usable record"
+            raise TrainingError(f"{path}:{i}: {what}; the objective {objective!r} expects "
+                                f"{_EXPECTED[objective]}")
         out.append(record)
     return out
 

@@ -182,8 +182,9 @@ class LoraTrainer:
 
         require_lora()
         model = check_base(base)
-        train_p = _data_file(train, "train")
-        val_p = _data_file(val, "val") if val is not None else None
+        objective = self.config.objective
+        train_p = _data_file(train, "train", objective)
+        val_p = _data_file(val, "val", objective) if val is not None else None
         out = Path(output).expanduser()
         if out.exists():
             raise ConfigError(f"output: {str(out)!r} exists already", field="output",
@@ -278,11 +279,16 @@ def _lines(stream: Any) -> queue.Queue[str | None]:
     return q
 
 
-def _data_file(path: Path | str, field: str) -> Path:
+def _data_file(path: Path | str, field: str, objective: str) -> Path:
+    """A data set file whose every record is one of ``objective``'s (checked here, before
+    the child loads a model: a DPO file given to an SFT run is one line naming its line)."""
+    from swarmlearn.training.data import load_jsonl
+
     p = Path(path).expanduser()
     if not p.is_file():
         raise ConfigError(f"{field}: no such data set file {str(p)!r}", field=field,
                           value=str(p))
     if p.stat().st_size == 0:
         raise TrainingError(f"{field}: the data set {p} is empty (no usable episodes?)")
+    load_jsonl(p, objective)
     return p
