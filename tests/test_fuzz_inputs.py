@@ -10,6 +10,7 @@ in the store changes.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -100,8 +101,42 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture
 def store(pristine: dict[str, Path], tmp_path: Path) -> Path:
     db = tmp_path / "work.db"
-    shutil.copy(pristine["db"], db)
+    _copy_db(pristine["db"], db)
     return db
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    """Copy through SQLite's backup API: what a -wal file holds is copied too."""
+    a = sqlite3.connect(f"{src.resolve().as_uri()}?mode=ro", uri=True)
+    b = sqlite3.connect(dst)
+    try:
+        a.backup(b)
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("args", [
+    ["run", "troubleshooting", "-n", "1"],
+    ["eval", "troubleshooting", "-n", "1"],
+    ["eval", "troubleshooting", "--learning", "-n", "1", "--sessions", "2",
+     "--episodes", "1"],
+    ["learn", "analyze", "troubleshooting", "--trials", "1"],
+], ids=["run", "eval", "eval-learning", "learn-analyze"])
+def test_commands_release_the_store_when_they_end(
+    pristine: dict[str, Path], tmp_path: Path, args: list[str],
+) -> None:
+    """A command run in-process (the API's way) closes its store as it returns: no
+    connection is left for the garbage collector, so the WAL is checkpointed and gone."""
+    db = tmp_path / "work.db"
+    _copy_db(pristine["db"], db)
+    gc.disable()
+    try:
+        code, _out, err = cli(*args, "--store", str(db))
+        assert code == 0, err
+        assert not db.with_name("work.db-wal").exists()
+    finally:
+        gc.enable()
 
 
 # -- scenario files ------------------------------------------------------------------------------

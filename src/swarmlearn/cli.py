@@ -160,6 +160,12 @@ def _scenario(
     return sc
 
 
+def _closing(st: Any) -> contextlib.AbstractContextManager[Any]:
+    """Close the store (when there is one) as the command ends: its connections and
+    the WAL are released at once, not whenever the garbage collector gets to them."""
+    return contextlib.closing(st) if st is not None else contextlib.nullcontext()
+
+
 def _at_least(option: str, value: int | None, lo: int = 1) -> None:
     """A count option below ``lo`` is a ConfigError that names the option and its value."""
     if value is not None:
@@ -234,8 +240,8 @@ def run(
             f"score {e.outcome.value:.2f}  ticks {e.ticks:<4} actions {e.actions}"
         )
 
-    with session_ops("run", metrics_port=metrics_port, params=sc.to_dict(),
-                     tags={"swarmlearn.scenario": sc.label}) as ops:
+    with _closing(st), session_ops("run", metrics_port=metrics_port, params=sc.to_dict(),
+                                   tags={"swarmlearn.scenario": sc.label}) as ops:
         result = run_session(sc, episodes=episodes, store=ops.store(st), seed=seed,
                              on_episode=ops.on_episode(show), subscribers=ops.subscribers)
         ops.run.log_metrics(result.summary())
@@ -332,7 +338,7 @@ def eval_cmd(
     total = runs * attempts * len(names)
     from swarmlearn.ops._cli import log_eval, session_ops
 
-    with _progress() as progress, session_ops(
+    with _closing(st), _progress() as progress, session_ops(
             "eval", metrics_port=metrics_port, params={**sc.to_dict(), "runs": runs,
                                                        "attempts": attempts},
             tags={"swarmlearn.scenario": sc.label}) as ops:
@@ -402,7 +408,7 @@ def _eval_learning(
     from swarmlearn._config import to_mapping
     from swarmlearn.ops._cli import learning_logger, log_files, session_ops
 
-    with _progress() as progress, session_ops(
+    with _closing(st), _progress() as progress, session_ops(
             "eval.learning", params={"learning": to_mapping(cfg), "scenario": sc.label},
             tags={"swarmlearn.scenario": sc.label}) as ops:
         task = progress.add(f"learning {sc.label}", total=2 * cfg.sessions * cfg.runs,
@@ -559,26 +565,26 @@ def demo(
         out.parent.mkdir(parents=True, exist_ok=True)
     _outputs(**{"--out": out})
     sc = load_scenario("troubleshooting")
-    st = open_store(store)
-    console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
-    with _progress() as progress:
-        task = progress.add("evaluate variants", total=runs * (1 + len(sc.variants)))
-        report = evaluate(sc, runs=runs, seed=42, variants=["", *sc.variants], store=st,
-                          on_episode=lambda e: progress.update(task, advance=1))
-    _print_eval(report)
-    held = sc.with_variant("heldout")
-    cfg = LearningRunConfig(sessions=sessions, runs=learning_runs,
-                            last=min(LearningRunConfig().last, sessions))
-    with _progress() as progress:
-        task = progress.add(f"learning {held.label}", total=2 * sessions * learning_runs,
-                            info="success –")
-        learned = run_proof(held, st, cfg, progress=lambda r, mode, i, p: progress.update(
-            task, advance=1, description=f"learning run {r + 1}/{learning_runs} {mode}",
-            info=f"success {p.success_rate:.0%}"))
-    _print_learning(learned)
-    page = learning_html(learned)
-    page.extend(eval_html(report))
-    console.print(f"HTML report: {_write(out, page.render(), '--out')}")
+    with open_store(store) as st:
+        console.print(f"[bold]swarmlearn demo[/]: scenario {sc.name!r}, store {st.url}")
+        with _progress() as progress:
+            task = progress.add("evaluate variants", total=runs * (1 + len(sc.variants)))
+            report = evaluate(sc, runs=runs, seed=42, variants=["", *sc.variants], store=st,
+                              on_episode=lambda e: progress.update(task, advance=1))
+        _print_eval(report)
+        held = sc.with_variant("heldout")
+        cfg = LearningRunConfig(sessions=sessions, runs=learning_runs,
+                                last=min(LearningRunConfig().last, sessions))
+        with _progress() as progress:
+            task = progress.add(f"learning {held.label}", total=2 * sessions * learning_runs,
+                                info="success –")
+            learned = run_proof(held, st, cfg, progress=lambda r, mode, i, p: progress.update(
+                task, advance=1, description=f"learning run {r + 1}/{learning_runs} {mode}",
+                info=f"success {p.success_rate:.0%}"))
+        _print_learning(learned)
+        page = learning_html(learned)
+        page.extend(eval_html(report))
+        console.print(f"HTML report: {_write(out, page.render(), '--out')}")
 
 
 # -- events -------------------------------------------------------------------------------

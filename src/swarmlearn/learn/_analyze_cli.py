@@ -64,31 +64,32 @@ def analyze(
         if not recs:
             raise ConfigError(f"no recorded sessions of {sc.label} in {reader.url}: run "
                               f"`swarmlearn run {scenario}` first")
-    st = open_store(store)
-    ids = [s.id for s in recs]
-    stats = stats_from_store(st, ids)
-    analyzer = OfflineAnalyzer(st, AnalyzerConfig(trials=trials, max_sessions=sessions))
-    life = Lifecycle(st, ARTIFACT_KIND, sc.label)
-    latest = next(iter(life.versions()), None)
-    previous = analyzer.load(sc.label)
-    with CliProgress(terminal_console(stderr=True), unit="trials") as bar:
-        task = bar.add(f"learn analyze {sc.label}", total=trials,
-                       info=f"{len(ids)} sessions")
-        model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous,
-                                 progress=lambda done, n: bar.update(task, completed=done,
-                                                                     total=n))
-        bar.update(task, done=True)
-    version = analyzer.save(model, sessions=ids, parent=latest.id if latest else None,
-                            reason="swarmlearn learn analyze")
-    registered = life.get(version)
-    if promote:
-        registered = life.promote(registered, reason="promoted by hand: learn analyze --promote")
-    _show(model, version)
-    console.print(f"{registered.label}: {registered.state}"
-                  + ("" if promote else f" (champion: `swarmlearn artifacts promote "
-                     f"{ARTIFACT_KIND} '{sc.label}' {version}`, or the daemon's gate)"),
-                  markup=False)
-    _finish_optimizing(st, sc.name)
+    with open_store(store) as st:
+        ids = [s.id for s in recs]
+        stats = stats_from_store(st, ids)
+        analyzer = OfflineAnalyzer(st, AnalyzerConfig(trials=trials, max_sessions=sessions))
+        life = Lifecycle(st, ARTIFACT_KIND, sc.label)
+        latest = next(iter(life.versions()), None)
+        previous = analyzer.load(sc.label)
+        with CliProgress(terminal_console(stderr=True), unit="trials") as bar:
+            task = bar.add(f"learn analyze {sc.label}", total=trials,
+                           info=f"{len(ids)} sessions")
+            model = analyzer.analyze(sc, stats=stats, sessions=ids, previous=previous,
+                                     progress=lambda done, n: bar.update(task, completed=done,
+                                                                         total=n))
+            bar.update(task, done=True)
+        version = analyzer.save(model, sessions=ids, parent=latest.id if latest else None,
+                                reason="swarmlearn learn analyze")
+        registered = life.get(version)
+        if promote:
+            registered = life.promote(registered,
+                                      reason="promoted by hand: learn analyze --promote")
+        _show(model, version)
+        console.print(f"{registered.label}: {registered.state}"
+                      + ("" if promote else f" (champion: `swarmlearn artifacts promote "
+                         f"{ARTIFACT_KIND} '{sc.label}' {version}`, or the daemon's gate)"),
+                      markup=False)
+        _finish_optimizing(st, sc.name)
 
 
 def _show(model: OfflineModel, version: int) -> None:

@@ -203,19 +203,20 @@ def publish(run_dir: Annotated[Path, typer.Argument(help="a finished run directo
     if run.status != "done":
         raise ConfigError(f"{run_dir}: the run is {run.status}, not done; resume it first",
                           field="run_dir")
-    life = Lifecycle(open_store(store), SKILL_KIND, scope)
-    champion = life.champion(payload=False)
-    version = life.register(Produced(
-        payload=encode_skill(run.best, run), format_version=FORMAT_VERSION,
-        summary={"chars": len(run.best), "best_step": run.best_step, "run_dir": str(run_dir)},
-        lineage=Lineage(parent=champion.id if champion else None,
-                        inputs={"run_dir": str(run_dir), **run.splits},
-                        config=to_mapping(run.config),
-                        metrics={"calls": run.usage.calls, "tokens": run.usage.tokens,
-                                 "test": run.test})), reason=f"published from {run_dir}")
-    if promote:
-        version = life.promote(version, reason=f"promoted by hand from {run_dir}")
-    _out.print(f"{version.label}: {version.state}")
+    with open_store(store) as st:
+        life = Lifecycle(st, SKILL_KIND, scope)
+        champion = life.champion(payload=False)
+        version = life.register(Produced(
+            payload=encode_skill(run.best, run), format_version=FORMAT_VERSION,
+            summary={"chars": len(run.best), "best_step": run.best_step, "run_dir": str(run_dir)},
+            lineage=Lineage(parent=champion.id if champion else None,
+                            inputs={"run_dir": str(run_dir), **run.splits},
+                            config=to_mapping(run.config),
+                            metrics={"calls": run.usage.calls, "tokens": run.usage.tokens,
+                                     "test": run.test})), reason=f"published from {run_dir}")
+        if promote:
+            version = life.promote(version, reason=f"promoted by hand from {run_dir}")
+        _out.print(f"{version.label}: {version.state}")
 
 
 def _doc(run: SkillRun, which: str) -> str:
