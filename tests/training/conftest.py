@@ -30,6 +30,14 @@ def record_teacher(store: SqlStore, *, episodes: int = 30, seed: int = 1000,
     run_session(sc, episodes=episodes, seed=seed, store=store)
 
 
+def record_pairs(store: SqlStore, *, episodes: int = 12, seed: int = 5000) -> None:
+    """Successful and failed episodes on the same task seeds (what DPO pairs are made of):
+    the teacher once, random rule workers twice."""
+    for worker_seed, policy in ((1, "adaptive"), (2, "random"), (3, "random")):
+        sc = heldout().override(workers={"policy": policy})
+        run_session(sc, episodes=episodes, seed=seed, worker_seed=worker_seed, store=store)
+
+
 class PickingClient(ScriptedLLMClient):
     """An LLM that answers the static plan and picks an action by a hash of the prompt;
     every request it was sent is kept (what the served workers were asked)."""

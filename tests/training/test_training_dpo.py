@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from conftest import heldout
-from swarmlearn.session import run_session
+from conftest import heldout, record_pairs
 from swarmlearn.store import SqlStore
 from swarmlearn.training.data import DatasetConfig, DPOBuilder, load_jsonl
 
@@ -31,9 +30,7 @@ from swarmlearn.training.lora import LoraTrainConfig, LoraTrainer
 def dpo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("dpo")
     store = SqlStore(f"sqlite:///{folder}/dpo.db")
-    for worker_seed, policy in ((1, "adaptive"), (2, "random"), (3, "random")):
-        sc = heldout().override(workers={"policy": policy})
-        run_session(sc, episodes=12, seed=5000, worker_seed=worker_seed, store=store)
+    record_pairs(store)
     data = DPOBuilder(DatasetConfig(min_gap=0.1, val_fraction=0.0, max_examples=8)).build(
         store, heldout())
     store.close()

@@ -27,6 +27,7 @@ from rich.table import Table
 from swarmlearn.errors import ConfigError
 from swarmlearn.ops.progress import CliProgress
 from swarmlearn.ops.report import terminal_console
+from swarmlearn.training.lora import Objective
 
 __all__ = ["lora_app"]
 
@@ -92,6 +93,9 @@ def _gate_line(decision: Any) -> str:
 def train(
     scenario: ScenarioArg, variant: VariantOpt = "", store: StoreOpt = None,
     root: DirOpt = None, base: BaseOpt = None,
+    objective: Annotated[Objective, typer.Option(
+        help="sft: the decisions of successful episodes; dpo: pairs of a successful and a "
+             "failed episode's decisions in the same prompt.")] = Objective.SFT,
     max_examples: Annotated[int, typer.Option(help="At most this many examples (0: all).")] = 0,
     min_score: Annotated[float, typer.Option(help="Episodes scoring less are left out.")] = 0.0,
     rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
@@ -104,13 +108,18 @@ def train(
     max_steps: Annotated[int, typer.Option(help="Stop after this many steps (0: none).")] = 0,
     max_seconds: Annotated[float, typer.Option(help="Stop training after this long "
                                                    "(0: none).")] = 0.0,
+    dpo_beta: Annotated[float, typer.Option(help="DPO: how far from its reference the policy "
+                                              "may move (beta).")] = 0.1,
+    min_gap: Annotated[float, typer.Option(help="DPO: a pair's episodes differ in score by "
+                                               "at least this.")] = 0.25,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
     gate: Annotated[bool, typer.Option("--gate/--no-gate", help="Gate the new version "
                                        "against the champion on held-out tasks.")] = False,
     tasks: Annotated[int, typer.Option(help="Held-out tasks per side of the gate.")] = 30,
     server: ServerOpt = None,
 ) -> None:
-    """Build the SFT data set from the store, train an adapter, export it, register it.
+    """Build the data set (SFT examples or DPO pairs) from the store, train an adapter,
+    export it, register it.
 
     With --gate it is then evaluated against the champion (or the base model) on fresh
     held-out tasks and promoted only if the gate says so (then applied to --server)."""
@@ -118,10 +127,11 @@ def train(
     from swarmlearn.training.data import DatasetConfig
     from swarmlearn.training.lora import LoraTrainConfig
 
-    cfg = LoraTrainConfig(rank=rank, alpha=alpha, layers=_layers(layers),
+    cfg = LoraTrainConfig(objective=objective, rank=rank, alpha=alpha, layers=_layers(layers),
                           learning_rate=learning_rate, epochs=epochs, batch_size=batch_size,
-                          max_steps=max_steps, max_seconds=max_seconds, threads=threads)
-    data = DatasetConfig(max_examples=max_examples, min_score=min_score)
+                          max_steps=max_steps, max_seconds=max_seconds, dpo_beta=dpo_beta,
+                          threads=threads)
+    data = DatasetConfig(max_examples=max_examples, min_score=min_score, min_gap=min_gap)
     with open_store(store) as st:
         # the scenario, the base model and the options are checked before any progress shows
         kind = _kind(scenario, variant, st, base=base, root=root, data=data, train=cfg,
@@ -151,7 +161,8 @@ def _train(kind: Any, st: Any, progress: CliProgress, *, gate: bool, tasks: int)
         log_version(run, version)
     progress.update(bar, description="trained", done=True)
     m = version.lineage.metrics
-    console.print(f"{version.label}: {m['examples']} examples, {m['steps']} steps, loss "
+    console.print(f"{version.label} ({m['objective']}): {m['examples']} examples, "
+                  f"{m['steps']} steps, loss "
                   f"{m['first_loss']:.3f} → {m['final_loss']:.3f}, val loss "
                   f"{_num(m['val_loss_before'])} → {_num(m['val_loss'])}, "
                   f"{m['tokens_per_s']:.0f} tokens/s, {m['wall_seconds']:.0f} s, peak "
@@ -278,12 +289,14 @@ def list_cmd(scenario: ScenarioArg, variant: VariantOpt = "", store: StoreOpt = 
         champion = life.champion(payload=False)
         versions = life.versions()
     table = Table(title=f"LoRA adapters of {sc.label}", title_justify="left")
-    for col in ("version", "state", "examples", "val loss", "tokens/s", "gate", "directory"):
+    for col in ("version", "state", "objective", "examples", "val loss", "tokens/s", "gate",
+                "directory"):
         table.add_column(col, overflow="fold")
     for v in versions:
         m, gate = v.lineage.metrics, v.gate or {}
         live = " (champion)" if champion is not None and champion.id == v.id else ""
-        table.add_row(f"v{v.version}{live}", v.state.value, str(m.get("examples", "")),
+        table.add_row(f"v{v.version}{live}", v.state.value, str(m.get("objective", "")),
+                      str(m.get("examples", "")),
                       _num(m.get("val_loss")), f"{m.get('tokens_per_s', 0):.0f}",
                       str(gate.get("reason", "")), str(v.meta.get("directory", "")))
     console.print(table)

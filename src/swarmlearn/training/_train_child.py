@@ -102,7 +102,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     model.save_pretrained(str(out), safe_serialization=True)
     tail = result.losses[-min(10, len(result.losses)):] if result.losses else []
     metrics = {
-        "objective": cfg.objective, "examples": len(data), "dropped_too_long": dropped,
+        "objective": str(cfg.objective), "examples": len(data), "dropped_too_long": dropped,
         "val_examples": len(val_data), "steps": result.steps, "epochs": round(result.epochs, 3),
         "stopped": result.stopped, "first_loss": result.losses[0] if result.losses else None,
         "final_loss": sum(tail) / len(tail) if tail else None,

@@ -236,11 +236,13 @@ def load_jsonl(path: Path, objective: str | None = None) -> list[dict[str, Any]]
         if not isinstance(record, dict) or not ("messages" in record or "prompt" in record):
             raise TrainingError(f"{path}:{i}: expected an object with 'messages' (SFT) or "
                                 f"'prompt', 'chosen', 'rejected' (DPO)")
-        if objective is not None and not _fits(record, objective):
-            other = next((k for k in _EXPECTED if k != objective and _fits(record, k)), "")
-            what = f"a {other.upper()} record" if other else "not a usable record"
-            raise TrainingError(f"{path}:{i}: {what}; the objective {objective!r} expects "
-                                f"{_EXPECTED[objective]}")
+        if objective is not None and not _fits(record, str(objective)):
+            want = str(objective)
+            other = next((k for k in _EXPECTED if k != want and _fits(record, k)), "")
+            what = {"sft": "an SFT record", "dpo": "a DPO record"}.get(other,
+                                                                     "not a usable record")
+            raise TrainingError(f"{path}:{i}: {what}; the objective '{want}' expects "
+                                f"{_EXPECTED[want]}")
         out.append(record)
     return out
 

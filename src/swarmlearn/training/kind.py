@@ -3,9 +3,10 @@
 :class:`LoraAdapterKind` implements :class:`~swarmlearn.lifecycle.ArtifactKind`
 for one scenario (scope = its label, e.g. ``troubleshooting[heldout]``):
 
-* ``produce``: an SFT data set from the recorded episodes
-  (:class:`~swarmlearn.training.data.SFTBuilder`, the gates' held-out seeds
-  never read), recorded as a ``lora_dataset`` artifact; a LoRA trained on it
+* ``produce``: a data set from the recorded episodes for the training
+  objective (SFT examples by :class:`~swarmlearn.training.data.SFTBuilder`, or
+  DPO pairs by :class:`~swarmlearn.training.data.DPOBuilder`; the gates'
+  held-out seeds never read), recorded as a ``lora_dataset`` artifact; a LoRA trained on it
   in a child process (:class:`~swarmlearn.training.lora.LoraTrainer`, within
   the context's deadline); exported to GGUF and checked against the base;
   its directory settled in the adapter directory
@@ -55,8 +56,14 @@ from swarmlearn.training.adapters import (
     AdapterPointer,
     sha256_file,
 )
-from swarmlearn.training.data import DatasetConfig, SFTBuilder, register_dataset
-from swarmlearn.training.lora import LoraTrainConfig, LoraTrainer, TrainProgress
+from swarmlearn.training.data import (
+    DatasetBuilder,
+    DatasetConfig,
+    DPOBuilder,
+    SFTBuilder,
+    register_dataset,
+)
+from swarmlearn.training.lora import LoraTrainConfig, LoraTrainer, Objective, TrainProgress
 from swarmlearn.types import OutcomeKind
 
 __all__ = ["LoraAdapterKind", "build_lora_kind", "task_seed_of"]
@@ -107,11 +114,18 @@ class LoraAdapterKind:
         return f"LoraAdapterKind({self.scope})"
 
     # -- produce ----------------------------------------------------------------------------
+    def builder(self) -> DatasetBuilder:
+        """The data the objective trains on: SFT examples, or DPO pairs."""
+        if self.train.objective is Objective.DPO:
+            return DPOBuilder(self.data)
+        return SFTBuilder(self.data)
+
     def produce(self, ctx: ProduceContext) -> Produced:
         from swarmlearn.training.gguf_export import export_gguf
 
         t0 = time.perf_counter()
-        data = SFTBuilder(self.data).build(self.store, self.scenario)
+        builder = self.builder()
+        data = builder.build(self.store, self.scenario)
         n = len(list(self.dirs.datasets_dir(self.scope).glob("*"))) + 1
         files = data.write(self.dirs.datasets_dir(self.scope) / f"{n:04d}")
         dataset = register_dataset(self.store, data, files)
@@ -142,7 +156,8 @@ class LoraAdapterKind:
             payload=pointer.to_bytes(), format_version=POINTER_FORMAT, summary=summary,
             lineage=Lineage(
                 parent=ctx.champion.id if ctx.champion else None,
-                inputs={"scenario": self.scope, "dataset": dataset.id,
+                inputs={"scenario": self.scope, "objective": str(cfg.objective),
+                        "builder": type(builder).__name__, "dataset": dataset.id,
                         "dataset_version": dataset.version,
                         "sessions": data.lineage["sessions"],
                         "episodes": len(data.lineage["episodes"]),

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,22 @@ from swarmlearn._proc import inherit_priority
 from swarmlearn.errors import ConfigError, TrainingError
 from swarmlearn.training._base import BaseModel, check_base
 
-__all__ = ["DEFAULT_TARGETS", "LoraTrainConfig", "LoraTrainer", "TrainProgress", "TrainResult"]
+__all__ = ["DEFAULT_TARGETS", "LoraTrainConfig", "LoraTrainer", "Objective", "TrainProgress",
+           "TrainResult"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 _KNOWN_TARGETS = frozenset({*DEFAULT_TARGETS, "gate_proj", "up_proj", "down_proj"})
 STAGING_PREFIX = ".staging-"
+
+
+class Objective(StrEnum):
+    """What an adapter is trained on: SFT examples or DPO pairs (``data.SFTBuilder`` /
+    ``data.DPOBuilder`` make each)."""
+
+    SFT = "sft"
+    DPO = "dpo"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,7 +77,7 @@ class LoraTrainConfig:
     #: adapt only these layers (empty: all); the top layers alone train ~2x faster (the
     #: backward pass stops at the lowest adapted layer)
     layers: tuple[int, ...] = ()
-    objective: str = "sft"  # "sft" or "dpo"
+    objective: Objective = Objective.SFT
     epochs: int = 1
     batch_size: int = 4
     grad_accum: int = 1
@@ -105,9 +115,11 @@ class LoraTrainConfig:
         if any(i < 0 for i in self.layers) or len(set(self.layers)) != len(self.layers):
             raise ConfigError(f"layers: expected distinct layer numbers >= 0, got "
                               f"{list(self.layers)}", field="layers", value=list(self.layers))
-        if self.objective not in ("sft", "dpo"):
+        try:
+            object.__setattr__(self, "objective", Objective(self.objective))
+        except ValueError as exc:
             raise ConfigError(f"objective: expected 'sft' or 'dpo', got {self.objective!r}",
-                              field="objective", value=self.objective)
+                              field="objective", value=self.objective) from exc
         unknown = [m for m in self.target_modules if m not in _KNOWN_TARGETS]
         if not self.target_modules or unknown:
             raise ConfigError(f"target_modules: expected some of {sorted(_KNOWN_TARGETS)}, "
@@ -118,6 +130,7 @@ class LoraTrainConfig:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         d["layers"] = list(self.layers)
+        d["objective"] = str(self.objective)
         return d
 
 
