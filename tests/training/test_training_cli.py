@@ -42,6 +42,7 @@ def _register(life: Lifecycle, root: Path, base: Path, seed: int) -> tuple[int, 
                              gguf_sha256=sha256_file(folder / "adapter.gguf"), base=str(base),
                              base_fingerprint=check_base(base).fingerprint(),
                              prompt_version=PROMPT_VERSION)
+    (folder / "adapter.json").write_bytes(pointer.to_bytes())
     v = life.register(Produced(payload=pointer.to_bytes(), summary={"directory": str(folder)},
                                lineage=Lineage(metrics={"examples": 10, "tokens_per_s": 1.0})))
     return v.version, pointer.gguf
@@ -101,3 +102,42 @@ def test_apply_rollback_list_and_the_champion_alias(
     with pytest.raises(ConfigError, match="no champion adapter") as info:
         adapter_path("champion", "troubleshooting", "heldout", url)
     assert "\n" not in str(info.value)
+
+
+def test_a_bad_starting_adapter_is_one_line_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``lora train --init``: an unknown version, no champion, a corrupt or truncated PEFT
+    directory, one for another base (shapes, or the base its adapter.json names), a
+    version trained on another base — each one line, before a data set is built."""
+    import time
+
+    base = base_gguf(tmp_path / "base.gguf")
+    other = base_gguf(tmp_path / "other.gguf", hidden=128)
+    root, url = tmp_path / "lora", f"sqlite:///{tmp_path}/store.db"
+    store = SqlStore(url)
+    v1, _ = _register(Lifecycle(store, ADAPTER_KIND, SCOPE), root, base, 1)
+    store.close()
+    wide, _ = peft_dir(tmp_path / "wide", hidden=128)
+    corrupt, _ = peft_dir(tmp_path / "corrupt")
+    weights = corrupt / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    registered = next(AdapterDir(root).scope_dir(SCOPE).iterdir())
+    common = ["lora", "train", "troubleshooting", "--variant", "heldout", "--store", url,
+              "--dir", str(root), "--base", str(base)]
+    for init, base_arg, text in (
+        ("v42", base, "has no version 42"),
+        ("champion", base, "no champion to start from"),
+        ("no/such/dir", base, "neither an adapter directory nor a version"),
+        (str(corrupt), base, "cannot read"),
+        (str(wide), base, "does not fit the base"),
+        (str(registered), other, "was trained on"),
+        (f"v{v1}", other, "was trained on"),
+    ):
+        args = [*common[:-1], str(base_arg), "--init", init]
+        started = time.monotonic()
+        code, out, err = run_cli(monkeypatch, capsys, *args)
+        assert code != 0 and text in " ".join(err.split()), (init, out, err)
+        assert len(err.strip().splitlines()) == 1, (init, err)
+        assert time.monotonic() - started < 10, init  # no data set built, no model loaded
+    assert not (root / "datasets").exists()

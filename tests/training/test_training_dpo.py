@@ -76,3 +76,37 @@ def test_dpo_training_starts_at_ln2_and_learns_to_prefer_the_chosen(
     assert m["final_loss"] < m["first_loss"] - 0.05, m  # the loss fell
     margins = _margins(tiny_files["hf"], result.output, dpo_files["train"])
     assert sum(margins) / len(margins) > 0.5, margins  # chosen over rejected, vs the base
+
+
+def test_dpo_from_an_sft_adapter_starts_from_it_and_it_is_the_reference(
+        tiny_files: dict[str, Path], dpo_files: dict[str, Path], tmp_path: Path) -> None:
+    """DPO on top of an SFT adapter (``init_adapter``): the SFT adapter's weights are the
+    start, its shape replaces the config's, and the reference is that starting policy —
+    so the first loss is ln 2 again (against the base model it would not be)."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text("".join(json.dumps({"messages": r["prompt"] + r["chosen"]}) + "\n"
+                           for r in load_jsonl(dpo_files["train"])))
+    first = LoraTrainer(LoraTrainConfig(rank=4, alpha=8.0, batch_size=2, max_steps=8,
+                                        epochs=10, learning_rate=5e-2, warmup_steps=0,
+                                        threads=1)).train(
+        base=tiny_files["hf"], train=sft, output=tmp_path / "sft")
+    cfg = LoraTrainConfig(objective="dpo", rank=2, alpha=2.0, batch_size=2, max_steps=2,
+                          learning_rate=1e-6, warmup_steps=0, dpo_beta=0.5, threads=1,
+                          init_adapter=str(first.output))
+    result = LoraTrainer(cfg).train(base=tiny_files["hf"], train=dpo_files["train"],
+                                    output=tmp_path / "dpo")
+    m: dict[str, Any] = dict(result.metrics)
+    assert result.config.rank == 4 and result.config.alpha == 8.0  # the SFT adapter's shape
+    assert m["init_adapter"] == str(first.output.resolve())
+    assert m["first_loss"] == pytest.approx(math.log(2), abs=1e-4)  # reference == start
+    start = load_file(str(first.output / "adapter_model.safetensors"))
+    end = load_file(str(result.output / "adapter_model.safetensors"))
+    assert start.keys() == end.keys()
+    for k, v in start.items():  # two steps at 1e-6 from the SFT weights, not from B = 0
+        assert abs(end[k] - v).max() < 1e-3 * max(1.0, float(abs(v).max())), k
+    assert max(float(abs(v).max()) for k, v in end.items() if "lora_B" in k) > 1e-2
+    assert sum(_margins(tiny_files["hf"], first.output, dpo_files["train"])) != 0.0

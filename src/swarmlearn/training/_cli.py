@@ -96,6 +96,10 @@ def train(
     objective: Annotated[Objective, typer.Option(
         help="sft: the decisions of successful episodes; dpo: pairs of a successful and a "
              "failed episode's decisions in the same prompt.")] = Objective.SFT,
+    init: Annotated[str, typer.Option(
+        "--init", help="Start from this adapter: a version (3, v3, champion) or a PEFT "
+                       "directory; its rank, alpha, targets and layers are kept (DPO on top "
+                       "of the SFT adapter: --objective dpo --init champion).")] = "",
     max_examples: Annotated[int, typer.Option(help="At most this many examples (0: all).")] = 0,
     min_score: Annotated[float, typer.Option(help="Episodes scoring less are left out.")] = 0.0,
     rank: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
@@ -130,12 +134,15 @@ def train(
     cfg = LoraTrainConfig(objective=objective, rank=rank, alpha=alpha, layers=_layers(layers),
                           learning_rate=learning_rate, epochs=epochs, batch_size=batch_size,
                           max_steps=max_steps, max_seconds=max_seconds, dpo_beta=dpo_beta,
-                          threads=threads)
+                          init_adapter=init, threads=threads)
     data = DatasetConfig(max_examples=max_examples, min_score=min_score, min_gap=min_gap)
     with open_store(store) as st:
         # the scenario, the base model and the options are checked before any progress shows
         kind = _kind(scenario, variant, st, base=base, root=root, data=data, train=cfg,
                      server_url=server or "")
+        from swarmlearn.lifecycle import Lifecycle
+
+        kind.start_from(Lifecycle(st, kind.name, kind.scope).champion())
         with _progress() as progress:
             _train(kind, st, progress, gate=gate, tasks=tasks)
 

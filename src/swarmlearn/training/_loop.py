@@ -3,9 +3,13 @@
 SFT: cross-entropy on the reply tokens only (the prompt is context, never a
 target). DPO: ``-log sigmoid(beta * ((pi_c - ref_c) - (pi_r - ref_r)))`` on the summed
 log-probabilities of the chosen and rejected replies, the reference being the
-same model with the adapter switched off. Examples are tokenized with the base
-model's chat template exactly as the server renders the messages; a reply is
-its tokens up to and including the end-of-turn token.
+starting policy: the model as it is before the first step, computed once. A new
+adapter starts with ``lora_B`` = 0, so that is the base model; a training from
+an adapter (DPO on top of the SFT adapter) starts from it, and so does its
+reference, as in TRL's ``DPOTrainer`` (a frozen copy of a pretrained adapter).
+Examples are tokenized with the base model's chat template exactly as the
+server renders the messages; a reply is its tokens up to and including the
+end-of-turn token.
 
 Runs in the trainer's child process (:mod:`swarmlearn.training.lora`); it
 reports progress through ``report`` and stops cleanly at the step or time
@@ -236,9 +240,11 @@ def _loss(torch: Any, model: Any, items: Sequence[Any],
 
 def _reference_logps(torch: Any, model: Any, data: Sequence[Any], pad: int, batch: int,
                      ) -> dict[int, tuple[float, float]]:
+    """Per pair: the starting policy's summed log-probabilities of (chosen, rejected) — the
+    model before any step, its adapter (new: zero; or the starting one) enabled."""
     out: dict[int, tuple[float, float]] = {}
     model.eval()
-    with torch.no_grad(), model.disable_adapter():
+    with torch.no_grad():
         for i in range(0, len(data), batch):
             chunk = data[i:i + batch]
             both = [t for pair in chunk for t in pair]

@@ -88,6 +88,10 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         r=cfg.rank, lora_alpha=cfg.alpha,  # type: ignore[arg-type]  # a float works
         lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
         layers_to_transform=list(cfg.layers) or None, bias="none", task_type="CAUSAL_LM"))
+    if cfg.init_adapter:  # its shape is the config's (lora.LoraTrainer.train adopted it)
+        from swarmlearn.training._init_adapter import load_weights
+
+        load_weights(model, Path(cfg.init_adapter))
     _send("start", {"examples": len(data), "dropped": dropped, "load_s": load_s})
     t_val = time.perf_counter()
     val_before = _loop.evaluate_loss(model, tokenizer, val_data, cfg.batch_size)
@@ -111,7 +115,7 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_s": result.tokens / result.train_seconds if result.train_seconds else 0.0,
         "load_seconds": load_s, "val_seconds": val_s, "wall_seconds": time.perf_counter() - t0,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "threads": cfg.threads,
+        "threads": cfg.threads, "init_adapter": cfg.init_adapter or None,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics

@@ -28,6 +28,7 @@ for one scenario (scope = its label, e.g. ``troubleshooting[heldout]``):
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,10 +38,11 @@ from typing import Any
 
 from swarmlearn._config import from_mapping
 from swarmlearn.core.scenario import Scenario, WorkerKind
-from swarmlearn.errors import ArtifactError, ConfigError
+from swarmlearn.errors import ArtifactError, ConfigError, StoreError
 from swarmlearn.lifecycle import (
     ArtifactVersion,
     HeldOutTasks,
+    Lifecycle,
     Lineage,
     ProduceContext,
     Produced,
@@ -49,6 +51,7 @@ from swarmlearn.lifecycle import (
 from swarmlearn.llm.prompt import PROMPT_VERSION
 from swarmlearn.store import Store
 from swarmlearn.training._base import check_base
+from swarmlearn.training._init_adapter import InitAdapter, check_init
 from swarmlearn.training.adapters import (
     ADAPTER_KIND,
     POINTER_FORMAT,
@@ -120,16 +123,46 @@ class LoraAdapterKind:
             return DPOBuilder(self.data)
         return SFTBuilder(self.data)
 
+    def start_from(self, champion: ArtifactVersion | None,
+                   ) -> tuple[InitAdapter, ArtifactVersion | None] | None:
+        """The adapter ``train.init_adapter`` names, checked against this base, and its
+        version: a PEFT directory (no version), or a version of this scope — ``3``, ``v3``,
+        ``champion`` (its file checked as for a gate). None: a new adapter."""
+        ref = self.train.init_adapter.strip()
+        if not ref:
+            return None
+        folder = Path(ref).expanduser()
+        if folder.is_dir():
+            return check_init(folder, self.base), None
+        m = re.fullmatch(r"v?(\d+)|champion", ref.lower())
+        if m is None:
+            raise ConfigError(f"init_adapter: {ref!r} is neither an adapter directory nor a "
+                              f"version (3, v3, champion)", field="init_adapter", value=ref)
+        version = champion
+        if m.group(1) is not None:
+            try:
+                version = Lifecycle(self.store, self.name, self.scope).get(int(m.group(1)))
+            except StoreError as exc:
+                raise ConfigError(f"init_adapter: {self.name}/{self.scope} has no version "
+                                  f"{m.group(1)}", field="init_adapter", value=ref) from exc
+        if version is None:
+            raise ConfigError(f"init_adapter: {self.scope} has no champion to start from (the "
+                              f"base model is live)", field="init_adapter", value=ref)
+        self.gguf_of(version)  # this base, the registered file
+        return check_init(AdapterPointer.from_version(version).directory, self.base), version
+
     def produce(self, ctx: ProduceContext) -> Produced:
         from swarmlearn.training.gguf_export import export_gguf
 
         t0 = time.perf_counter()
+        start = self.start_from(ctx.champion)  # a bad one: one line, before any work
         builder = self.builder()
         data = builder.build(self.store, self.scenario)
         n = len(list(self.dirs.datasets_dir(self.scope).glob("*"))) + 1
         files = data.write(self.dirs.datasets_dir(self.scope) / f"{n:04d}")
         dataset = register_dataset(self.store, data, files)
-        cfg = self.train
+        cfg = self.train if start is None else replace(self.train,
+                                                         init_adapter=str(start[0].directory))
         if ctx.deadline is not None:
             left = ctx.deadline - time.time() - EXPORT_MARGIN_S
             if left <= 10:
@@ -152,17 +185,21 @@ class LoraAdapterKind:
         summary = {"directory": str(folder), "examples": m["examples"],
                    "val_loss": m["val_loss"], "tokens_per_s": round(m["tokens_per_s"], 1),
                    "dataset": dataset.id}
+        parent = start[1] if start is not None and start[1] is not None else ctx.champion
         return Produced(
             payload=pointer.to_bytes(), format_version=POINTER_FORMAT, summary=summary,
             lineage=Lineage(
-                parent=ctx.champion.id if ctx.champion else None,
+                parent=parent.id if parent is not None else None,
                 inputs={"scenario": self.scope, "objective": str(cfg.objective),
                         "builder": type(builder).__name__, "dataset": dataset.id,
                         "dataset_version": dataset.version,
                         "sessions": data.lineage["sessions"],
                         "episodes": len(data.lineage["episodes"]),
-                        "prompt_version": PROMPT_VERSION},
-                config={"train": cfg.to_dict(), "data": self.data.to_dict(),
+                        "prompt_version": PROMPT_VERSION,
+                        "init_adapter": None if start is None else {
+                            "ref": self.train.init_adapter, "directory": str(start[0].directory),
+                            "version": start[1].label if start[1] is not None else None}},
+                config={"train": result.config.to_dict(), "data": self.data.to_dict(),
                         "base": str(self.base.path)},
                 metrics={**m, "produce_seconds": round(time.perf_counter() - t0, 2)}))
 

@@ -90,6 +90,10 @@ class LoraTrainConfig:
     #: base model's load and the tokenizing come before it)
     max_seconds: float = 0.0
     dpo_beta: float = 0.1
+    #: start from this PEFT adapter directory (empty: a new adapter, ``lora_B`` = 0): its
+    #: weights, and its rank, alpha, targets and layers, which replace these
+    #: (``_init_adapter``); the lifecycle kind also takes a version (3, v3, champion)
+    init_adapter: str = ""
     #: validation loss over at most this many batches: each pass is a forward of every
     #: example (16 batches of 4 at ~450 tokens took ~100 s on 2 loaded threads)
     val_batches: int = 8
@@ -149,7 +153,7 @@ class TrainProgress:
 class TrainResult:
     output: Path  # the adapter directory (PEFT format + metrics.json)
     metrics: Mapping[str, Any]
-    config: LoraTrainConfig
+    config: LoraTrainConfig  # as trained: with a starting adapter, its shape
     base: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -195,9 +199,13 @@ class LoraTrainer:
 
         require_lora()
         model = check_base(base)
-        objective = self.config.objective
-        train_p = _data_file(train, "train", objective)
-        val_p = _data_file(val, "val", objective) if val is not None else None
+        cfg = self.config
+        if cfg.init_adapter:
+            from swarmlearn.training._init_adapter import adopt, check_init
+
+            cfg = adopt(cfg, check_init(cfg.init_adapter, model))
+        train_p = _data_file(train, "train", cfg.objective)
+        val_p = _data_file(val, "val", cfg.objective) if val is not None else None
         out = Path(output).expanduser()
         if out.exists():
             raise ConfigError(f"output: {str(out)!r} exists already", field="output",
@@ -207,24 +215,24 @@ class LoraTrainer:
         staging = out.parent / f"{STAGING_PREFIX}{os.getpid()}-{out.name}"
         staging.mkdir()
         try:
-            metrics = self._run(model, train_p, val_p, staging, on_progress, timeout_s)
+            metrics = self._run(cfg, model, train_p, val_p, staging, on_progress, timeout_s)
             staging.rename(out)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-        return TrainResult(out, metrics, self.config, model.to_dict())
+        return TrainResult(out, metrics, cfg, model.to_dict())
 
-    def _run(self, base: BaseModel, train: Path, val: Path | None, staging: Path,
-             on_progress: Callable[[TrainProgress], None] | None,
+    def _run(self, cfg: LoraTrainConfig, base: BaseModel, train: Path, val: Path | None,
+             staging: Path, on_progress: Callable[[TrainProgress], None] | None,
              timeout_s: float | None) -> dict[str, Any]:
         spec = staging / "spec.json"
-        spec.write_text(json.dumps({"config": self.config.to_dict(), "base": str(base.path),
+        spec.write_text(json.dumps({"config": cfg.to_dict(), "base": str(base.path),
                                     "train": str(train), "val": str(val) if val else None,
                                     "output": str(staging),
                                     "cache": str(self.base_cache) if self.base_cache else None}),
                         encoding="utf-8")
         limit = timeout_s if timeout_s is not None else (
-            self.config.max_seconds * 2 + 600 if self.config.max_seconds else math.inf)
+            cfg.max_seconds * 2 + 600 if cfg.max_seconds else math.inf)
         deadline = time.monotonic() + limit
         env = dict(os.environ)
         package_root = str(Path(swarmlearn.__file__).resolve().parent.parent)
