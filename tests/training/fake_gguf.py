@@ -63,3 +63,27 @@ def peft_dir(folder: Path, *, hidden: int = HIDDEN, drop: str = "", seed: int = 
                                              "target_modules": list(MODULES)}
     (folder / "adapter_config.json").write_text(json.dumps(cfg))
     return folder, tensors
+
+
+def register_version(life: Any, root: Path, base: Path, seed: int) -> tuple[int, Path]:
+    """A version of ``life``'s scope as ``LoraAdapterKind.produce`` leaves it: a settled
+    directory (random PEFT weights exported for ``base``), its JSON pointer registered."""
+    from swarmlearn.lifecycle import Lineage, Produced
+    from swarmlearn.llm.prompt import PROMPT_VERSION
+    from swarmlearn.training._base import check_base
+    from swarmlearn.training.adapters import AdapterDir, AdapterPointer, sha256_file
+    from swarmlearn.training.gguf_export import export_gguf
+
+    dirs = AdapterDir(root)
+    run = dirs.staging(life.scope)
+    peft_dir(run, seed=seed)
+    export_gguf(run, base, run / "adapter.gguf")
+    folder = dirs.settle(run, life.scope)
+    pointer = AdapterPointer(directory=folder.resolve(),
+                             gguf_sha256=sha256_file(folder / "adapter.gguf"), base=str(base),
+                             base_fingerprint=check_base(base).fingerprint(),
+                             prompt_version=PROMPT_VERSION)
+    (folder / "adapter.json").write_bytes(pointer.to_bytes())
+    v = life.register(Produced(payload=pointer.to_bytes(), summary={"directory": str(folder)},
+                               lineage=Lineage(metrics={"examples": 10, "tokens_per_s": 1.0})))
+    return v.version, pointer.gguf

@@ -13,39 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_gguf import base_gguf, peft_dir
+from fake_gguf import base_gguf, peft_dir, register_version
 
 from conftest import run_cli
 from swarmlearn.errors import ConfigError
-from swarmlearn.lifecycle import Lifecycle, Lineage, Produced
-from swarmlearn.llm.prompt import PROMPT_VERSION
+from swarmlearn.lifecycle import Lifecycle
 from swarmlearn.store import SqlStore
-from swarmlearn.training._base import check_base
 from swarmlearn.training._cli import adapter_path
-from swarmlearn.training.adapters import ADAPTER_KIND, AdapterDir, AdapterPointer, sha256_file
-from swarmlearn.training.gguf_export import export_gguf
+from swarmlearn.training.adapters import ADAPTER_KIND, AdapterDir
 
 pytest.importorskip("gguf")
 pytest.importorskip("safetensors.numpy")
 
 SCOPE = "troubleshooting[heldout]"
-
-
-def _register(life: Lifecycle, root: Path, base: Path, seed: int) -> tuple[int, Path]:
-    """A version as LoraAdapterKind.produce leaves it: settled directory, JSON pointer."""
-    dirs = AdapterDir(root)
-    run = dirs.staging(SCOPE)
-    peft_dir(run, seed=seed)
-    export_gguf(run, base, run / "adapter.gguf")
-    folder = dirs.settle(run, SCOPE)
-    pointer = AdapterPointer(directory=folder.resolve(),
-                             gguf_sha256=sha256_file(folder / "adapter.gguf"), base=str(base),
-                             base_fingerprint=check_base(base).fingerprint(),
-                             prompt_version=PROMPT_VERSION)
-    (folder / "adapter.json").write_bytes(pointer.to_bytes())
-    v = life.register(Produced(payload=pointer.to_bytes(), summary={"directory": str(folder)},
-                               lineage=Lineage(metrics={"examples": 10, "tokens_per_s": 1.0})))
-    return v.version, pointer.gguf
 
 
 def test_apply_rollback_list_and_the_champion_alias(
@@ -57,7 +37,8 @@ def test_apply_rollback_list_and_the_champion_alias(
     root, url = tmp_path / "lora", f"sqlite:///{tmp_path}/store.db"
     store = SqlStore(url)
     life = Lifecycle(store, ADAPTER_KIND, SCOPE)
-    (v1, gguf1), (v2, _), (v3, gguf3) = (_register(life, root, base, s) for s in (1, 2, 3))
+    (v1, gguf1), (v2, _), (v3, gguf3) = (register_version(life, root, base, s)
+                                         for s in (1, 2, 3))
     store.close()
     common = ["troubleshooting", "--variant", "heldout", "--store", url]
     kind_opts = ["--dir", str(root), "--base", str(base)]
@@ -116,7 +97,7 @@ def test_a_bad_starting_adapter_is_one_line_before_any_work(
     other = base_gguf(tmp_path / "other.gguf", hidden=128)
     root, url = tmp_path / "lora", f"sqlite:///{tmp_path}/store.db"
     store = SqlStore(url)
-    v1, _ = _register(Lifecycle(store, ADAPTER_KIND, SCOPE), root, base, 1)
+    v1, _ = register_version(Lifecycle(store, ADAPTER_KIND, SCOPE), root, base, 1)
     store.close()
     wide, _ = peft_dir(tmp_path / "wide", hidden=128)
     corrupt, _ = peft_dir(tmp_path / "corrupt")

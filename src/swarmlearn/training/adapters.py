@@ -15,17 +15,20 @@ label): the store record's payload is a small JSON pointer (directory, the
 sha256 of the GGUF, the base model's fingerprint, the prompt version), so a
 version whose file changed or vanished is refused instead of served, and a
 directory without a record (a run killed before registering) is ignored by
-every listing and removed by :func:`AdapterDir.sweep`.
+every listing and removed by :func:`AdapterDir.sweep` (at the start of every
+``LoraAdapterKind.produce``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +39,13 @@ from swarmlearn.store import Store
 
 __all__ = ["ADAPTER_KIND", "POINTER_FORMAT", "AdapterDir", "AdapterPointer", "resolve_adapter"]
 
+logger = logging.getLogger(__name__)
+
 ADAPTER_KIND = "lora_adapter"
 POINTER_FORMAT = 1
 DEFAULT_ROOT = Path(".swarmlearn/lora")
+#: an unregistered settled directory this old is a leftover (produce → register takes seconds)
+SWEEP_GRACE_S = 3600.0
 
 
 def _slug(scope: str) -> str:
@@ -134,13 +141,18 @@ class AdapterDir:
         run.rename(dest)
         return dest
 
-    def sweep(self, store: Store, scope: str) -> list[Path]:
-        """Remove directories no version points at (runs killed before registering)."""
+    def sweep(self, store: Store, scope: str, *, keep: Iterable[Path] = (),
+              grace_s: float = SWEEP_GRACE_S) -> list[Path]:
+        """Remove the directories of ``scope`` that no version points at (nor ``keep``):
+        a run or staging directory once its process is gone (a training killed mid-way),
+        any other (a settled run never registered: its produce was killed) once nothing
+        in it changed for ``grace_s`` — a younger one may be on its way to the store (the
+        daemon's trainer process settles, the daemon registers)."""
         parent = self.scope_dir(scope)
         if not parent.is_dir():
             return []
         life = Lifecycle(store, ADAPTER_KIND, scope)
-        known = set()
+        known = {Path(k).resolve() for k in keep}
         for v in life.versions(payload=True):
             try:
                 known.add(AdapterPointer.from_version(v).directory.resolve())
@@ -148,19 +160,31 @@ class AdapterDir:
                 continue
         removed = []
         for p in parent.iterdir():
-            if p.is_dir() and p.resolve() not in known and not _running(p):
+            if p.is_dir() and p.resolve() not in known and _left_over(p, grace_s):
                 shutil.rmtree(p, ignore_errors=True)
                 removed.append(p)
+        if removed:
+            logger.info("%s: removed %d unregistered adapter directories: %s", scope,
+                        len(removed), ", ".join(p.name for p in removed))
         return removed
 
 
-def _running(p: Path) -> bool:
-    """A run directory of a process still alive (being trained right now)."""
+def _left_over(p: Path, grace_s: float) -> bool:
+    """A run or staging directory (named by its process) whose process is gone, or any
+    other directory in which nothing changed for ``grace_s``."""
     m = re.match(r"^(?:run|\.staging)-(\d+)-", p.name)
-    if m is None:
-        return False
+    if m is not None:
+        return not _alive(int(m.group(1)))
     try:
-        os.kill(int(m.group(1)), 0)
+        changed = max([p.stat().st_mtime, *(c.stat().st_mtime for c in p.iterdir())])
+    except OSError:  # changing right now
+        return False
+    return time.time() - changed > grace_s
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -156,6 +156,8 @@ class LoraAdapterKind:
 
         t0 = time.perf_counter()
         start = self.start_from(ctx.champion)  # a bad one: one line, before any work
+        self.dirs.sweep(self.store, self.scope,  # what killed trainings left behind
+                        keep=[start[0].directory] if start is not None else [])
         builder = self.builder()
         data = builder.build(self.store, self.scenario)
         n = len(list(self.dirs.datasets_dir(self.scope).glob("*"))) + 1
