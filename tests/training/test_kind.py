@@ -78,11 +78,28 @@ def test_produce_registers_a_version_with_its_files_and_lineage(loop: dict[str, 
     assert resolve_adapter(str(pointer.directory))[0] == pointer.gguf
 
 
-def test_the_gate_evaluates_both_sides_on_the_same_tasks(loop: dict[str, Any]) -> None:
+def test_the_gate_evaluates_both_sides_on_the_same_tasks(
+        loop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import swarmlearn.session
+
     kind, life, v = loop["kind"], loop["life"], loop["version"]
     seen: list[tuple[str, int]] = []
     kind.on_task = lambda side, r: seen.append((side, r.task))
+    episodes: list[Any] = []
+    real = swarmlearn.session.run_session
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        run = real(*args, **kwargs)
+        episodes.extend(run.episodes)
+        return run
+
+    monkeypatch.setattr(swarmlearn.session, "run_session", recorded)
     run = run_gate(life, kind, v, tasks=2)
+    # every gate episode's LLM workers got replies from their server, not errors (the tiny
+    # model's context was 256 tokens: every decision's prompt was refused with HTTP 400)
+    assert len(episodes) == 4
+    for e in episodes:
+        assert e.stats.get("llm_calls", 0) > 0 and e.stats.get("llm_failed", 0) == 0, e.stats
     d = run.decision
     assert d.paired == 2 and {t for _, t in seen} == set(d.tasks)
     # both sides at once (each on its own server), each through the same tasks in order
@@ -90,6 +107,26 @@ def test_the_gate_evaluates_both_sides_on_the_same_tasks(loop: dict[str, Any]) -
     assert len(seen) == 4
     assert run.version.state in (ArtifactState.PROMOTED, ArtifactState.REJECTED)
     assert run.version.gate is not None and "wins" in run.version.gate
+
+
+def test_a_gate_whose_server_refuses_the_prompts_is_an_error(loop: dict[str, Any],
+                                                             tmp_path: Path) -> None:
+    """A base whose context (256 tokens) is shorter than the workers' prompts: its server
+    answers HTTP 400 to every decision, and the evaluation ends on the first task, naming
+    it, instead of scoring the failures as the model's."""
+    from tiny_llama import tiny_model, write_base_gguf
+
+    from swarmlearn.lifecycle import HeldOutTasks
+
+    short = write_base_gguf(tiny_model(seed=1, context=256), tmp_path / "short.gguf")
+    kind = LoraAdapterKind(heldout(), loop["store"], base=short, root=tmp_path / "lora",
+                           eval_threads=1)
+    played: list[Any] = []
+    kind.on_task = lambda side, r: played.append(r)
+    with pytest.raises(ArtifactError, match=r"base model: \d+ of \d+ LLM calls on task "
+                                            r"900001 failed") as info:
+        kind.evaluate(None, HeldOutTasks(scope=kind.scope, seeds=(900_001, 900_002)))
+    assert "\n" not in str(info.value) and not played
 
 
 def test_a_side_that_fails_stops_the_other_and_rejects_the_version(

@@ -27,22 +27,27 @@ _TOKENIZER_KEYS = ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml
                    "tokenizer.chat_template")
 
 
-def tiny_config() -> Any:
+#: the context the GGUF declares, which llama.cpp caps each slot's context at: an LLM
+#: worker's prompt is ~450 tokens (at 256 every decision was refused with HTTP 400)
+CONTEXT = 2048
+
+
+def tiny_config(context: int = CONTEXT) -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(vocab_size=49152, hidden_size=HIDDEN, intermediate_size=FFN,
                        num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-                       num_key_value_heads=KV_HEADS, max_position_embeddings=256,
+                       num_key_value_heads=KV_HEADS, max_position_embeddings=context,
                        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
                        initializer_range=0.2, bos_token_id=1, eos_token_id=2, pad_token_id=2)
 
 
-def tiny_model(seed: int = 0) -> Any:
+def tiny_model(seed: int = 0, context: int = CONTEXT) -> Any:
     import torch
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(tiny_config()).eval()
+    model = LlamaForCausalLM(tiny_config(context)).eval()
     with torch.no_grad():  # norms away from 1, so a mistake in them would show
         for name, p in model.named_parameters():
             if "norm" in name:

@@ -247,6 +247,7 @@ class LoraAdapterKind:
                     run = run_session(sc, seeds=[seed], worker_seed=task_seed_of(tasks, seed),
                                       store=None)
                     ended = run.episodes[0]
+                    _check_calls(side, seed, ended.stats, server.log_path)
                     r = TaskResult(seed, ended.outcome.kind is OutcomeKind.SUCCESS,
                                    float(ended.actions))
                     results.append(r)
@@ -311,6 +312,20 @@ class LoraAdapterKind:
 
     def revert(self, to: ArtifactVersion | None) -> None:
         self.apply(to)
+
+
+def _check_calls(side: str, seed: int, stats: Mapping[str, float], log: Any) -> None:
+    """A gate judges the model's decisions: a task on which most of the LLM workers' calls
+    failed (the server refused them: a prompt longer than its context …) judged the
+    server, so it ends the gate; a few failed calls are logged."""
+    calls, failed = stats.get("llm_calls", 0.0), stats.get("llm_failed", 0.0)
+    if calls and failed > calls / 2:
+        raise ArtifactError(f"{side}: {failed:.0f} of {calls:.0f} LLM calls on task {seed} "
+                            f"failed: a gate on failures would judge the server, not the "
+                            f"model (server log: {log})")
+    if failed:
+        logger.warning("%s: %.0f of %.0f LLM calls on task %d failed", side, failed, calls,
+                       seed)
 
 
 def build_lora_kind(scenario: Scenario, store: Store, **options: Any) -> LoraAdapterKind:
