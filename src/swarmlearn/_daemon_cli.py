@@ -99,10 +99,12 @@ def _read_pid(run_dir: Path) -> int | None:
 def daemon_run(config: ConfigOpt = None, scenario: ScenarioOpt = None, variant: VariantOpt = None,
                mode: ModeOpt = None, run_dir: RunDirOpt = None, store: StoreOpt = None) -> None:
     """Run the daemon in the foreground until SIGTERM or Ctrl-C."""
-    from swarmlearn.daemon import LearningDaemon
+    from swarmlearn.daemon import LearningDaemon, lower_priority
 
     cfg = _config(config, scenario, variant, mode, run_dir)
     daemon = LearningDaemon(cfg, store)
+    if cfg.nice:
+        lower_priority(cfg.nice)
     folder = Path(cfg.run_dir)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "daemon.pid").write_text(str(os.getpid()))

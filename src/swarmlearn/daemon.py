@@ -62,7 +62,7 @@ from swarmlearn.lifecycle._triggers import All, AnyOf, Quality, Trigger, Trigger
 from swarmlearn.store import LogRecord, SqlStore, open_store
 from swarmlearn.types import OutcomeKind
 
-__all__ = ["DAEMON_SESSION_KIND", "LearningDaemon", "LevelStatus", "level_status"]
+__all__ = ["DAEMON_SESSION_KIND", "LearningDaemon", "LevelStatus", "level_status", "lower_priority"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,19 @@ def _count(store: SqlStore, sc: Scenario, since: float | None = None) -> int:
                                 exclude_kinds=[DAEMON_SESSION_KIND])
 
 
-def _lower_priority(nice: int) -> None:
+def lower_priority(nice: int) -> None:
     """Learning is background work: the swarm goes first. ``os.nice`` alone does not
     do it where the kernel groups processes by session (autogroup: a daemon started in
-    a session of its own would get a whole share), so the session's group is niced too."""
+    a session of its own would get a whole share), so the session's group is niced too
+    — but only when this process leads that session: a daemon run in a terminal's
+    session (or inside another program) would otherwise push the shell and everything
+    started from it, the swarm included, down to nice 19 with it.
+
+    The process-wide setting is the caller's to make (``swarmlearn daemon run`` does);
+    :meth:`LearningDaemon.run` used as a library leaves its caller's priority alone."""
     os.nice(nice)
+    if os.getsid(0) != os.getpid():
+        return
     try:
         Path("/proc/self/autogroup").write_text(f"{nice}\n")
     except OSError:
@@ -240,8 +248,6 @@ class LearningDaemon:
     def run(self, *, passes: int | None = None) -> None:
         """Pass after pass every ``poll_s`` until :meth:`stop` (or ``passes`` passes)."""
         wait = self.config.poll_s
-        if self.config.nice:
-            _lower_priority(self.config.nice)
         self._write_status("starting")
         try:
             while not self.stop_event.is_set() and (passes is None or self.passes < passes):
