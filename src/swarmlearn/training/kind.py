@@ -6,9 +6,12 @@ for one scenario (scope = its label, e.g. ``troubleshooting[heldout]``):
 * ``produce``: a data set from the recorded episodes for the training
   objective (SFT examples by :class:`~swarmlearn.training.data.SFTBuilder`, or
   DPO pairs by :class:`~swarmlearn.training.data.DPOBuilder`; the gates'
-  held-out seeds never read), recorded as a ``lora_dataset`` artifact; a LoRA trained on it
-  in a child process (:class:`~swarmlearn.training.lora.LoraTrainer`, within
-  the context's deadline); exported to GGUF and checked against the base;
+  held-out seeds never read), recorded as a ``lora_dataset`` artifact; a LoRA
+  trained on it in a child process (:class:`~swarmlearn.training.lora.LoraTrainer`,
+  within the context's deadline) — from the adapter ``train.init_adapter``
+  names when set (a version, ``champion`` or a PEFT directory:
+  :meth:`LoraAdapterKind.start_from`; DPO on top of the SFT adapter), which is
+  then the new version's parent; exported to GGUF and checked against the base;
   its directory settled in the adapter directory
   (:class:`~swarmlearn.training.adapters.AdapterDir`). The payload is a JSON
   pointer with the GGUF's sha256.
@@ -331,7 +334,8 @@ def _check_calls(side: str, seed: int, stats: Mapping[str, float], log: Any) -> 
 def build_lora_kind(scenario: Scenario, store: Store, **options: Any) -> LoraAdapterKind:
     """The daemon's builder (``kind = "swarmlearn.training.kind:build_lora_kind"``):
     ``base``, ``root``, ``server_url``, ``eval_threads`` and the tables ``data``
-    (DatasetConfig) and ``train`` (LoraTrainConfig)."""
+    (DatasetConfig) and ``train`` (LoraTrainConfig: ``objective = "dpo"``,
+    ``init_adapter = "champion"`` …)."""
     data = options.pop("data", {})
     train = options.pop("train", {})
     for name, value in (("data", data), ("train", train)):
