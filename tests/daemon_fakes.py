@@ -2,7 +2,8 @@
 
 Levels use them as ``kind = "daemon_fakes:build"`` with options:
 ``quality`` (the solve rate its versions show on held-out tasks), ``mode``
-(``ok`` | ``raise`` | ``exit`` | ``hang``), ``eval_sleep`` (seconds per evaluation).
+(``ok`` | ``raise`` | ``exit`` | ``hang``), ``eval_sleep`` (seconds per evaluation),
+``burn`` (CPU-seconds its ``produce`` spends, in the trainer child, before it returns).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ class ScriptedKind:
     name = "fake_kind"
 
     def __init__(self, scenario: Any, store: Any, *, quality: float = 0.9, mode: str = "ok",
-                 eval_sleep: float = 0.0, strategy: str = "", name: str = "fake_kind") -> None:
+                 eval_sleep: float = 0.0, burn: float = 0.0, strategy: str = "",
+                 name: str = "fake_kind") -> None:
         self.name, self.scope = name, scenario.label
-        self.quality, self.mode, self.eval_sleep = quality, mode, eval_sleep
+        self.quality, self.mode, self.eval_sleep, self.burn = quality, mode, eval_sleep, burn
         self.applied: list[int | None] = []
 
     def produce(self, ctx: ProduceContext) -> Produced:
@@ -46,6 +48,9 @@ class ScriptedKind:
             Path = __import__("pathlib").Path
             Path(os.environ["FAKE_TRAINER_PIDFILE"]).write_text(str(os.getpid()))
             time.sleep(3600)
+        end = time.process_time() + self.burn
+        while time.process_time() < end:
+            pass
         return Produced(payload=json.dumps({"quality": self.quality}).encode(),
                         summary={"quality": self.quality},
                         lineage=Lineage(inputs={"since": ctx.since_episode}))

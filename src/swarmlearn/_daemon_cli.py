@@ -270,7 +270,11 @@ def daemon_status(config: ConfigOpt = None, scenario: ScenarioOpt = None,
         line += f"; last status {state.get('state')} at {_when(state.get('ts'))}"
         if state.get("error"):
             line += f" ({state['error']})"
-    console.print(line)
+    console.print(escape(line))
+    if alive and float(state.get("next_run_at") or 0) > time.time():
+        due = "due: " + ", ".join(state["waiting"]) if state.get("waiting") else "none due yet"
+        console.print(escape(f"next level run at {_when(state['next_run_at'])} ({due}): "
+                             f"{state.get('share_wait', '')}"))
     with open_store(store) as st:
         _print_status(cfg, st)
 

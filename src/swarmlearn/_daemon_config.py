@@ -13,6 +13,7 @@
     backoff_s = 30             # after a failure; doubles per failure, at most backoff_max_s
     history = 5                # previous champions kept for rollback
     nice = 19                  # niceness of the daemon and its trainers (the swarm goes first)
+    cpu_share = 1.0            # of one core, on average, for level runs (1.0: no bound)
 
     [daemon.gate]              # swarmlearn.lifecycle.GateConfig
     alpha = 0.05
@@ -45,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,6 +139,7 @@ class DaemonConfig:
     history: int = 5
     live_window: int = 50  # live episodes the quality trigger looks at
     nice: int = 19  # the daemon (and its trainers) run at this niceness: the swarm goes first
+    cpu_share: float = 1.0  # of one core its level runs may use on average (swarmlearn._cpu_share)
     run_dir: str = ".swarmlearn/daemon"
     gate: GateConfig = field(default_factory=GateConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
@@ -153,6 +156,10 @@ class DaemonConfig:
         check_range("history", self.history, lo=1)
         check_range("live_window", self.live_window, lo=1)
         check_range("nice", self.nice, lo=0, hi=19)
+        if math.isnan(self.cpu_share):
+            raise ConfigError("cpu_share: expected > 0 and <= 1, got nan", field="cpu_share",
+                              value=self.cpu_share)
+        check_range("cpu_share", self.cpu_share, lo=0.0, hi=1.0, lo_open=True)
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise ConfigError(f"levels: duplicate level names in {names}", field="levels")

@@ -19,6 +19,11 @@ level the mode runs (``[levels]`` of the config, see
    on fresh held-out seeds (:func:`swarmlearn.lifecycle.run_gate`): promoted
    and applied, or rejected with its numbers.
 
+A CPU share (``cpu_share`` < 1, :mod:`swarmlearn._cpu_share`) spaces the runs:
+after a run that used C CPU-seconds (the daemon's and its trainer's) no level
+runs until C / cpu_share has passed since it began; a level due meanwhile
+waits (``wait``, recorded once per wait) and runs when the share allows.
+
 A failure in one level (a trainer that raises, times out or dies; an
 evaluation that fails) is recorded (``run-failed`` with the reason), backs
 that level off (``backoff_s``, doubling) and never stops the loop. A store
@@ -45,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from swarmlearn._cpu_share import ShareWait, cpu_seconds, share_wait_from_log
 from swarmlearn._daemon_config import DaemonConfig, LevelConfig, build_kind
 from swarmlearn.core.actions import ActionResult
 from swarmlearn.core.events import ActionEvent, EventIds
@@ -80,6 +86,7 @@ class _Level:
     applied: int | None = None  # the champion id last applied (None: the baseline)
     outcomes: dict[int, tuple[float, bool]] = field(default_factory=dict)  # watched episodes
     needs_quality: bool = False  # the trigger looks at the live success rate
+    waited_for: float | None = None  # the start of the run whose CPU share it last waited for
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +183,8 @@ class LearningDaemon:
         self._tick = 0
         self.passes = 0
         self.run_dir = Path(config.run_dir)
+        self.share_wait: ShareWait | None = None  # what the last level run's CPU imposes
+        self._waiting: list[str] = []  # levels due in the last pass that wait for the share
 
     # -- start-up -----------------------------------------------------------------------
     def _open(self) -> SqlStore:
@@ -205,6 +214,9 @@ class LearningDaemon:
         self._ids = EventIds(self._session, 0)
         for level in levels:
             self._recover(level)
+        self.share_wait = share_wait_from_log(
+            (_runs(store, lv.life.kind, lv.life.scope).last("run-done", "run-failed")
+             for lv in levels), self.config.cpu_share)
         return store
 
     def _recover(self, level: _Level) -> None:
@@ -254,7 +266,7 @@ class LearningDaemon:
                 try:
                     self.run_once()
                     wait = self.config.poll_s
-                    self._write_status("running")
+                    self._write_status("running", **self._share_status())
                 except StoreError as exc:
                     wait = min(max(wait * 2, 1.0), 60.0)
                     logger.warning("store unreachable, retrying in %.0f s: %s", wait, exc)
@@ -297,6 +309,7 @@ class LearningDaemon:
         """One pass over the levels; ``force`` names levels to run now. Returns the runs."""
         self._open()
         ran = 0
+        self._waiting = []
         for level in self.levels:
             if self.stop_event.is_set():
                 break
@@ -387,19 +400,41 @@ class LearningDaemon:
             if state.new_episodes == 0:
                 return 0  # nothing new to learn from
         reason = "requested" if requested else level.trigger.due(state)
-        if reason is None:
+        if reason is None or (not forced and self._waits_for_share(level, reason, now)):
             return 0
         self._run(level, reason, state.new_episodes)
         return 1
 
+    def _waits_for_share(self, level: _Level, reason: str, now: float) -> bool:
+        """Whether a due run must wait for the CPU share; the wait is recorded once."""
+        wait = self.share_wait
+        if wait is None or wait.left(now) <= 0:
+            return False
+        self._waiting.append(level.config.name)
+        if level.waited_for != wait.started:
+            level.waited_for = wait.started
+            message = f"{reason}: waits; {wait.describe()}"
+            level.life.note("wait", message, {"level": level.config.name, "reason": reason,
+                                              "until": wait.until, "after": wait.level,
+                                              "cpu_s": wait.cpu_s, "share": wait.share})
+            self._emit("wait", level, True, message)
+        return True
+
+    def _spent(self, name: str, started: float, t0: float, cpu0: float) -> dict[str, float]:
+        """What the run cost (for its log entry); it sets the CPU share's next wait."""
+        cpu = round(cpu_seconds() - cpu0, 3)  # the trainer child has been joined: it is in
+        if self.config.cpu_share < 1.0:  # the wait as a restart reads it from the log
+            self.share_wait = ShareWait(name, started, cpu, self.config.cpu_share)
+        return {"seconds": time.perf_counter() - t0, "cpu_s": cpu}
+
     def _run(self, level: _Level, reason: str, new_episodes: int) -> None:
         store, life, name = self._store(), level.life, level.config.name
         total = _count(store, self.scenario)
+        started, t0, cpu0 = time.time(), time.perf_counter(), cpu_seconds()
         data: dict[str, Any] = {"level": name, "episodes": total, "new_episodes": new_episodes,
-                                "reason": reason}
+                                "reason": reason, "started": started}
         life.note("run-start", reason, data)
         self._emit("trigger", level, True, reason)
-        t0 = time.perf_counter()
         try:
             from swarmlearn._trainer_process import produce_in_child
 
@@ -416,7 +451,7 @@ class LearningDaemon:
             why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, SwarmlearnError) \
                 else str(exc)
             stopped = self.stop_event.is_set()  # the daemon stops: not the level's fault
-            life.note("run-failed", why, {**data, "seconds": time.perf_counter() - t0,
+            life.note("run-failed", why, {**data, **self._spent(name, started, t0, cpu0),
                                           **({"interrupted": True} if stopped else {})})
             self._emit("run-failed", level, False, why)
             logger.warning("level %s failed: %s", name, why)
@@ -427,7 +462,7 @@ class LearningDaemon:
         step = "promote" if d.promote else "reject"
         life.note("run-done", d.reason, {**data, "version": gated.version.version,
                                          "promoted": d.promote,
-                                         "seconds": time.perf_counter() - t0,
+                                         **self._spent(name, started, t0, cpu0),
                                          "champion_rate": d.champion.success_rate,
                                          "challenger_rate": d.challenger.success_rate})
         self._emit(step, level, d.promote, f"v{gated.version.version}: {d.reason}")
@@ -447,6 +482,15 @@ class LearningDaemon:
             store.write([event])
         except StoreError as exc:
             logger.warning("could not record the daemon step %s: %s", step, exc)
+
+    def _share_status(self) -> dict[str, Any]:
+        """For status.json: the share, and while it holds runs back, until when and why."""
+        out: dict[str, Any] = {"cpu_share": self.config.cpu_share}
+        wait = self.share_wait
+        if wait is not None and wait.left(time.time()) > 0:
+            out.update(next_run_at=wait.until, share_wait=wait.describe(),
+                       waiting=list(self._waiting))
+        return out
 
     def _write_status(self, state: str, **extra: Any) -> None:
         try:
@@ -489,11 +533,17 @@ def level_status(config: DaemonConfig, store: SqlStore) -> list[LevelStatus]:
     """Per configured level: last run, what the trigger waits for, champion, challenger,
     recent failures — all read from the store."""
     scenario = load_scenario(config.scenario, variant=config.variant)
-    out = []
+    levels = []
     for lv in config.active_levels():
         kind = build_kind(lv, scenario, store, config.strategy)
+        levels.append((lv, kind, _runs(store, kind.name, kind.scope)))
+    share = share_wait_from_log((runs.last("run-done", "run-failed") for *_, runs in levels),
+                                config.cpu_share)
+    if share is not None and share.left(time.time()) <= 0:
+        share = None  # the share holds no run back
+    out = []
+    for lv, kind, runs in levels:
         life = Lifecycle(store, kind.name, kind.scope)
-        runs = _runs(store, kind.name, kind.scope)
         base = runs.done or runs.last("follow")
         counted = int(base.data.get("episodes", 0)) if base is not None else 0
         new = max(0, _count(store, scenario) - counted)
@@ -503,6 +553,8 @@ def level_status(config: DaemonConfig, store: SqlStore) -> list[LevelStatus]:
             waiting = "requested: runs at the next pass"
         elif after is not None and after > time.time():
             waiting += f"; backing off until {time.strftime('%H:%M:%S', time.localtime(after))}"
+        if share is not None:
+            waiting += f"; {share.describe()}"
         out.append(LevelStatus(lv.name, kind.name, kind.scope, lv.trigger,
                                runs.last("run-done", "run-failed"), waiting,
                                _version_info(life.champion(payload=False)),
