@@ -217,6 +217,10 @@ class LearningDaemon:
         self.share_wait = share_wait_from_log(
             (_runs(store, lv.life.kind, lv.life.scope).last("run-done", "run-failed")
              for lv in levels), self.config.cpu_share)
+        for lv in levels:  # a wait already recorded (by a predecessor) is not recorded again
+            noted = store.learning_log(kind=lv.life.kind, scope=lv.life.scope, steps=["wait"],
+                                       newest_first=True, limit=1)
+            lv.waited_for = noted[0].data.get("started") if noted else None
         return store
 
     def _recover(self, level: _Level) -> None:
@@ -415,7 +419,8 @@ class LearningDaemon:
             level.waited_for = wait.started
             message = f"{reason}: waits; {wait.describe()}"
             level.life.note("wait", message, {"level": level.config.name, "reason": reason,
-                                              "until": wait.until, "after": wait.level,
+                                              "started": wait.started, "until": wait.until,
+                                              "after": wait.level,
                                               "cpu_s": wait.cpu_s, "share": wait.share})
             self._emit("wait", level, True, message)
         return True
