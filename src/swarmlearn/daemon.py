@@ -217,10 +217,10 @@ class LearningDaemon:
         self.share_wait = share_wait_from_log(
             (_runs(store, lv.life.kind, lv.life.scope).last("run-done", "run-failed")
              for lv in levels), self.config.cpu_share)
-        for lv in levels:  # a wait already recorded (by a predecessor) is not recorded again
-            noted = store.learning_log(kind=lv.life.kind, scope=lv.life.scope, steps=["wait"],
-                                       newest_first=True, limit=1)
-            lv.waited_for = noted[0].data.get("started") if noted else None
+        for level in levels:  # a wait already on the log (a predecessor's) is not noted again
+            noted = store.learning_log(kind=level.life.kind, scope=level.life.scope,
+                                       steps=["wait"], newest_first=True, limit=1)
+            level.waited_for = noted[0].data.get("started") if noted else None
         return store
 
     def _recover(self, level: _Level) -> None:
