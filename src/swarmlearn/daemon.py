@@ -52,9 +52,17 @@ from typing import Any
 
 from swarmlearn._cpu_share import ShareWait, cpu_seconds, share_wait_from_log
 from swarmlearn._daemon_config import DaemonConfig, LevelConfig, build_kind
+from swarmlearn._daemon_log import (
+    DAEMON_SESSION_KIND,
+    RunLog,
+    backoff_until,
+    count_episodes,
+    runs_of,
+)
+from swarmlearn._daemon_status import LevelStatus, level_status
 from swarmlearn.core.actions import ActionResult
 from swarmlearn.core.events import ActionEvent, EventIds
-from swarmlearn.core.scenario import Scenario, load_scenario
+from swarmlearn.core.scenario import load_scenario
 from swarmlearn.errors import ConfigError, StoreError, SwarmlearnError
 from swarmlearn.lifecycle import (
     ArtifactKind,
@@ -65,15 +73,13 @@ from swarmlearn.lifecycle import (
     watch,
 )
 from swarmlearn.lifecycle._triggers import All, AnyOf, Quality, Trigger, TriggerState
-from swarmlearn.store import LogRecord, SqlStore, open_store
+from swarmlearn.store import SqlStore, open_store
 from swarmlearn.types import OutcomeKind
 
 __all__ = ["DAEMON_SESSION_KIND", "LearningDaemon", "LevelStatus", "level_status", "lower_priority"]
 
 logger = logging.getLogger(__name__)
 
-DAEMON_SESSION_KIND = "daemon"
-_RUN_STEPS = ("run-start", "run-done", "run-failed", "request", "follow")
 
 
 @dataclass(slots=True)
@@ -87,52 +93,6 @@ class _Level:
     outcomes: dict[int, tuple[float, bool]] = field(default_factory=dict)  # watched episodes
     needs_quality: bool = False  # the trigger looks at the live success rate
     waited_for: float | None = None  # the start of the run whose CPU share it last waited for
-
-
-@dataclass(frozen=True, slots=True)
-class _RunLog:
-    """A level's recent runs, read from the learning log (newest first)."""
-
-    records: tuple[LogRecord, ...]
-
-    def last(self, *steps: str) -> LogRecord | None:
-        return next((r for r in self.records if r.step in steps), None)
-
-    @property
-    def done(self) -> LogRecord | None:
-        return self.last("run-done")
-
-    @property
-    def failures(self) -> list[LogRecord]:
-        """Failed runs since the last finished one (interruptions not counted)."""
-        out = []
-        for r in self.records:
-            if r.step == "run-done":
-                break
-            if r.step == "run-failed" and not r.data.get("interrupted"):
-                out.append(r)
-        return out
-
-    @property
-    def pending_request(self) -> LogRecord | None:
-        req, start = self.last("request"), self.last("run-start")
-        return req if req is not None and (start is None or req.id > start.id) else None
-
-    @property
-    def interrupted(self) -> LogRecord | None:
-        """The last run-start if no run-done/failed followed it (the daemon died)."""
-        last = self.last("run-start", "run-done", "run-failed")
-        return last if last is not None and last.step == "run-start" else None
-
-
-def _runs(store: SqlStore, kind: str, scope: str) -> _RunLog:
-    return _RunLog(tuple(store.learning_log(kind=kind, scope=scope, steps=list(_RUN_STEPS),
-                                            newest_first=True, limit=200)))
-
-
-def _count(store: SqlStore, sc: Scenario, since: float | None = None) -> int:
-    return store.count_episodes(scenario=sc.name, variant=sc.variant, since=since,
-                                exclude_kinds=[DAEMON_SESSION_KIND])
 
 
 def lower_priority(nice: int) -> None:
@@ -158,14 +118,6 @@ def _uses_quality(trigger: Trigger) -> bool:
     if isinstance(trigger, Quality):
         return True
     return isinstance(trigger, All | AnyOf) and any(_uses_quality(t) for t in trigger.parts)
-
-
-def _backoff(config: DaemonConfig, failures: Sequence[LogRecord]) -> float | None:
-    """When the level may run again after ``failures`` (None: now)."""
-    if not failures:
-        return None
-    delay = min(config.backoff_s * 2 ** (len(failures) - 1), config.backoff_max_s)
-    return float(failures[0].ts + delay)
 
 
 class LearningDaemon:
@@ -215,7 +167,7 @@ class LearningDaemon:
         for level in levels:
             self._recover(level)
         self.share_wait = share_wait_from_log(
-            (_runs(store, lv.life.kind, lv.life.scope).last("run-done", "run-failed")
+            (runs_of(store, lv.life.kind, lv.life.scope).last("run-done", "run-failed")
              for lv in levels), self.config.cpu_share)
         for level in levels:  # a wait already on the log (a predecessor's) is not noted again
             noted = store.learning_log(kind=level.life.kind, scope=level.life.scope,
@@ -226,7 +178,7 @@ class LearningDaemon:
     def _recover(self, level: _Level) -> None:
         """Reject what a killed predecessor left half-done; re-apply the champion."""
         store, life = self._store(), level.life
-        runs = _runs(store, life.kind, life.scope)
+        runs = runs_of(store, life.kind, life.scope)
         if runs.last("run-start", "run-done", "run-failed", "follow") is None:
             # episodes recorded before are new to this level: it never learned from them
             life.note("follow", "the daemon follows this level",
@@ -349,7 +301,7 @@ class LearningDaemon:
         if champion is None or champion.gated_rate is None:
             return
         since = float(champion.meta.get("promoted_at", champion.record.created))
-        n = _count(store, self.scenario, since)
+        n = count_episodes(store, self.scenario, since)
         if level.watched == (champion.id, n) or n == 0:
             return
         if level.watched[0] != champion.id:
@@ -372,14 +324,14 @@ class LearningDaemon:
         self._emit("rollback", level, False, f"v{champion.version} → {to}: {verdict.reason}")
 
     # -- trigger, train, gate -------------------------------------------------------------------
-    def _trigger_state(self, level: _Level, runs: _RunLog, now: float) -> TriggerState:
+    def _trigger_state(self, level: _Level, runs: RunLog, now: float) -> TriggerState:
         store = self._store()
         done = runs.done
         start = runs.last("follow")
         base = done or start
         since = base.ts if base is not None else now
         counted = int(base.data.get("episodes", 0)) if base is not None else 0
-        total = _count(store, self.scenario)
+        total = count_episodes(store, self.scenario)
         rate, recent = None, []
         if level.needs_quality:
             recent = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
@@ -393,12 +345,12 @@ class LearningDaemon:
 
     def _maybe_run(self, level: _Level, *, forced: bool = False) -> int:
         store, life = self._store(), level.life
-        runs = _runs(store, life.kind, life.scope)
+        runs = runs_of(store, life.kind, life.scope)
         now = time.time()
         state = self._trigger_state(level, runs, now)
         requested = forced or state.requested
         if not requested:
-            after = _backoff(self.config, runs.failures)
+            after = backoff_until(self.config, runs.failures)
             if after is not None and now < after:
                 return 0
             if state.new_episodes == 0:
@@ -434,7 +386,7 @@ class LearningDaemon:
 
     def _run(self, level: _Level, reason: str, new_episodes: int) -> None:
         store, life, name = self._store(), level.life, level.config.name
-        total = _count(store, self.scenario)
+        total = count_episodes(store, self.scenario)
         started, t0, cpu0 = time.time(), time.perf_counter(), cpu_seconds()
         data: dict[str, Any] = {"level": name, "episodes": total, "new_episodes": new_episodes,
                                 "reason": reason, "started": started}
@@ -507,62 +459,3 @@ class LearningDaemon:
             tmp.replace(self.run_dir / "status.json")
         except OSError as exc:
             logger.warning("cannot write the daemon status in %s: %s", self.run_dir, exc)
-
-
-# -- status, for `swarmlearn daemon status` -----------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class LevelStatus:
-    level: str
-    kind: str
-    scope: str
-    trigger: str
-    last_run: LogRecord | None
-    next_trigger: str
-    champion: dict[str, Any] | None
-    challenger: dict[str, Any] | None
-    failures: list[LogRecord] = field(default_factory=list)
-
-
-def _version_info(v: Any) -> dict[str, Any] | None:
-    if v is None:
-        return None
-    gate = v.gate or {}
-    return {"version": v.version, "state": v.state.value,
-            "gated_rate": v.gated_rate,
-            "cost_per_solve": (gate.get("challenger") or {}).get("cost_per_solve"),
-            "p_value": gate.get("p_value"), "vs": (v.meta.get("gate_results") or {})
-            .get("champion_version")}
-
-
-def level_status(config: DaemonConfig, store: SqlStore) -> list[LevelStatus]:
-    """Per configured level: last run, what the trigger waits for, champion, challenger,
-    recent failures — all read from the store."""
-    scenario = load_scenario(config.scenario, variant=config.variant)
-    levels = []
-    for lv in config.active_levels():
-        kind = build_kind(lv, scenario, store, config.strategy)
-        levels.append((lv, kind, _runs(store, kind.name, kind.scope)))
-    share = share_wait_from_log((runs.last("run-done", "run-failed") for *_, runs in levels),
-                                config.cpu_share)
-    if share is not None and share.left(time.time()) <= 0:
-        share = None  # the share holds no run back
-    out = []
-    for lv, kind, runs in levels:
-        life = Lifecycle(store, kind.name, kind.scope)
-        base = runs.done or runs.last("follow")
-        counted = int(base.data.get("episodes", 0)) if base is not None else 0
-        new = max(0, _count(store, scenario) - counted)
-        after = _backoff(config, runs.failures)
-        waiting = f"{new} new episodes; trigger: {lv.trigger}"
-        if runs.pending_request is not None:
-            waiting = "requested: runs at the next pass"
-        elif after is not None and after > time.time():
-            waiting += f"; backing off until {time.strftime('%H:%M:%S', time.localtime(after))}"
-        if share is not None:
-            waiting += f"; {share.describe()}"
-        out.append(LevelStatus(lv.name, kind.name, kind.scope, lv.trigger,
-                               runs.last("run-done", "run-failed"), waiting,
-                               _version_info(life.champion(payload=False)),
-                               _version_info(life.challenger(payload=False)),
-                               runs.failures[:3]))
-    return out
