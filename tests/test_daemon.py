@@ -253,6 +253,36 @@ def test_a_live_drop_rolls_back_with_the_reason(tmp_path: Path, url: str) -> Non
         daemon.close()
 
 
+def test_passes_follow_the_store_by_watermark_and_count_what_came(
+        tmp_path: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After its first pass the daemon reads only the new episodes' light rows: no full
+    episode read, no count; the watch and the trigger still see every new episode."""
+    record(url, 2)
+    first = LearningDaemon(config(tmp_path, {"snapshot": {"trigger": "count >= 20"}}), url)
+    first.run_once()
+    first.close()
+    daemon = LearningDaemon(config(tmp_path, {"snapshot": {"trigger": "count >= 20"}}), url)
+    try:
+        daemon.run_once()  # starts following; the watch reads the champion's episodes once
+        st = daemon.store
+        assert st is not None
+        calls: list[str] = []
+        for name in ("episodes", "count_episodes"):
+            real = getattr(st, name)
+            monkeypatch.setattr(st, name, lambda *a, _r=real, _n=name, **k: (
+                calls.append(_n), _r(*a, **k))[1])
+        daemon.run_once()
+        assert daemon._total == 20
+        record(url, 1, first=40_000)
+        daemon.run_once()
+        assert daemon._total == 30 == st.count_episodes(
+            scenario="troubleshooting", variant="heldout", exclude_kinds=[DAEMON_SESSION_KIND])
+        assert [lv.live.episodes for lv in daemon.levels if lv.live is not None] == [10]
+        assert calls.count("episodes") == 0 and calls.count("count_episodes") == 1  # ours
+    finally:
+        daemon.close()
+
+
 def test_store_unreachable_then_back(tmp_path: Path) -> None:
     blocker = tmp_path / "db"
     blocker.write_text("not a folder")  # the store's folder cannot be made

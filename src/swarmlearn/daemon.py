@@ -45,8 +45,9 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,11 @@ from swarmlearn.lifecycle import (
     ArtifactState,
     Lifecycle,
     LifecycleConfig,
+    LiveWatch,
     run_gate,
-    watch,
 )
 from swarmlearn.lifecycle._triggers import All, AnyOf, Quality, Trigger, TriggerState
-from swarmlearn.store import SqlStore, open_store
+from swarmlearn.store import EpisodeBrief, EpisodeCursor, SqlStore, open_store
 from swarmlearn.types import OutcomeKind
 
 __all__ = ["DAEMON_SESSION_KIND", "LearningDaemon", "LevelStatus", "level_status", "lower_priority"]
@@ -88,9 +89,9 @@ class _Level:
     kind: ArtifactKind
     life: Lifecycle
     trigger: Trigger
-    watched: tuple[int, int] = (0, -1)  # (champion id, live episodes) last watched
     applied: int | None = None  # the champion id last applied (None: the baseline)
-    outcomes: dict[int, tuple[float, bool]] = field(default_factory=dict)  # watched episodes
+    live: LiveWatch | None = None  # the sequential test on the champion's live episodes
+    live_for: int | None = None  # the champion it watches
     needs_quality: bool = False  # the trigger looks at the live success rate
     waited_for: float | None = None  # the start of the run whose CPU share it last waited for
 
@@ -137,6 +138,9 @@ class LearningDaemon:
         self.run_dir = Path(config.run_dir)
         self.share_wait: ShareWait | None = None  # what the last level run's CPU imposes
         self._waiting: list[str] = []  # levels due in the last pass that wait for the share
+        self._cursor: EpisodeCursor | None = None  # where following the store stands
+        self._total = 0  # the scenario's episodes in the store (the daemon's own aside)
+        self._recent: deque[tuple[float, bool]] = deque()  # the newest (end time, solved)
 
     # -- start-up -----------------------------------------------------------------------
     def _open(self) -> SqlStore:
@@ -173,7 +177,35 @@ class LearningDaemon:
             noted = store.learning_log(kind=level.life.kind, scope=level.life.scope,
                                        steps=["wait"], newest_first=True, limit=1)
             level.waited_for = noted[0].data.get("started") if noted else None
+        self._start_following(store)
         return store
+
+    # -- following the store ------------------------------------------------------------------
+    def _filters(self) -> dict[str, Any]:
+        return {"scenario": self.scenario.name, "variant": self.scenario.variant,
+                "exclude_kinds": [DAEMON_SESSION_KIND]}
+
+    def _start_following(self, store: SqlStore) -> None:
+        """A cursor at the store's end, the count so far and, for quality triggers, the
+        newest episodes; from here on each pass reads only what is new (by id watermark)."""
+        _, self._cursor = store.follow_episodes(None, from_end=True, **self._filters())
+        self._total = count_episodes(store, self.scenario)
+        window = self.config.live_window if any(lv.needs_quality for lv in self.levels) else 0
+        self._recent = deque(maxlen=window)
+        if window:
+            since = min(self._since(runs_of(store, lv.life.kind, lv.life.scope), time.time())
+                        for lv in self.levels if lv.needs_quality)
+            self._recent.extend((e.ts, e.outcome.kind is OutcomeKind.SUCCESS)
+                                for e in store.episodes(**self._filters(), since=since)
+                                if self._cursor.covers(e.id, e.session))
+
+    def _follow(self) -> list[EpisodeBrief]:
+        """The episodes recorded since the last pass (light rows: id, session, end, outcome)."""
+        new, self._cursor = self._store().follow_episodes(self._cursor, **self._filters())
+        self._total += len(new)
+        if self._recent.maxlen:
+            self._recent.extend((b.ts, b.solved) for b in new)
+        return new
 
     def _recover(self, level: _Level) -> None:
         """Reject what a killed predecessor left half-done; re-apply the champion."""
@@ -259,19 +291,20 @@ class LearningDaemon:
             try:
                 self.store.close()
             finally:
-                self.store, self.levels = None, []
+                self.store, self.levels, self._cursor = None, [], None
 
     def run_once(self, *, force: Sequence[str] = ()) -> int:
         """One pass over the levels; ``force`` names levels to run now. Returns the runs."""
         self._open()
         ran = 0
         self._waiting = []
+        new = self._follow()
         for level in self.levels:
             if self.stop_event.is_set():
                 break
             try:
                 self._reconcile(level)
-                self._watch(level)
+                self._watch(level, new)
                 ran += self._maybe_run(level, forced=level.config.name in force)
             except StoreError:
                 raise
@@ -283,10 +316,11 @@ class LearningDaemon:
     # -- watch ------------------------------------------------------------------------------
     def _reconcile(self, level: _Level) -> None:
         """Apply a champion changed by someone else (``daemon artifacts promote|rollback``)."""
-        champion = level.life.champion()
+        champion = level.life.champion(payload=False)
         now = champion.id if champion is not None else None
         if now == level.applied:
             return
+        champion = level.life.champion()  # with its payload, to apply it
         if champion is None:
             level.kind.revert(None)
         else:
@@ -295,51 +329,53 @@ class LearningDaemon:
         what = champion.label if champion is not None else "the baseline"
         self._emit("apply", level, True, f"{what} applied (changed outside the daemon)")
 
-    def _watch(self, level: _Level) -> None:
+    def _watch(self, level: _Level, new: Sequence[EpisodeBrief]) -> None:
+        """Feed the champion's sequential test this pass's new live episodes (after a
+        promotion or a restart, first once every live episode since the promotion)."""
         store, life = self._store(), level.life
         champion = life.champion(payload=False)
         if champion is None or champion.gated_rate is None:
+            level.live = level.live_for = None
             return
         since = float(champion.meta.get("promoted_at", champion.record.created))
-        n = count_episodes(store, self.scenario, since)
-        if level.watched == (champion.id, n) or n == 0:
+        if level.live is None or level.live_for != champion.id:
+            level.live, level.live_for = LiveWatch(champion.gated_rate, self.config.watch), \
+                champion.id
+            assert self._cursor is not None
+            cursor = self._cursor
+            outcomes = [e.outcome.kind is OutcomeKind.SUCCESS
+                        for e in store.episodes(**self._filters(), since=since)
+                        if cursor.covers(e.id, e.session)]  # the rest come with the next look
+        else:
+            outcomes = [b.solved for b in new if b.ts >= since]
+        if not outcomes:
             return
-        if level.watched[0] != champion.id:
-            level.outcomes = {}
-        level.watched = (champion.id, n)
-        # read only what came in since the last look (a margin for late writers), by id
-        newest = max((ts for ts, _ in level.outcomes.values()), default=since)
-        for e in store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
-                                since=max(since, newest - 30.0),
-                                exclude_kinds=[DAEMON_SESSION_KIND]):
-            level.outcomes[e.id] = (e.ts, e.outcome.kind is OutcomeKind.SUCCESS)
-        ordered = sorted(level.outcomes.values())
-        verdict = watch((ok for _, ok in ordered), champion.gated_rate, self.config.watch)
+        verdict = level.live.add(outcomes)
         if not verdict.drop:
             return
         back = life.rollback(verdict.reason, automatic=True)
         level.kind.revert(back)
         level.applied = back.id if back is not None else None
+        level.live = level.live_for = None
         to = f"v{back.version}" if back is not None else "the baseline"
         self._emit("rollback", level, False, f"v{champion.version} → {to}: {verdict.reason}")
 
     # -- trigger, train, gate -------------------------------------------------------------------
+    @staticmethod
+    def _since(runs: RunLog, now: float) -> float:
+        """When the level's trigger starts counting: its last finished run, or following."""
+        base = runs.done or runs.last("follow")
+        return base.ts if base is not None else now
+
     def _trigger_state(self, level: _Level, runs: RunLog, now: float) -> TriggerState:
-        store = self._store()
-        done = runs.done
-        start = runs.last("follow")
-        base = done or start
-        since = base.ts if base is not None else now
+        base = runs.done or runs.last("follow")
+        since = self._since(runs, now)
         counted = int(base.data.get("episodes", 0)) if base is not None else 0
-        total = count_episodes(store, self.scenario)
         rate, recent = None, []
         if level.needs_quality:
-            recent = store.episodes(scenario=self.scenario.name, variant=self.scenario.variant,
-                                    since=since, exclude_kinds=[DAEMON_SESSION_KIND])
-            recent = recent[-self.config.live_window:]
-            rate = (sum(e.outcome.kind is OutcomeKind.SUCCESS for e in recent) / len(recent)
-                    if recent else None)
-        return TriggerState(now=now, since=since, new_episodes=max(0, total - counted),
+            recent = [ok for ts, ok in self._recent if ts >= since]
+            rate = sum(recent) / len(recent) if recent else None
+        return TriggerState(now=now, since=since, new_episodes=max(0, self._total - counted),
                             live_rate=rate, live_episodes=len(recent),
                             requested=runs.pending_request is not None)
 
@@ -385,8 +421,8 @@ class LearningDaemon:
         return {"seconds": time.perf_counter() - t0, "cpu_s": cpu}
 
     def _run(self, level: _Level, reason: str, new_episodes: int) -> None:
-        store, life, name = self._store(), level.life, level.config.name
-        total = count_episodes(store, self.scenario)
+        life, name = level.life, level.config.name
+        total = self._total
         started, t0, cpu0 = time.time(), time.perf_counter(), cpu_seconds()
         data: dict[str, Any] = {"level": name, "episodes": total, "new_episodes": new_episodes,
                                 "reason": reason, "started": started}

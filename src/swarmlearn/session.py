@@ -222,7 +222,7 @@ def _open(
     if store is None:
         return 0, 0
     if resume is not None:
-        store.session(resume)  # raises StoreError if there is no such session
+        store.reopen_session(resume)  # raises StoreError if there is no such session
         return resume, store.next_seq(resume)
     sid = store.open_session(
         scenario=scenario.name,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from swarmlearn.errors import ConfigError
-from swarmlearn.lifecycle import WatchConfig, watch
+from swarmlearn.lifecycle import LiveWatch, WatchConfig, watch
 
 
 def test_a_clear_drop_is_caught_quickly() -> None:
@@ -41,3 +41,19 @@ def test_false_rollback_rate_is_small_and_drops_are_found() -> None:
 def test_bad_config() -> None:
     with pytest.raises(ConfigError, match="drop"):
         WatchConfig(drop=0.0)
+
+
+def test_fed_in_pieces_the_test_decides_as_over_the_whole_sequence() -> None:
+    rng = random.Random(11)
+    for trial in range(200):
+        rate = rng.choice([0.5, 0.7, 0.9])
+        seq = [rng.random() < rate - rng.choice([0.0, 0.3]) for _ in range(rng.randint(0, 120))]
+        live, i = LiveWatch(rate), 0
+        while i < len(seq):
+            step = rng.randint(1, 15)
+            got = live.add(seq[i:i + step])
+            i += step
+        got = live.add([])
+        assert got == watch(seq, rate), trial
+        if got.drop:  # a drop stays a drop
+            assert live.add([True] * 50) == got

@@ -46,7 +46,7 @@ from swarmlearn.lifecycle._records import (
     check_move,
 )
 from swarmlearn.lifecycle._run import GateRun, run_gate
-from swarmlearn.lifecycle._watch import WatchConfig, WatchVerdict, watch
+from swarmlearn.lifecycle._watch import LiveWatch, WatchConfig, WatchVerdict, watch
 
 __all__ = [
     "GATE_RULE",
@@ -63,6 +63,7 @@ __all__ = [
     "LifecycleConfig",
     "LifecycleObserver",
     "Lineage",
+    "LiveWatch",
     "ProduceContext",
     "Produced",
     "SideSummary",

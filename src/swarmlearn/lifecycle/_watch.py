@@ -16,7 +16,7 @@ drop``::
 ``alpha`` bounds the chance that one test run rolls back a champion that is
 as good as its gate said; ``beta`` the chance it misses a drop of ``drop``.
 ``p0`` is clamped to [0.02, 0.98] (a gate at 100% does not make one failure
-fatal). :func:`watch` is pure.
+fatal). :func:`watch` is pure; :class:`LiveWatch` is the same test fed piece by piece.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from swarmlearn._config import check_range
 
-__all__ = ["WatchConfig", "WatchVerdict", "watch"]
+__all__ = ["LiveWatch", "WatchConfig", "WatchVerdict", "watch"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,26 +60,49 @@ class WatchVerdict:
         return self.successes / self.episodes if self.episodes else math.nan
 
 
+class LiveWatch:
+    """The sequential test fed as live episodes come in (a follower adds each look's
+    new ones); :func:`watch` runs it over a whole sequence. After a drop it stays
+    dropped: more episodes change nothing."""
+
+    def __init__(self, gated_rate: float, config: WatchConfig | None = None) -> None:
+        self.config = cfg = config or WatchConfig()
+        self.p0 = p0 = min(0.98, max(0.02, gated_rate))
+        self.p1 = p1 = max(0.01, p0 - cfg.drop)
+        self._up = math.log((1 - cfg.beta) / cfg.alpha)
+        self._down = math.log(cfg.beta / (1 - cfg.alpha))
+        self._win, self._lose = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+        self.llr, self.episodes, self.successes, self.restarts = 0.0, 0, 0, 0
+        self._dropped: WatchVerdict | None = None
+
+    def add(self, outcomes: Iterable[bool]) -> WatchVerdict:
+        """Feed ``outcomes`` (True = solved), oldest first; the verdict after them."""
+        if self._dropped is not None:
+            return self._dropped
+        cfg, up, down = self.config, self._up, self._down
+        for solved in outcomes:
+            self.episodes += 1
+            self.successes += bool(solved)
+            self.llr += self._win if solved else self._lose
+            if self.llr >= up and self.episodes >= cfg.min_episodes:
+                n, ok = self.episodes, self.successes
+                self._dropped = self._verdict(
+                    True, f"live success {ok}/{n} ({ok / n:.0%}) fell below the gated "
+                          f"{self.p0:.0%} (sequential test: drop to {self.p1:.0%} accepted, "
+                          f"alpha={cfg.alpha})")
+                return self._dropped
+            if self.llr <= down:
+                self.llr, self.restarts = 0.0, self.restarts + 1
+        rate = f"{self.successes}/{self.episodes}" if self.episodes else "no live episodes yet"
+        return self._verdict(False, f"holding: live success {rate} against the gated "
+                                    f"{self.p0:.0%}")
+
+    def _verdict(self, drop: bool, reason: str) -> WatchVerdict:
+        return WatchVerdict(drop, self.episodes, self.successes, self.llr, self.restarts,
+                            self.p0, self.p1, reason)
+
+
 def watch(outcomes: Iterable[bool], gated_rate: float,
           config: WatchConfig | None = None) -> WatchVerdict:
     """Run the sequential test over live ``outcomes`` (True = solved), oldest first."""
-    cfg = config or WatchConfig()
-    p0 = min(0.98, max(0.02, gated_rate))
-    p1 = max(0.01, p0 - cfg.drop)
-    up, down = math.log((1 - cfg.beta) / cfg.alpha), math.log(cfg.beta / (1 - cfg.alpha))
-    win, lose = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
-    llr, n, ok, restarts = 0.0, 0, 0, 0
-    for solved in outcomes:
-        n += 1
-        ok += bool(solved)
-        llr += win if solved else lose
-        if llr >= up and n >= cfg.min_episodes:
-            return WatchVerdict(True, n, ok, llr, restarts, p0, p1,
-                                f"live success {ok}/{n} ({ok / n:.0%}) fell below the gated "
-                                f"{p0:.0%} (sequential test: drop to {p1:.0%} accepted, "
-                                f"alpha={cfg.alpha})")
-        if llr <= down:
-            llr, restarts = 0.0, restarts + 1
-    rate = f"{ok}/{n}" if n else "no live episodes yet"
-    return WatchVerdict(False, n, ok, llr, restarts, p0, p1,
-                        f"holding: live success {rate} against the gated {p0:.0%}")
+    return LiveWatch(gated_rate, config).add(outcomes)

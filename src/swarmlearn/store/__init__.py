@@ -9,6 +9,8 @@ from __future__ import annotations
 from swarmlearn.store._protocol import (
     AliasRecord,
     ArtifactRecord,
+    EpisodeBrief,
+    EpisodeCursor,
     EventQuery,
     LogEntry,
     LogRecord,
@@ -25,6 +27,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "AliasRecord",
     "ArtifactRecord",
+    "EpisodeBrief",
+    "EpisodeCursor",
     "EventQuery",
     "LogEntry",
     "LogRecord",

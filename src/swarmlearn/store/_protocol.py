@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from swarmlearn.core.events import (
     ActionEvent,
@@ -14,11 +14,13 @@ from swarmlearn.core.events import (
     LLMCallEvent,
     NoteEvent,
 )
-from swarmlearn.types import SessionId
+from swarmlearn.types import OutcomeKind, SessionId
 
 __all__ = [
     "AliasRecord",
     "ArtifactRecord",
+    "EpisodeBrief",
+    "EpisodeCursor",
     "EventQuery",
     "LogEntry",
     "LogRecord",
@@ -113,6 +115,40 @@ class LogRecord:
     pid: int
 
 
+class EpisodeBrief(NamedTuple):
+    """What a follower of the store needs of an episode end (``follow_episodes``)."""
+
+    id: int
+    session: SessionId
+    ts: float
+    outcome: OutcomeKind  # with applied feedback's outcome in place of the recorded one
+
+    @property
+    def solved(self) -> bool:
+        return self.outcome is OutcomeKind.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeCursor:
+    """Where a follower of the store's episodes stands: an id watermark per session.
+
+    Event ids are ``session << 32 | seq``, so within a session a larger id is a later
+    episode, but sessions write side by side: one watermark per session that may still
+    write (``poll``), and ``top``, the newest session known at the last look (every
+    session above it is read whole). A session leaves ``poll`` once a look began after
+    it had ended — everything it wrote was committed before it ended, so that look read
+    it all. ``marks`` keeps the last id read of every session seen (a resumed session,
+    running again, continues above it)."""
+
+    marks: Mapping[int, int] = field(default_factory=dict)
+    poll: frozenset[int] = frozenset()
+    top: int = 0
+
+    def covers(self, episode: int, session: int) -> bool:
+        """Whether the looks up to here returned this episode (a later one will not)."""
+        return episode <= self.marks.get(session, -1)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EventQuery:
     """Filters for reading action events; all optional, combined with AND."""
@@ -184,6 +220,8 @@ class Store(Protocol):
         self, *, scenario: str | None = None, kind: str | None = None, limit: int | None = None
     ) -> list[SessionRecord]: ...
 
+    def reopen_session(self, session: SessionId) -> None: ...
+
     def session(self, session: SessionId) -> SessionRecord: ...
 
     def next_seq(self, session: SessionId) -> int: ...
@@ -244,6 +282,12 @@ class Store(Protocol):
         self, *, scenario: str | None = None, variant: str | None = None,
         since: float | None = None, exclude_kinds: Sequence[str] = (),
     ) -> int: ...
+
+    def follow_episodes(
+        self, cursor: EpisodeCursor | None = None, *, scenario: str | None = None,
+        variant: str | None = None, exclude_kinds: Sequence[str] = (),
+        from_end: bool = False,
+    ) -> tuple[list[EpisodeBrief], EpisodeCursor]: ...
 
     def wait_for_episodes(self, timeout: float) -> bool: ...
 

@@ -40,6 +40,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    or_,
     select,
     update,
 )
@@ -64,13 +65,15 @@ from swarmlearn.store._batch import BatchWriter, Part, insert_sql
 from swarmlearn.store._protocol import (
     AliasRecord,
     ArtifactRecord,
+    EpisodeBrief,
+    EpisodeCursor,
     EventQuery,
     LogEntry,
     LogRecord,
     SessionRecord,
     StatusUpdate,
 )
-from swarmlearn.types import SessionId
+from swarmlearn.types import OutcomeKind, SessionId
 
 __all__ = ["DEFAULT_URL", "SqlStore", "resolve_url"]
 
@@ -389,6 +392,15 @@ class SqlStore:
                 )
             )
 
+    def reopen_session(self, session: SessionId) -> None:
+        """A resumed session is running again (followers poll it: ``follow_episodes``)."""
+        t = schema.sessions
+        with self._tx(write=True, what=f"reopening session {session}") as conn:
+            done = conn.execute(update(t).where(t.c.id == session)
+                                .values(status="running", ended=None)).rowcount
+        if not done:
+            raise StoreError(f"no session {session} in {self.url}")
+
     def session(self, session: SessionId) -> SessionRecord:
         found = self._sessions(select(schema.sessions).where(schema.sessions.c.id == session))
         if not found:
@@ -572,22 +584,87 @@ class SqlStore:
         with self._tx(write=False, what="counting episodes") as conn:
             return int(conn.execute(q).scalar() or 0)
 
+    def follow_episodes(
+        self, cursor: EpisodeCursor | None = None, *, scenario: str | None = None,
+        variant: str | None = None, exclude_kinds: Sequence[str] = (),
+        from_end: bool = False,
+    ) -> tuple[list[EpisodeBrief], EpisodeCursor]:
+        """The episodes recorded since ``cursor`` (None: all of them; with ``from_end``
+        none, only a cursor at the end), oldest first per session, and the next cursor.
+
+        What a follower polls with: each look costs an index seek per session that may
+        still write plus the new rows (id, session, end time, outcome), however large
+        the store; feedback applied to a returned episode replaces its outcome, as in
+        :meth:`episodes`. Filters as :meth:`episodes`; see :class:`EpisodeCursor`."""
+        t, s, f = schema.episodes, schema.sessions, schema.feedback
+        cur = cursor or EpisodeCursor()
+        owners = self._owners(scenario=scenario, variant=variant, exclude_kinds=exclude_kinds)
+        with self._tx(write=False, what="following episodes") as conn:
+            newest = int(conn.execute(select(func.max(s.c.id))).scalar() or 0)
+            live = select(s.c.id).where(s.c.status == "running", s.c.id <= newest)
+            if owners is not None:
+                live = live.where(s.c.id.in_(owners))
+            running = {int(i) for i in conn.execute(live).scalars()}
+            if cursor is None and from_end:  # every session's last id: one may be resumed
+                last = select(t.c.session, func.max(t.c.id)).group_by(t.c.session)
+                if owners is not None:
+                    last = last.where(t.c.session.in_(owners))
+                marks = {int(sid): int(i) for sid, i in conn.execute(last).all()}
+                return [], EpisodeCursor(marks, frozenset(running), newest)
+            polled = sorted(cur.poll | {r for r in running if r <= cur.top})
+            above = [sid for sid in polled if sid > cur.top]
+            new = t.c.session > cur.top
+            if above:
+                new = new & t.c.session.not_in(above)
+            wanted = or_(new, *((t.c.session == sid)
+                                & (t.c.id > cur.marks.get(sid, (sid << 32) - 1))
+                                for sid in polled))
+            q = select(t.c.id, t.c.session, t.c.ts, t.c.outcome).where(wanted)
+            if owners is not None:
+                q = q.where(t.c.session.in_(owners))
+            rows = conn.execute(q.order_by(t.c.id)).all()
+            latest: dict[int, str] = {}
+            if rows:
+                latest = {int(e): o for e, o in conn.execute(
+                    select(f.c.episode, f.c.outcome).where(
+                        f.c.applied, f.c.episode >= rows[0][0], f.c.episode <= rows[-1][0])
+                    .order_by(f.c.id)).all()}
+        briefs = [EpisodeBrief(int(i), int(sid), float(ts), OutcomeKind(latest.get(i, o)))
+                  for i, sid, ts, o in rows]
+        marks = dict(cur.marks)
+        for b in briefs:
+            marks[b.session] = b.id
+        # may still write: running at this look's start, or begun after it
+        poll = {sid for sid in (*polled, *(b.session for b in briefs), *running)
+                if sid in running or sid > newest}
+        return briefs, EpisodeCursor(marks, frozenset(poll), max(newest, cur.top))
+
     @staticmethod
+    def _owners(*, scenario: str | None, variant: str | None,
+                exclude_kinds: Sequence[str]) -> Any:
+        """The ids of the sessions these filters keep (None: no filter)."""
+        if scenario is None and variant is None and not exclude_kinds:
+            return None
+        s = schema.sessions
+        owners = select(s.c.id)
+        if scenario is not None:
+            owners = owners.where(s.c.scenario == scenario)
+        if variant is not None:
+            owners = owners.where(s.c.variant == variant)
+        if exclude_kinds:
+            owners = owners.where(s.c.kind.not_in(list(exclude_kinds)))
+        return owners
+
+    @classmethod
     def _episode_filter(
-        q: Any, *, session: SessionId | None, scenario: str | None, variant: str | None,
+        cls, q: Any, *, session: SessionId | None, scenario: str | None, variant: str | None,
         since: float | None, exclude_kinds: Sequence[str],
     ) -> Any:
-        t, s = schema.episodes, schema.sessions
+        t = schema.episodes
         if session is not None:
             q = q.where(t.c.session == session)
-        if scenario is not None or variant is not None or exclude_kinds:
-            owners = select(s.c.id)
-            if scenario is not None:
-                owners = owners.where(s.c.scenario == scenario)
-            if variant is not None:
-                owners = owners.where(s.c.variant == variant)
-            if exclude_kinds:
-                owners = owners.where(s.c.kind.not_in(list(exclude_kinds)))
+        owners = cls._owners(scenario=scenario, variant=variant, exclude_kinds=exclude_kinds)
+        if owners is not None:
             q = q.where(t.c.session.in_(owners))
         if since is not None:
             q = q.where(t.c.ts >= since)
