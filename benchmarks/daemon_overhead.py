@@ -10,7 +10,7 @@ on the same SQLite store with the default offline levels for that scenario
 and, as the benchmark records thousands of episodes, trains, gates and
 promotes while the swarm runs. ``--cpu-share X`` gives the daemon a config with
 ``cpu_share = X`` (its level runs use at most X of one core on average; without
-it the daemon's default, 1.0: no bound). Runs alternate between the two conditions; the
+it the daemon's default, 0.05; ``--cpu-share 1`` is no bound). Runs alternate between the two conditions; the
 figures are medians. Target: the daemon costs < 5% of the swarm's actions/s.
 """
 
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--policy", default="adaptive")
     ap.add_argument("--cpu-share", type=float, default=None,
-                    help="the daemon's cpu_share (default: the daemon's, 1.0 = no bound)")
+                    help="the daemon's cpu_share (default: the daemon's, 0.05; 1 = no bound)")
     args = ap.parse_args()
     if args.cpu_share is not None:
         try:

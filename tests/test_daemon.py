@@ -36,7 +36,7 @@ FAKE = "daemon_fakes:build"
 def config(tmp_path: Path, levels: dict[str, Any], **daemon: Any) -> Any:
     return daemon_config_from_mapping({
         "daemon": {"scenario": SCENARIO, "variant": "heldout", "run_dir": str(tmp_path / "run"),
-                   "poll_s": 0.1, "gate_tasks": 30, **daemon},
+                   "poll_s": 0.1, "gate_tasks": 30, "cpu_share": 1.0, **daemon},
         "levels": levels})
 
 
@@ -308,7 +308,7 @@ def test_cli_trigger_run_once_status_and_artifacts(tmp_path: Path, url: str) -> 
     record(url, 1)
     toml = tmp_path / "daemon.toml"
     toml.write_text(f'[daemon]\nscenario = "{SCENARIO}"\nvariant = "heldout"\n'
-                    f'run_dir = "{tmp_path / "run"}"\ngate_tasks = 30\n'
+                    f'run_dir = "{tmp_path / "run"}"\ngate_tasks = 30\ncpu_share = 1.0\n'
                     f'[levels.fake]\nkind = "{FAKE}"\ntrigger = "manual"\n')
     run = CliRunner().invoke
     out = run(app, ["daemon", "run-once", "--config", str(toml), "--store", url])
@@ -378,7 +378,7 @@ def _toml(tmp_path: Path, options: str) -> Path:
     is tested in test_daemon_priority.py), and these tests time what it does."""
     toml = tmp_path / "daemon.toml"
     toml.write_text(f'[daemon]\nscenario = "{SCENARIO}"\nvariant = "heldout"\npoll_s = 0.2\n'
-                    'nice = 0\n'
+                    'nice = 0\ncpu_share = 1.0\n'
                     f'run_dir = "{tmp_path / "run"}"\ngate_tasks = 30\n'
                     f'[levels.fake]\nkind = "{FAKE}"\ntrigger = "count >= 5"\n{options}\n')
     return toml

@@ -50,8 +50,8 @@ def actions(daemon: LearningDaemon) -> list[str]:
 
 
 # -- config -----------------------------------------------------------------------------------
-def test_cpu_share_defaults_to_no_bound_and_bad_values_are_one_line(tmp_path: Path) -> None:
-    assert load_daemon_config(scenario="troubleshooting").cpu_share == 1.0
+def test_cpu_share_defaults_to_a_twentieth_and_bad_values_are_one_line(tmp_path: Path) -> None:
+    assert load_daemon_config(scenario="troubleshooting").cpu_share == 0.05
     toml = tmp_path / "daemon.toml"
     toml.write_text('[daemon]\nscenario = "x"\ncpu_share = 1\n')
     assert load_daemon_config(toml).cpu_share == 1.0
@@ -80,7 +80,7 @@ def _done(level: str, started: float, cpu_s: float) -> LogRecord:
 def test_the_binding_wait_is_the_one_that_ends_last() -> None:
     a, b = _done("a", 1000.0, 1.0), _done("b", 1001.0, 0.1)  # until 1002, 1001.2
     assert share_wait_from_log([a, b, None], 0.5) == ShareWait("a", 1000.0, 1.0, 0.5)
-    assert share_wait_from_log([a, b], 1.0) is None  # the default: no bound
+    assert share_wait_from_log([a, b], 1.0) is None  # 1.0: no bound
     assert share_wait_from_log([None], 0.5) is None
 
 
@@ -150,9 +150,9 @@ def test_the_wait_survives_a_restart_and_a_forced_run_does_not_wait(
         daemon.close()
 
 
-def test_with_the_default_share_nothing_waits(tmp_path: Path, url: str) -> None:
+def test_at_a_share_of_one_nothing_waits(tmp_path: Path, url: str) -> None:
     record(url, 1)
-    daemon = LearningDaemon(burner(tmp_path), url)
+    daemon = LearningDaemon(burner(tmp_path, cpu_share=1.0), url)
     try:
         assert daemon.run_once() == 1
         record(url, 1, first=20_000)

@@ -42,7 +42,7 @@ def test_daemon_level_runs_are_tracked_and_mirrored(tmp_path: Path, mlflow_uri: 
             run_session(sc, store=st, seeds=list(range(10_000 + 10 * i, 10_010 + 10 * i)))
     cfg = daemon_config_from_mapping({
         "daemon": {"scenario": SCENARIO, "variant": "heldout", "run_dir": str(tmp_path / "run"),
-                   "poll_s": 0.1, "gate_tasks": 30},
+                   "poll_s": 0.1, "gate_tasks": 30, "cpu_share": 1.0},
         "levels": {"good": {"kind": "daemon_fakes:build", "quality": 0.9,
                             "trigger": "count >= 5"},
                    "broken": {"kind": "daemon_fakes:build", "mode": "raise",
