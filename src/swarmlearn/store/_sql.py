@@ -10,8 +10,9 @@ GIL released (store/_batch.py; ``executemany`` without the extension or in
 memory), ``COPY`` on PostgreSQL.
 
 ``SqlStore(url, read_only=True)`` (the CLI's listing and export commands)
-creates and changes nothing: SQLite opens the file with ``mode=ro``, the
-schema is read, never migrated. Where nothing was ever recorded (no file, or
+creates and changes nothing: SQLite opens the file with ``mode=ro`` (and
+``immutable`` when no writer has it open, so that no ``-wal``/``-shm`` file is
+left behind), the schema is read, never migrated. Where nothing was ever recorded (no file, or
 no swarmlearn tables) ``exists`` is False and every read is a StoreError that
 says so.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -167,14 +169,27 @@ def _sqlite_file(path: str, *, read_only: bool) -> Path:
     return p
 
 
+def _read_only_connect(p: Path) -> sqlite3.Connection:
+    """A read-only connection that leaves no file behind. A WAL database opened
+    ``mode=ro`` makes SQLite create the ``-wal`` and ``-shm`` files if they are not
+    there, and a read-only connection cannot remove them. They are there while a writer
+    has the store open; when they are not, nobody is writing, and the file is opened
+    ``immutable`` (no locks, no side files). A writer that starts meanwhile is not seen
+    by this connection; its pages reach the main file only at a checkpoint (after about
+    4 MB of its log), which could make a long read fail with a one-line StoreError, never
+    change what is stored. Each connection decides anew."""
+    wal = p.with_name(p.name + "-wal")
+    flags = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    return sqlite3.connect(f"{p.resolve().as_uri()}?{flags}", uri=True,
+                           check_same_thread=False, timeout=30)
+
+
 def _sqlite_engine(url: URL, *, read_only: bool = False) -> Engine:
     path = url.database or ""
     if path and path != ":memory:":
         p = _sqlite_file(path, read_only=read_only)
         if read_only:
-            uri = f"{p.resolve().as_uri()}?mode=ro"
-            engine = create_engine(url, creator=lambda: sqlite3.connect(
-                uri, uri=True, check_same_thread=False, timeout=30))
+            engine = create_engine(url, creator=functools.partial(_read_only_connect, p))
         else:
             engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         memory = False
