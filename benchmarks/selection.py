@@ -13,7 +13,9 @@ Each side sees the same Bernoulli arms and the same reward stream (``draws[t][ar
 What is timed per decision:
 
 * **ours**: ``policy.select(candidates, ctx)`` + the ActionEvent built and fed to the
-  statistics + the episode-end work, i.e. the swarm's learning path;
+  statistics as the bus feeds its inline subscriber (``stats.observe((event,))``: the C
+  path when the accelerator is built) + the episode-end work, i.e. the swarm's learning
+  path;
 * **mabwiser** 2.7: ``predict()`` + ``partial_fit([arm], [reward])``;
 * **minimal**: a plain-Python UCB1 (15 lines) or Thompson (``random.betavariate``).
 
@@ -84,7 +86,7 @@ def ours(kind: str, arms: int, draws: Draws, *, bonus: bool) -> Result:
         nonlocal won_in_episode
         event = ActionEvent(ids.next(), 1, "t", "", t // EPISODE, t, 0, cands[i].action.name,
                             "", (), ok if won else bad, 0.0, "ctx", 0.0)
-        stats.observe_action(event)
+        stats.observe((event,))  # what the bus hands its inline subscriber: the C path
         policy.update(event)
         history.append(event)
         won_in_episode += won
