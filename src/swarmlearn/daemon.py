@@ -195,9 +195,16 @@ class LearningDaemon:
         if window:
             since = min(self._since(runs_of(store, lv.life.kind, lv.life.scope), time.time())
                         for lv in self.levels if lv.needs_quality)
-            self._recent.extend((e.ts, e.outcome.kind is OutcomeKind.SUCCESS)
-                                for e in store.episodes(**self._filters(), since=since)
-                                if self._cursor.covers(e.id, e.session))
+            self._recent.extend(self._read_since(store, since))
+
+    def _read_since(self, store: SqlStore, since: float) -> list[tuple[float, bool]]:
+        """(end time, solved) of the episodes since ``since`` that the cursor has passed
+        (a one-off read at start or for a new champion; the rest come with the next look)."""
+        cursor = self._cursor
+        assert cursor is not None
+        return [(e.ts, e.outcome.kind is OutcomeKind.SUCCESS)
+                for e in store.episodes(**self._filters(), since=since)
+                if cursor.covers(e.id, e.session)]
 
     def _follow(self) -> list[EpisodeBrief]:
         """The episodes recorded since the last pass (light rows: id, session, end, outcome)."""
@@ -341,11 +348,7 @@ class LearningDaemon:
         if level.live is None or level.live_for != champion.id:
             level.live, level.live_for = LiveWatch(champion.gated_rate, self.config.watch), \
                 champion.id
-            assert self._cursor is not None
-            cursor = self._cursor
-            outcomes = [e.outcome.kind is OutcomeKind.SUCCESS
-                        for e in store.episodes(**self._filters(), since=since)
-                        if cursor.covers(e.id, e.session)]  # the rest come with the next look
+            outcomes = [ok for _, ok in self._read_since(store, since)]
         else:
             outcomes = [b.solved for b in new if b.ts >= since]
         if not outcomes:

@@ -75,7 +75,7 @@ from swarmlearn.store._protocol import (
     SessionRecord,
     StatusUpdate,
 )
-from swarmlearn.types import OutcomeKind, SessionId
+from swarmlearn.types import Outcome, OutcomeKind, SessionId
 
 __all__ = ["DEFAULT_URL", "SqlStore", "resolve_url"]
 
@@ -565,14 +565,18 @@ class SqlStore:
             episodes = [codec.episode_from_row(r) for r in rows]
             if not (corrected and episodes):
                 return episodes
-            f = schema.feedback
-            fixes = conn.execute(
-                select(f).where(f.c.applied, f.c.episode >= episodes[0].id,
-                                f.c.episode <= episodes[-1].id).order_by(f.c.id)).all()
-        latest = {fb.episode: fb.outcome for fb in map(codec.feedback_from_row, fixes)}
+            latest = self._corrections(conn, episodes[0].id, episodes[-1].id)
         if not latest:
             return episodes
         return [e._replace(outcome=latest[e.id]) if e.id in latest else e for e in episodes]
+
+    @staticmethod
+    def _corrections(conn: Connection, first: int, last: int) -> dict[int, Outcome]:
+        """The outcome of the latest applied feedback on each episode id in [first, last]."""
+        f = schema.feedback
+        fixes = conn.execute(select(f).where(f.c.applied, f.c.episode >= first,
+                                             f.c.episode <= last).order_by(f.c.id)).all()
+        return {fb.episode: fb.outcome for fb in map(codec.feedback_from_row, fixes)}
 
     def feedback(
         self, *, session: SessionId | None = None, episode: int | None = None,
@@ -611,7 +615,7 @@ class SqlStore:
         still write plus the new rows (id, session, end time, outcome), however large
         the store; feedback applied to a returned episode replaces its outcome, as in
         :meth:`episodes`. Filters as :meth:`episodes`; see :class:`EpisodeCursor`."""
-        t, s, f = schema.episodes, schema.sessions, schema.feedback
+        t, s = schema.episodes, schema.sessions
         cur = cursor or EpisodeCursor()
         owners = self._owners(scenario=scenario, variant=variant, exclude_kinds=exclude_kinds)
         with self._tx(write=False, what="following episodes") as conn:
@@ -638,13 +642,9 @@ class SqlStore:
             if owners is not None:
                 q = q.where(t.c.session.in_(owners))
             rows = conn.execute(q.order_by(t.c.id)).all()
-            latest: dict[int, str] = {}
-            if rows:
-                latest = {int(e): o for e, o in conn.execute(
-                    select(f.c.episode, f.c.outcome).where(
-                        f.c.applied, f.c.episode >= rows[0][0], f.c.episode <= rows[-1][0])
-                    .order_by(f.c.id)).all()}
-        briefs = [EpisodeBrief(int(i), int(sid), float(ts), OutcomeKind(latest.get(i, o)))
+            latest = self._corrections(conn, rows[0][0], rows[-1][0]) if rows else {}
+        briefs = [EpisodeBrief(int(i), int(sid), float(ts),
+                               latest[i].kind if i in latest else OutcomeKind(o))
                   for i, sid, ts, o in rows]
         marks = dict(cur.marks)
         for b in briefs:
