@@ -1,6 +1,7 @@
 """Engine throughput: end-to-end actions/s, per-action overhead, batch ingestion events/s.
 
     .venv/bin/python benchmarks/engine.py [--episodes 3000] [--events 200000] [--pg URL]
+    .venv/bin/python benchmarks/engine.py --breakdown     # where a task's time goes, per policy
 
 Targets on a 2-core machine: >= 20,000 actions/s end to end with the store on
 for every swarm, the learning ones (ucb1, thompson, adaptive) included, and
@@ -34,6 +35,13 @@ from swarmlearn.store import SqlStore
 from swarmlearn.store._codec import event_row
 
 
+def warm_up() -> None:
+    """One untimed task first: imports, and the process's one-off start-up of sessions
+    (the collector's freeze of the start-up heap, session.py) are paid before any timing,
+    as a user pays them once per process, not per task."""
+    run_session(load_scenario("troubleshooting"), episodes=1, seed=0)
+
+
 def end_to_end(episodes: int, store_url: str | None, policy: str) -> tuple[float, int, float]:
     """Actions per second of wall time, the actions, and actions per second of this
     process's CPU time (all its threads: the swarm's and the recorder's)."""
@@ -46,6 +54,99 @@ def end_to_end(episodes: int, store_url: str | None, policy: str) -> tuple[float
         assert store.count_events(result.session) == result.actions  # nothing lost
         store.close()
     return result.actions / elapsed, result.actions, result.actions / cpu
+
+
+class _Timed:
+    """Wraps a method of a class with a timer (and a call counter), undone on exit."""
+
+    def __init__(self, cls: type, name: str) -> None:
+        self.cls, self.name, self.orig = cls, name, getattr(cls, name)
+        self.seconds, self.calls = 0.0, 0
+
+    def __enter__(self) -> _Timed:
+        orig, clock, me = self.orig, time.perf_counter, self
+
+        def timed(obj, *args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = clock()
+            try:
+                return orig(obj, *args, **kwargs)
+            finally:
+                me.seconds += clock() - t0
+                me.calls += 1
+
+        setattr(self.cls, self.name, timed)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(self.cls, self.name, self.orig)
+
+
+def breakdown(episodes: int, tmp: str, repeat: int) -> None:
+    """Per task, store on: the time of env.reset, of the workers' decisions (narrowing and
+    the policy's choice), of the cyclic garbage collector and of everything else, for
+    each policy, from instrumented runs (each timer adds ~0.1 µs to its call), the median
+    of ``repeat``. Then two counterfactual ratios to random, computed from these figures:
+    the learning swarm's if its decisions cost what the random swarm's cost, and that
+    again with reset and the collector free for both."""
+    import gc
+
+    from swarmlearn.core.environment import BaseEnvironment
+    from swarmlearn.core.workers import RuleWorker
+
+    gc_time = [0.0, 0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.callbacks.append(on_gc)
+    policies = ("random", "ucb1", "thompson", "adaptive")
+    runs: dict[str, list[dict[str, float]]] = {p: [] for p in policies}
+    try:
+        for r in range(repeat):
+            for policy in policies:
+                gc_time[0] = 0.0
+                with _Timed(BaseEnvironment, "reset") as reset, \
+                        _Timed(RuleWorker, "decide") as decide:
+                    sc = load_scenario("troubleshooting").override(workers={"policy": policy})
+                    store = SqlStore(f"sqlite:///{tmp}/breakdown-{policy}-{r}.db")
+                    t0 = time.perf_counter()
+                    result = run_session(sc, episodes=episodes, store=store, seed=1000)
+                    wall = time.perf_counter() - t0
+                    store.close()
+                n = len(result.episodes)
+                runs[policy].append({
+                    "task": wall / n, "reset": reset.seconds / n, "decide": decide.seconds / n,
+                    "gc": gc_time[0] / n, "actions": result.actions / n,
+                    "decisions": decide.calls / n})
+    finally:
+        gc.callbacks.remove(on_gc)
+    med = {p: {k: statistics.median(run[k] for run in runs[p]) for k in runs[p][0]}
+           for p in policies}
+    print(f"\nwhere a task's time goes (store on, {episodes} tasks, median of {repeat}; "
+          "µs per task)\n")
+    print(f"{'policy':<10} {'task':>7} {'reset':>7} {'decide':>7} {'gc':>6} {'rest':>7} "
+          f"{'actions':>8} {'decisions':>9} {'µs/decision':>11} {'actions/s':>10}")
+    for p in policies:
+        m = med[p]
+        rest = m["task"] - m["reset"] - m["decide"] - m["gc"]
+        print(f"{p:<10} {m['task'] * 1e6:7.1f} {m['reset'] * 1e6:7.1f} {m['decide'] * 1e6:7.1f} "
+              f"{m['gc'] * 1e6:6.1f} {rest * 1e6:7.1f} {m['actions']:8.2f} {m['decisions']:9.2f} "
+              f"{m['decide'] / m['decisions'] * 1e6:11.2f} {m['actions'] / m['task']:10,.0f}")
+    r = med["random"]
+    rate_r = r["actions"] / r["task"]
+    d_r = r["decide"] / r["decisions"]
+    print("\ncounterfactual ratios to random (from the figures above, not measured runs):")
+    for p in policies[1:]:
+        m = med[p]
+        same_decision = m["task"] - m["decisions"] * (m["decide"] / m["decisions"] - d_r)
+        free = same_decision - m["reset"] - m["gc"]
+        rate_free_r = r["actions"] / (r["task"] - r["reset"] - r["gc"])
+        print(f"  {p:<9} measured {m['actions'] / m['task'] / rate_r:.2f}x; decisions at random's "
+              f"cost {m['actions'] / same_decision / rate_r:.2f}x; and reset + gc free for both "
+              f"{m['actions'] / free / rate_free_r:.2f}x")
 
 
 def env_only(actions: int) -> float:
@@ -119,12 +220,19 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--pg", default="", help="also measure ingestion into this PostgreSQL URL")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="only the per-task breakdown of each policy (instrumented runs)")
     args = ap.parse_args()
+    import swarmlearn.learn.policies  # noqa: F401  (imported before any timing)
+
+    warm_up()
+    if args.breakdown:
+        with tempfile.TemporaryDirectory() as tmp:
+            breakdown(args.episodes, tmp, args.repeat)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         rows: list[tuple[str, str, str]] = []
-        import swarmlearn.learn.policies  # noqa: F401  (imported before any timing)
-
         policies = ("random", "fifo", "ucb1", "thompson", "adaptive")
         with_store: dict[str, list[float]] = {p: [] for p in policies}
         without: dict[str, list[float]] = {p: [] for p in policies}

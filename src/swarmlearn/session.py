@@ -10,8 +10,10 @@ when a scenario asks for them.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -188,6 +190,27 @@ class SessionResult:
         }
 
 
+_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process, before its first session: collect, then move every object alive
+    (modules, classes, the libraries' caches) to the collector's permanent generation
+    (``gc.freeze``), so that the full collections a long session triggers walk only what
+    sessions made. Those took 30-45 µs of every task of a 3,000-task run (two or three
+    full passes over the whole heap); frozen, about 10. Nothing is leaked: the collect
+    comes first, and what is frozen stays reachable anyway. ``SWARMLEARN_GC_FREEZE=0``
+    turns it off."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    if os.environ.get("SWARMLEARN_GC_FREEZE", "1").strip() in ("0", "false", "no"):
+        return
+    gc.collect()
+    gc.freeze()
+
+
 def _swarm(scenario: Scenario, parts: SwarmParts, bus: EventBus[Event], clock: Clock,
            judge: OutcomeJudge | None = None) -> Swarm:
     lim, mgr = scenario.limits, scenario.manager
@@ -272,6 +295,7 @@ def run_session(
     wseed = scenario.seeds.workers if worker_seed is None else worker_seed
     if policies is None and scenario.workers.kind is WorkerKind.RULE:
         policies = policy_factory(scenario.workers.policy)
+    _freeze_startup_heap()
     parts = build_swarm_parts(scenario, policies=policies, seed=wseed, store=store)
     bus: EventBus[Event] = EventBus()
     attach = getattr(policies, "attach", None)

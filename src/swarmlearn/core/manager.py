@@ -107,16 +107,27 @@ class RuleManager:
     @staticmethod
     def _parts(targets: Mapping[str, str], prio: Mapping[str, int],
                workers: Sequence[WorkerId]) -> _Parts:
-        ranked = sorted(
-            (t for t, ctx in targets.items() if prio.get(ctx, 1) > 0),
-            key=lambda t: -prio.get(targets[t], 1),
-        )
-        avoid = tuple(t for t, ctx in targets.items() if prio.get(ctx, 1) <= 0)
-        if not ranked:
+        # a learning swarm changes some target's context almost every tick, so this runs
+        # on most of its ticks: one pass, and a sort of (-priority, position) pairs (the
+        # same order as a stable sort by priority, without a key function)
+        keyed: list[tuple[int, int, str]] = []
+        avoid_l: list[str] = []
+        get = prio.get
+        for i, (t, ctx) in enumerate(targets.items()):
+            p = get(ctx, 1)
+            if p > 0:
+                keyed.append((-p, i, t))
+            else:
+                avoid_l.append(t)
+        avoid = tuple(avoid_l)
+        if not keyed:
             return "No open targets.", (), avoid, {}, frozenset(avoid)
-        assignments = {w: ranked[i % len(ranked)] for i, w in enumerate(workers)}
-        shown = ", ".join(f"{t} ({targets[t]})" for t in ranked[:4])
+        keyed.sort()
+        ranked = tuple([k[2] for k in keyed])
+        n = len(ranked)
+        assignments = {w: ranked[i % n] for i, w in enumerate(workers)}
+        shown = ", ".join([f"{t} ({targets[t]})" for t in ranked[:4]])
         text = f"Focus on: {shown}."
         if avoid:
             text += f" Leave alone: {', '.join(avoid)}."
-        return text, tuple(ranked), avoid, assignments, frozenset(avoid)
+        return text, ranked, avoid, assignments, frozenset(avoid)
