@@ -85,9 +85,9 @@ def breakdown(episodes: int, tmp: str, repeat: int) -> None:
     """Per task, store on: the time of env.reset, of the workers' decisions (narrowing and
     the policy's choice), of the cyclic garbage collector and of everything else, for
     each policy, from instrumented runs (each timer adds ~0.1 µs to its call), the median
-    of ``repeat``. Then two counterfactual ratios to random, computed from these figures:
-    the learning swarm's if its decisions cost what the random swarm's cost, and that
-    again with reset and the collector free for both."""
+    of ``repeat``. Then counterfactual ratios to random, computed from these figures: the
+    learning swarm's with reset and the collector free for both, with its decisions at
+    what the random swarm's cost, and with both."""
     import gc
 
     from swarmlearn.core.environment import BaseEnvironment
@@ -138,14 +138,16 @@ def breakdown(episodes: int, tmp: str, repeat: int) -> None:
     r = med["random"]
     rate_r = r["actions"] / r["task"]
     d_r = r["decide"] / r["decisions"]
+    rate_free_r = r["actions"] / (r["task"] - r["reset"] - r["gc"])
     print("\ncounterfactual ratios to random (from the figures above, not measured runs):")
     for p in policies[1:]:
         m = med[p]
         same_decision = m["task"] - m["decisions"] * (m["decide"] / m["decisions"] - d_r)
+        free_alone = m["task"] - m["reset"] - m["gc"]
         free = same_decision - m["reset"] - m["gc"]
-        rate_free_r = r["actions"] / (r["task"] - r["reset"] - r["gc"])
-        print(f"  {p:<9} measured {m['actions'] / m['task'] / rate_r:.2f}x; decisions at random's "
-              f"cost {m['actions'] / same_decision / rate_r:.2f}x; and reset + gc free for both "
+        print(f"  {p:<9} measured {m['actions'] / m['task'] / rate_r:.2f}x; reset + gc free for "
+              f"both {m['actions'] / free_alone / rate_free_r:.2f}x; decisions at random's cost "
+              f"{m['actions'] / same_decision / rate_r:.2f}x; both "
               f"{m['actions'] / free / rate_free_r:.2f}x")
 
 

@@ -198,9 +198,10 @@ def _freeze_startup_heap() -> None:
     (modules, classes, the libraries' caches) to the collector's permanent generation
     (``gc.freeze``), so that the full collections a long session triggers walk only what
     sessions made. Those took 30-45 µs of every task of a 3,000-task run (two or three
-    full passes over the whole heap); frozen, about 10. Nothing is leaked: the collect
-    comes first, and what is frozen stays reachable anyway. ``SWARMLEARN_GC_FREEZE=0``
-    turns it off."""
+    full passes over the whole heap); frozen, about 10. The collect comes first, so
+    no garbage is frozen; what is frozen is what a process keeps alive (an object of it
+    that later ends in a reference cycle is not collected: a one-off, bounded by the
+    start-up heap). ``SWARMLEARN_GC_FREEZE=0`` turns it off."""
     global _frozen
     if _frozen:
         return
